@@ -1,0 +1,84 @@
+//! Standalone activations and dropout.
+
+use crate::error::{Error, Result};
+use crate::quant::{check_zero_point, quantize_multiplier, ActivationRange, Requant};
+
+/// A standalone ReLU or ReLU6 that may change scale (TFLite Micro's `RELU`):
+/// `out = clamp(zp_out + MultiplyByQuantizedMultiplier(x − zp_in, M, shift), min, max)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ReluParams {
+    /// Input zero point.
+    pub input_zero_point: i32,
+    /// Output zero point.
+    pub output_zero_point: i32,
+    /// `s_in / s_out`.
+    pub requant: Requant,
+    /// `[zp_out, 127]` for ReLU, `[zp_out, zp_out + round(6 / s_out)]` for ReLU6.
+    pub activation: ActivationRange,
+}
+
+impl ReluParams {
+    /// ReLU (`relu6 = false`) or ReLU6 from the float quantization. Build-time helper.
+    pub fn new(s_in: f32, zp_in: i8, s_out: f32, zp_out: i8, relu6: bool) -> Self {
+        ReluParams {
+            input_zero_point: zp_in as i32,
+            output_zero_point: zp_out as i32,
+            requant: quantize_multiplier(s_in as f64 / s_out as f64),
+            activation: if relu6 { ActivationRange::relu6(zp_out, s_out) } else { ActivationRange::relu(zp_out) },
+        }
+    }
+}
+
+/// Standalone ReLU/ReLU6 with requantization.
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] if the lengths differ; [`Error::InvalidQuantization`] for
+/// out-of-range parameters.
+pub fn relu_i8(p: &ReluParams, input: &[i8], output: &mut [i8]) -> Result<()> {
+    check_zero_point(p.input_zero_point)?;
+    check_zero_point(p.output_zero_point)?;
+    p.requant.check()?;
+    p.activation.check()?;
+    if input.len() != output.len() {
+        return Err(Error::LengthMismatch { expected: input.len(), actual: output.len() });
+    }
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = p.activation.clamp(p.output_zero_point + p.requant.apply(x as i32 - p.input_zero_point));
+    }
+    Ok(())
+}
+
+/// ReLU/ReLU6 in place when input and output share scale and zero point: a pure clamp to
+/// `range` (TFLite Micro's int8 `RELU6` kernel is exactly this).
+///
+/// # Errors
+///
+/// [`Error::InvalidQuantization`] if `range.min > range.max`.
+pub fn clamp_in_place_i8(range: ActivationRange, data: &mut [i8]) -> Result<()> {
+    range.check()?;
+    for v in data {
+        *v = range.clamp(*v as i32);
+    }
+    Ok(())
+}
+
+/// Dropout at inference: the identity.
+///
+/// Dropout only exists while training (the host trainer scales the kept activations by
+/// `1 / (1 − rate)` during training — "inverted dropout" — so nothing needs rescaling
+/// afterwards). A model trained with dropout therefore runs unchanged: the code generator drops
+/// the layer, and this function exists for hand-written pipelines that keep it. It copies
+/// `input` to `output`.
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] if the lengths differ.
+pub fn dropout_i8(input: &[i8], output: &mut [i8]) -> Result<()> {
+    if input.len() != output.len() {
+        return Err(Error::LengthMismatch { expected: input.len(), actual: output.len() });
+    }
+    output.copy_from_slice(input);
+    Ok(())
+}

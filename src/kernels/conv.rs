@@ -1,0 +1,298 @@
+//! 2-D convolution, NHWC input, OHWI per-channel int8 filter: the reference kernel, the 1×1
+//! ("network in network") fast path and the dispatcher that picks between them.
+
+use crate::error::{Error, Result};
+use crate::quant::{check_requant, check_zero_point, multiply_by_quantized_multiplier, ActivationRange};
+use crate::shape::{Geometry, Padding, Shape, Window};
+
+/// The largest `|w · (x − zp)|`: `127 · 255`. With at most [`MAX_TAPS`] products an `i32`
+/// accumulator cannot overflow (`66_000 · 32_385 < 2^31`); the bias is then added wrapping.
+pub const MAX_PRODUCT: i64 = 127 * 255;
+/// The largest number of multiply-accumulates into one output (`K_h · K_w · C_in`).
+pub const MAX_TAPS: usize = 66_000;
+
+/// Geometry and quantization of a convolution, everything but the weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ConvParams {
+    /// Vertical stride (≥ 1).
+    pub stride_h: usize,
+    /// Horizontal stride (≥ 1).
+    pub stride_w: usize,
+    /// Vertical dilation (≥ 1).
+    pub dilation_h: usize,
+    /// Horizontal dilation (≥ 1).
+    pub dilation_w: usize,
+    /// Padding rule.
+    pub padding: Padding,
+    /// Zero point of the input tensor (−128..=127).
+    pub input_zero_point: i32,
+    /// Zero point of the output tensor (−128..=127).
+    pub output_zero_point: i32,
+    /// Fused activation as an output clamp.
+    pub activation: ActivationRange,
+}
+
+impl ConvParams {
+    /// The sliding window for a `kernel_h × kernel_w` filter.
+    pub const fn window(&self, kernel_h: usize, kernel_w: usize) -> Window {
+        Window {
+            kernel_h,
+            kernel_w,
+            stride_h: self.stride_h,
+            stride_w: self.stride_w,
+            dilation_h: self.dilation_h,
+            dilation_w: self.dilation_w,
+            padding: self.padding,
+        }
+    }
+
+    const fn check(&self) -> Result<()> {
+        if let Err(e) = check_zero_point(self.input_zero_point) {
+            return Err(e);
+        }
+        if let Err(e) = check_zero_point(self.output_zero_point) {
+            return Err(e);
+        }
+        self.activation.check()
+    }
+}
+
+/// Weights of a convolution: filter, bias and per-output-channel requantization.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvWeights<'a> {
+    /// Filter values, OHWI: `[out_c][k_h][k_w][in_c]`, symmetric int8 (zero point 0).
+    pub filter: &'a [i8],
+    /// `Shape { n: out_c, h: k_h, w: k_w, c: in_c }`.
+    pub filter_shape: Shape,
+    /// One int32 bias per output channel, in units of `s_in · s_w[c]`; `None` for no bias.
+    pub bias: Option<&'a [i32]>,
+    /// One multiplier per output channel (see [`crate::quant::quantize_multiplier`]).
+    pub multiplier: &'a [i32],
+    /// One shift per output channel, −31..=30.
+    pub shift: &'a [i32],
+}
+
+impl ConvWeights<'_> {
+    /// Validates lengths and ranges against the filter shape.
+    pub(crate) fn check(&self, channels: usize) -> Result<()> {
+        self.filter_shape.expect_len(self.filter.len())?;
+        if self.filter_shape.n != channels {
+            return Err(Error::ShapeMismatch);
+        }
+        check_channel_params(self.bias, self.multiplier, self.shift, channels)
+    }
+}
+
+/// Checks that a bias, if any, has one entry per channel.
+pub(crate) fn check_bias(bias: Option<&[i32]>, channels: usize) -> Result<()> {
+    match bias {
+        Some(b) if b.len() != channels => Err(Error::LengthMismatch { expected: channels, actual: b.len() }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that bias, multipliers and shifts have one in-range entry per output channel.
+pub(crate) fn check_channel_params(
+    bias: Option<&[i32]>,
+    multiplier: &[i32],
+    shift: &[i32],
+    channels: usize,
+) -> Result<()> {
+    if multiplier.len() != channels {
+        return Err(Error::LengthMismatch { expected: channels, actual: multiplier.len() });
+    }
+    if shift.len() != channels {
+        return Err(Error::LengthMismatch { expected: channels, actual: shift.len() });
+    }
+    check_bias(bias, channels)?;
+    for (&m, &s) in multiplier.iter().zip(shift) {
+        check_requant(m, s)?;
+    }
+    Ok(())
+}
+
+/// The output shape of a convolution of `input` by a filter of `filter` (OHWI).
+///
+/// # Errors
+///
+/// [`Error::ShapeMismatch`] if the filter's input channels differ from the input's, and every
+/// error of [`crate::shape::output_size`].
+pub const fn conv2d_output_shape(p: &ConvParams, input: Shape, filter: Shape) -> Result<Shape> {
+    if filter.c != input.c {
+        return Err(Error::ShapeMismatch);
+    }
+    match p.window(filter.h, filter.w).resolve(input.h, input.w) {
+        Ok(g) => Ok(Shape::new(input.n, g.y.out, g.x.out, filter.n)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks everything a convolution needs and returns the resolved geometry and output shape.
+fn prepare(
+    p: &ConvParams,
+    w: &ConvWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    output: &[i8],
+) -> Result<(Geometry, Shape)> {
+    p.check()?;
+    input_shape.expect_len(input.len())?;
+    let out_shape = conv2d_output_shape(p, input_shape, w.filter_shape)?;
+    w.check(out_shape.c)?;
+    out_shape.expect_len(output.len())?;
+    if w.filter_shape.item_len() > MAX_TAPS {
+        return Err(Error::TooLarge);
+    }
+    let g = p.window(w.filter_shape.h, w.filter_shape.w).resolve(input_shape.h, input_shape.w)?;
+    Ok((g, out_shape))
+}
+
+/// Reference 2-D convolution: the specification every faster path is bit-exact to.
+///
+/// For each output element `acc = Σ w·(x − zp_in)` over the taps that fall inside the input
+/// (padding is zero in the real domain, so padded taps contribute nothing), plus the bias, then
+/// `clamp(MultiplyByQuantizedMultiplier(acc, M[c], shift[c]) + zp_out, act.min, act.max)` —
+/// TFLite Micro's `ConvPerChannel`, element for element.
+///
+/// Layouts: `input` NHWC with `input_shape`; output NHWC with the shape returned, which is
+/// [`conv2d_output_shape`]; `output.len()` must equal it.
+///
+/// # Errors
+///
+/// Shape, length and geometry errors from [`conv2d_output_shape`]; [`Error::LengthMismatch`]
+/// for any slice of the wrong length; [`Error::InvalidQuantization`] for a zero point outside
+/// int8, a shift outside −31..=30 or a negative multiplier; [`Error::TooLarge`] when a filter
+/// has more than [`MAX_TAPS`] taps. Nothing is written on error.
+pub fn conv2d_i8_reference(
+    p: &ConvParams,
+    w: &ConvWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    output: &mut [i8],
+) -> Result<Shape> {
+    let (g, out_shape) = prepare(p, w, input, input_shape, output)?;
+    let (kh, kw, ic, oc) = (w.filter_shape.h, w.filter_shape.w, input_shape.c, out_shape.c);
+    let (ih, iw) = (input_shape.h as isize, input_shape.w as isize);
+    let input_offset = -p.input_zero_point;
+    let mut o = 0;
+    for b in 0..input_shape.n {
+        for oy in 0..out_shape.h {
+            let y0 = (oy * p.stride_h) as isize - g.y.pad_before as isize;
+            for ox in 0..out_shape.w {
+                let x0 = (ox * p.stride_w) as isize - g.x.pad_before as isize;
+                for c in 0..oc {
+                    let mut acc: i32 = 0;
+                    for ky in 0..kh {
+                        let iy = y0 + (ky * p.dilation_h) as isize;
+                        if iy < 0 || iy >= ih {
+                            continue;
+                        }
+                        for kx in 0..kw {
+                            let ix = x0 + (kx * p.dilation_w) as isize;
+                            if ix < 0 || ix >= iw {
+                                continue;
+                            }
+                            let in_base = ((b * input_shape.h + iy as usize) * input_shape.w + ix as usize) * ic;
+                            let f_base = ((c * kh + ky) * kw + kx) * ic;
+                            for i in 0..ic {
+                                acc += w.filter[f_base + i] as i32 * (input[in_base + i] as i32 + input_offset);
+                            }
+                        }
+                    }
+                    if let Some(bias) = w.bias {
+                        acc = acc.wrapping_add(bias[c]);
+                    }
+                    let v = multiply_by_quantized_multiplier(acc, w.multiplier[c], w.shift[c]) + p.output_zero_point;
+                    output[o] = p.activation.clamp(v);
+                    o += 1;
+                }
+            }
+        }
+    }
+    Ok(out_shape)
+}
+
+/// `true` when the 1×1 fast path applies: a 1×1 kernel with no padding on the top/left (any
+/// stride; dilation is irrelevant for a single tap).
+pub const fn is_pointwise(p: &ConvParams, filter: Shape) -> bool {
+    filter.h == 1
+        && filter.w == 1
+        && match p.padding {
+            Padding::Valid | Padding::Same => true,
+            Padding::Explicit { top, bottom, left, right } => top == 0 && bottom == 0 && left == 0 && right == 0,
+        }
+}
+
+/// 1×1 convolution ("network in network"): a matrix product of every sampled pixel's channel
+/// vector with the `[out_c][in_c]` filter. Bit-exact with [`conv2d_i8_reference`].
+///
+/// The weight sums `Σ_i w[c][i]` are folded into the accumulator once per output channel, so
+/// the inner loop is a plain `Σ w·x` dot product over contiguous memory.
+///
+/// # Errors
+///
+/// As [`conv2d_i8_reference`], plus [`Error::ShapeMismatch`] if the filter is not 1×1 or the
+/// padding is not zero.
+pub fn conv2d_1x1_i8(
+    p: &ConvParams,
+    w: &ConvWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    output: &mut [i8],
+) -> Result<Shape> {
+    if !is_pointwise(p, w.filter_shape) {
+        return Err(Error::ShapeMismatch);
+    }
+    let (_, out_shape) = prepare(p, w, input, input_shape, output)?;
+    let (ic, oc) = (input_shape.c, out_shape.c);
+    let input_offset = -p.input_zero_point;
+    let mut o = 0;
+    for b in 0..input_shape.n {
+        for oy in 0..out_shape.h {
+            let iy = oy * p.stride_h;
+            for ox in 0..out_shape.w {
+                let ix = ox * p.stride_w;
+                let base = ((b * input_shape.h + iy) * input_shape.w + ix) * ic;
+                let x = &input[base..base + ic];
+                for (c, (out, row)) in output[o..o + oc].iter_mut().zip(w.filter.chunks_exact(ic)).enumerate() {
+                    let mut dot: i32 = 0;
+                    let mut wsum: i32 = 0;
+                    for (&wv, &xv) in row.iter().zip(x) {
+                        dot += wv as i32 * xv as i32;
+                        wsum += wv as i32;
+                    }
+                    // Σ w·(x + off) = Σ w·x + off·Σ w; both terms stay within i32 (see MAX_TAPS).
+                    let mut acc = dot + input_offset * wsum;
+                    if let Some(bias) = w.bias {
+                        acc = acc.wrapping_add(bias[c]);
+                    }
+                    let v = multiply_by_quantized_multiplier(acc, w.multiplier[c], w.shift[c]) + p.output_zero_point;
+                    *out = p.activation.clamp(v);
+                }
+                o += oc;
+            }
+        }
+    }
+    Ok(out_shape)
+}
+
+/// Convolution: picks the fastest kernel that is bit-exact for the shape (1×1 fast path, else
+/// the reference). Same contract as [`conv2d_i8_reference`].
+///
+/// # Errors
+///
+/// As [`conv2d_i8_reference`].
+pub fn conv2d_i8(
+    p: &ConvParams,
+    w: &ConvWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    output: &mut [i8],
+) -> Result<Shape> {
+    if is_pointwise(p, w.filter_shape) {
+        conv2d_1x1_i8(p, w, input, input_shape, output)
+    } else {
+        conv2d_i8_reference(p, w, input, input_shape, output)
+    }
+}

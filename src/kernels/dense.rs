@@ -1,0 +1,91 @@
+//! Dense (fully connected) layer.
+
+use crate::error::{Error, Result};
+use crate::kernels::conv::{check_bias, check_channel_params, MAX_TAPS};
+use crate::quant::{check_zero_point, multiply_by_quantized_multiplier, ActivationRange};
+use crate::shape::Shape;
+
+/// Quantization of a dense layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DenseParams {
+    /// Input zero point.
+    pub input_zero_point: i32,
+    /// Output zero point.
+    pub output_zero_point: i32,
+    /// Output clamp (fused ReLU/ReLU6 or none).
+    pub activation: ActivationRange,
+}
+
+/// Weights of a dense layer.
+#[derive(Clone, Copy, Debug)]
+pub struct DenseWeights<'a> {
+    /// `[units][depth]` row-major, symmetric int8.
+    pub weights: &'a [i8],
+    /// Number of outputs per batch item.
+    pub units: usize,
+    /// One bias per unit in units of `s_in · s_w`, or `None`.
+    pub bias: Option<&'a [i32]>,
+    /// Requantization multipliers: one per unit (per-channel), or a single one (per-tensor, as
+    /// TFLite's converter emits for `FULLY_CONNECTED`).
+    pub multiplier: &'a [i32],
+    /// Shifts, same length as `multiplier`.
+    pub shift: &'a [i32],
+}
+
+/// Dense layer over `input_shape.n` batch items of `depth = H·W·C` values each (an NHWC tensor
+/// is flattened in memory order, as TFLite's `FULLY_CONNECTED` does):
+/// `acc = Σ w[u][d] · (x[d] − zp_in) + bias[u]`, requantized with the integer multiplier and shift
+/// (TFLite Micro's kernel, not TFLite's double-precision reference), `+ zp_out`, clamped.
+///
+/// Returns the output shape `n×1×1×units`.
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] for slices of the wrong length (the weights must be
+/// `units · depth`); [`Error::TooLarge`] for `depth` above [`MAX_TAPS`];
+/// [`Error::InvalidQuantization`] for out-of-range parameters.
+pub fn dense_i8(
+    p: &DenseParams,
+    w: &DenseWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    output: &mut [i8],
+) -> Result<Shape> {
+    check_zero_point(p.input_zero_point)?;
+    check_zero_point(p.output_zero_point)?;
+    p.activation.check()?;
+    input_shape.expect_len(input.len())?;
+    let depth = input_shape.item_len();
+    if depth > MAX_TAPS || depth == 0 {
+        return Err(if depth == 0 { Error::ZeroParameter } else { Error::TooLarge });
+    }
+    let units = w.units;
+    let expected = units.checked_mul(depth).ok_or(Error::TooLarge)?;
+    if w.weights.len() != expected {
+        return Err(Error::LengthMismatch { expected, actual: w.weights.len() });
+    }
+    // One multiplier per unit, or one for the whole tensor.
+    let per_channel = w.multiplier.len() != 1;
+    check_bias(w.bias, units)?;
+    let quant_len = if per_channel { units } else { 1 };
+    check_channel_params(None, w.multiplier, w.shift, quant_len)?;
+    let out_shape = Shape::vector(input_shape.n, units);
+    out_shape.expect_len(output.len())?;
+    let input_offset = -p.input_zero_point;
+    for (x, out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(units)) {
+        for (u, (o, row)) in out.iter_mut().zip(w.weights.chunks_exact(depth)).enumerate() {
+            let mut acc: i32 = 0;
+            for (&wv, &xv) in row.iter().zip(x) {
+                acc += wv as i32 * (xv as i32 + input_offset);
+            }
+            if let Some(bias) = w.bias {
+                acc = acc.wrapping_add(bias[u]);
+            }
+            let q = if per_channel { u } else { 0 };
+            let v = multiply_by_quantized_multiplier(acc, w.multiplier[q], w.shift[q]) + p.output_zero_point;
+            *o = p.activation.clamp(v);
+        }
+    }
+    Ok(out_shape)
+}

@@ -1,0 +1,11 @@
+//! The int8 kernels, one concern per file. Each checks its arguments once, up front, and
+//! returns [`crate::Error`] rather than panicking.
+
+pub mod activation;
+pub mod add;
+pub mod classify;
+pub mod conv;
+pub mod dense;
+pub mod depthwise;
+pub mod pool;
+pub mod softmax;

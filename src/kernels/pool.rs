@@ -1,0 +1,291 @@
+//! Max, average, L2-norm and global average pooling.
+//!
+//! Windows follow the same geometry rules as convolution ([`crate::shape::Window`]); taps that
+//! fall in padding are skipped, never read as zeros, so the average and L2 norm are over the
+//! in-bounds elements only (TFLite's rule).
+
+use crate::error::{Error, Result};
+use crate::quant::{check_zero_point, multiply_by_quantized_multiplier, ActivationRange, Requant};
+use crate::shape::{Geometry, Shape, Window};
+
+/// Parameters of max and average pooling. Output shares the input's scale and zero point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PoolParams {
+    /// Window, stride and padding. Dilation must be 1.
+    pub window: Window,
+    /// Output clamp (a fused ReLU, or [`ActivationRange::NONE`]).
+    pub activation: ActivationRange,
+}
+
+/// Output shape of a pooling layer.
+///
+/// # Errors
+///
+/// [`Error::ShapeMismatch`] for a dilated window, and the geometry errors of
+/// [`crate::shape::output_size`].
+pub const fn pool2d_output_shape(window: &Window, input: Shape) -> Result<Shape> {
+    if window.dilation_h != 1 || window.dilation_w != 1 {
+        return Err(Error::ShapeMismatch);
+    }
+    match window.resolve(input.h, input.w) {
+        Ok(g) => Ok(Shape::new(input.n, g.y.out, g.x.out, input.c)),
+        Err(e) => Err(e),
+    }
+}
+
+fn prepare(
+    window: &Window,
+    activation: &ActivationRange,
+    input: &[i8],
+    input_shape: Shape,
+    output: &[i8],
+) -> Result<(Geometry, Shape)> {
+    activation.check()?;
+    input_shape.expect_len(input.len())?;
+    let out_shape = pool2d_output_shape(window, input_shape)?;
+    out_shape.expect_len(output.len())?;
+    let g = window.resolve(input_shape.h, input_shape.w)?;
+    // Every window must overlap the input, or average/L2 would divide by zero.
+    let last_y = (out_shape.h - 1) * window.stride_h;
+    let last_x = (out_shape.w - 1) * window.stride_w;
+    if g.y.pad_before >= window.kernel_h
+        || g.x.pad_before >= window.kernel_w
+        || last_y >= g.y.pad_before + input_shape.h
+        || last_x >= g.x.pad_before + input_shape.w
+    {
+        return Err(Error::EmptyWindow);
+    }
+    Ok((g, out_shape))
+}
+
+/// Visits every output position with the in-bounds window `[y0, y1) × [x0, x1)`.
+fn for_each_window(
+    g: &Geometry,
+    window: &Window,
+    input_shape: Shape,
+    out_shape: Shape,
+    mut f: impl FnMut(usize, usize, usize, usize, usize, usize),
+) {
+    let mut o = 0;
+    for b in 0..input_shape.n {
+        for oy in 0..out_shape.h {
+            let start_y = (oy * window.stride_h) as isize - g.y.pad_before as isize;
+            let y0 = start_y.max(0) as usize;
+            let y1 = ((start_y + window.kernel_h as isize).min(input_shape.h as isize)) as usize;
+            for ox in 0..out_shape.w {
+                let start_x = (ox * window.stride_w) as isize - g.x.pad_before as isize;
+                let x0 = start_x.max(0) as usize;
+                let x1 = ((start_x + window.kernel_w as isize).min(input_shape.w as isize)) as usize;
+                f(b, y0, y1, x0, x1, o);
+                o += input_shape.c;
+            }
+        }
+    }
+}
+
+/// Max pooling: the largest in-bounds element per window and channel, then clamped.
+///
+/// # Errors
+///
+/// As [`pool2d_output_shape`]; [`Error::LengthMismatch`] for slices of the wrong length;
+/// [`Error::EmptyWindow`] if a window lies entirely in padding; [`Error::InvalidQuantization`]
+/// for an inverted activation range.
+pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
+    let (g, out_shape) = prepare(&p.window, &p.activation, input, input_shape, output)?;
+    let (w, c) = (input_shape.w, input_shape.c);
+    for_each_window(&g, &p.window, input_shape, out_shape, |b, y0, y1, x0, x1, o| {
+        for ch in 0..c {
+            let mut m = i8::MIN;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    m = m.max(input[((b * input_shape.h + y) * w + x) * c + ch]);
+                }
+            }
+            output[o + ch] = p.activation.clamp(m as i32);
+        }
+    });
+    Ok(out_shape)
+}
+
+/// Average pooling: the in-bounds sum divided by the in-bounds count, rounded half away from
+/// zero (TFLite's `AveragePool`), then clamped. Output shares the input's quantization.
+///
+/// # Errors
+///
+/// As [`max_pool2d_i8`]; [`Error::TooLarge`] if a window holds more than 2^23 elements.
+pub fn avg_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
+    if p.window.kernel_h.saturating_mul(p.window.kernel_w) > 1 << 23 {
+        return Err(Error::TooLarge);
+    }
+    let (g, out_shape) = prepare(&p.window, &p.activation, input, input_shape, output)?;
+    let (w, c) = (input_shape.w, input_shape.c);
+    for_each_window(&g, &p.window, input_shape, out_shape, |b, y0, y1, x0, x1, o| {
+        let count = ((y1 - y0) * (x1 - x0)) as i32;
+        for ch in 0..c {
+            let mut acc: i32 = 0;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    acc += input[((b * input_shape.h + y) * w + x) * c + ch] as i32;
+                }
+            }
+            let avg = if acc > 0 { (acc + count / 2) / count } else { (acc - count / 2) / count };
+            output[o + ch] = p.activation.clamp(avg);
+        }
+    });
+    Ok(out_shape)
+}
+
+/// Parameters of L2-norm pooling, which changes scale (the norm is never negative).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct L2PoolParams {
+    /// Window, stride and padding. Dilation must be 1.
+    pub window: Window,
+    /// Input zero point.
+    pub input_zero_point: i32,
+    /// Output zero point.
+    pub output_zero_point: i32,
+    /// `s_in / s_out` as multiplier and shift ([`crate::quant::quantize_multiplier`]).
+    pub requant: Requant,
+    /// Output clamp.
+    pub activation: ActivationRange,
+}
+
+/// Integer square root, rounded to nearest: the `r` minimising `|r² − v|`.
+pub const fn isqrt_rounded(v: u64) -> u64 {
+    if v == 0 {
+        return 0;
+    }
+    // Floor square root by Newton's method from an over-estimate.
+    let mut x = 1u64 << (64 - v.leading_zeros()).div_ceil(2);
+    loop {
+        let y = (x + v / x) / 2;
+        if y >= x {
+            break;
+        }
+        x = y;
+    }
+    // Round: r = x + 1 when v - x² > x (i.e. v > (x + ½)² − ¼).
+    if v - x * x > x {
+        x + 1
+    } else {
+        x
+    }
+}
+
+/// L2-norm pooling: `sqrt(mean((x − zp_in)²))` over the in-bounds window, requantized.
+///
+/// TFLite has no int8 L2 pool, so microcnn defines it, in integers only:
+///
+/// 1. `S = Σ (x − zp_in)²` over the `n` in-bounds taps (exact, `u64`);
+/// 2. `m = round(S · 2^16 / n)` — the mean of squares in Q16, rounded half up;
+/// 3. `r = isqrt_rounded(m)` — the RMS in Q8 (`r ≈ 256 · sqrt(S / n)`);
+/// 4. `out = clamp(MultiplyByQuantizedMultiplier(r, M, shift − 8) + zp_out)` where `M, shift`
+///    encode `s_in / s_out`.
+///
+/// Steps 2–3 lose less than 1/256 of an input step and step 4 rounds once more, so the result
+/// is within 1 LSB of the float reference `round(s_in/s_out · sqrt(mean((x − zp)²))) + zp_out`
+/// (tested exhaustively over random windows).
+///
+/// # Errors
+///
+/// As [`max_pool2d_i8`], plus [`Error::InvalidQuantization`] for an out-of-range zero point or
+/// multiplier.
+pub fn l2_pool2d_i8(p: &L2PoolParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
+    check_zero_point(p.input_zero_point)?;
+    check_zero_point(p.output_zero_point)?;
+    p.requant.check()?;
+    if p.window.kernel_h.saturating_mul(p.window.kernel_w) > 1 << 23 {
+        return Err(Error::TooLarge);
+    }
+    let (g, out_shape) = prepare(&p.window, &p.activation, input, input_shape, output)?;
+    let (w, c) = (input_shape.w, input_shape.c);
+    let shift = (p.requant.shift - 8).max(-31);
+    for_each_window(&g, &p.window, input_shape, out_shape, |b, y0, y1, x0, x1, o| {
+        let count = ((y1 - y0) * (x1 - x0)) as u64;
+        for ch in 0..c {
+            let mut sum_sq: u64 = 0;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let d = input[((b * input_shape.h + y) * w + x) * c + ch] as i32 - p.input_zero_point;
+                    sum_sq += (d * d) as u64;
+                }
+            }
+            let mean_q16 = ((sum_sq << 16) + count / 2) / count;
+            let rms_q8 = isqrt_rounded(mean_q16) as i32; // ≤ 255·256
+            let v = multiply_by_quantized_multiplier(rms_q8, p.requant.multiplier, shift) + p.output_zero_point;
+            output[o + ch] = p.activation.clamp(v);
+        }
+    });
+    Ok(out_shape)
+}
+
+/// Parameters of global average pooling (TFLite's `MEAN` over height and width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MeanParams {
+    /// Input zero point.
+    pub input_zero_point: i32,
+    /// Output zero point.
+    pub output_zero_point: i32,
+    /// `s_in / s_out` ([`crate::quant::quantize_multiplier`]); `2^30, shift 1` when equal.
+    pub requant: Requant,
+    /// Output clamp.
+    pub activation: ActivationRange,
+}
+
+/// Global average pooling to `n×1×1×c`, bit-exact with TFLite Micro's int8 `MEAN` over axes
+/// 1 and 2: `acc = Σ (x − zp_in)`, `acc = MultiplyByQuantizedMultiplier(acc, M, shift)`, divided
+/// by `H·W` rounding half away from zero, `+ zp_out`, clamped.
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] for wrong slice lengths; [`Error::ZeroParameter`] for an empty
+/// spatial extent; [`Error::TooLarge`] above 2^23 elements per channel;
+/// [`Error::InvalidQuantization`] for out-of-range parameters.
+pub fn global_avg_pool_i8(p: &MeanParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
+    check_zero_point(p.input_zero_point)?;
+    check_zero_point(p.output_zero_point)?;
+    p.requant.check()?;
+    p.activation.check()?;
+    input_shape.expect_len(input.len())?;
+    let hw = input_shape.h * input_shape.w;
+    if hw == 0 {
+        return Err(Error::ZeroParameter);
+    }
+    if hw > 1 << 23 {
+        return Err(Error::TooLarge);
+    }
+    let out_shape = Shape::new(input_shape.n, 1, 1, input_shape.c);
+    out_shape.expect_len(output.len())?;
+    let c = input_shape.c;
+    let count = hw as i32;
+    for b in 0..input_shape.n {
+        for ch in 0..c {
+            let mut acc: i32 = 0;
+            for i in 0..hw {
+                acc += input[(b * hw + i) * c + ch] as i32 - p.input_zero_point;
+            }
+            let acc = p.requant.apply(acc);
+            let avg = if acc > 0 { (acc + count / 2) / count } else { (acc - count / 2) / count };
+            output[b * c + ch] = p.activation.clamp(avg + p.output_zero_point);
+        }
+    }
+    Ok(out_shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::isqrt_rounded;
+
+    #[test]
+    fn isqrt_rounds_to_nearest() {
+        for v in 0u64..200_000 {
+            let r = isqrt_rounded(v);
+            let exact = (v as f64).sqrt();
+            assert!((r as f64 - exact).abs() <= 0.5 + 1e-9, "isqrt({v}) = {r}");
+        }
+        assert_eq!(isqrt_rounded((u32::MAX as u64) << 16), 16_777_216);
+    }
+}

@@ -1,0 +1,75 @@
+//! # microcnn
+//!
+//! A `no_std`, heap-free int8 convolutional-network runtime for Cortex-M microcontrollers whose
+//! every output is **bit-exact with TensorFlow Lite Micro's int8 reference kernels** (and hence
+//! with CMSIS-NN).
+//!
+//! - Tensors are NHWC `i8` slices with a [`Shape`]; filters are OHWI (depthwise: `1×H×W×C·M`).
+//! - Weights are symmetric int8 per output channel; activations are asymmetric int8 per tensor
+//!   (`real = scale · (q − zero_point)`); biases are int32 in units of `s_in · s_w`.
+//! - Requantization is by a Q31 multiplier and a shift ([`quant`]); floats appear only in the
+//!   build-time helpers that compute those and in [`quant::quantize_f32`] /
+//!   [`quant::dequantize_i8`] at the model's edges.
+//! - Every kernel checks shapes, lengths and parameters once, up front, and returns
+//!   [`Error`] instead of panicking; the output size formula `O = (W − K + 2P)/S + 1` lives in
+//!   one `const fn` ([`shape::output_size`]) and rejects fractional results.
+//! - [`memory`] reports the bytes each layer needs as `const fn`s for static planning.
+//!
+//! ```
+//! use microcnn::{Shape, conv::{conv2d_i8, ConvParams, ConvWeights}, ActivationRange, Padding};
+//! let p = ConvParams {
+//!     stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Same,
+//!     input_zero_point: -128, output_zero_point: -128, activation: ActivationRange::relu(-128),
+//! };
+//! let filter = [1i8; 9]; // one 3×3×1 filter
+//! let w = ConvWeights {
+//!     filter: &filter, filter_shape: Shape::new(1, 3, 3, 1), bias: None,
+//!     multiplier: &[1 << 30], shift: &[-2], // ×0.125
+//! };
+//! let input = [-120i8; 16];
+//! let mut out = [0i8; 16];
+//! let shape = conv2d_i8(&p, &w, &input, Shape::image(4, 4, 1), &mut out)?;
+//! assert_eq!(shape, Shape::image(4, 4, 1));
+//! assert_eq!(out[5], -128 + 9); // 9 taps of (−120 + 128) · 1 · 0.125
+//! # Ok::<(), microcnn::Error>(())
+//! ```
+//!
+//! # Optional features
+//!
+//! - `defmt`: derives `defmt::Format` for [`Error`] and the parameter types.
+//!
+//! # MSRV
+//!
+//! Rust 1.82.
+
+#![no_std]
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::cast_lossless,
+    clippy::cast_precision_loss,
+    clippy::similar_names,
+    clippy::many_single_char_names,
+    clippy::module_name_repetitions,
+    clippy::too_many_lines,
+    clippy::missing_panics_doc,
+    clippy::doc_markdown,
+    clippy::unreadable_literal,
+    clippy::inline_always,
+    clippy::too_many_arguments
+)]
+
+pub mod error;
+pub mod fixedpoint;
+pub mod kernels;
+pub mod memory;
+pub mod quant;
+pub mod shape;
+
+pub use error::{Error, Result};
+pub use kernels::{activation, add, classify, conv, dense, depthwise, pool, softmax};
+pub use quant::{ActivationRange, Requant};
+pub use shape::{Padding, Shape, Window};

@@ -1,0 +1,86 @@
+//! How many bytes each layer needs, as `const fn`s, so a whole model is planned at build time
+//! and placed in `static` buffers.
+//!
+//! No kernel in this crate uses scratch memory: every accumulator lives in registers, so a
+//! layer needs exactly its input and its output tensor (one byte per int8 element). The
+//! functions below still report scratch explicitly so a plan stays correct if a future fast
+//! path needs some.
+
+use crate::error::Result;
+use crate::kernels::conv::{conv2d_output_shape, ConvParams};
+use crate::kernels::depthwise::depthwise_conv2d_output_shape;
+use crate::kernels::pool::pool2d_output_shape;
+use crate::shape::{Shape, Window};
+
+/// The memory one layer needs while it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LayerMemory {
+    /// Bytes of the input activation.
+    pub input_bytes: usize,
+    /// Bytes of the output activation.
+    pub output_bytes: usize,
+    /// Bytes of scratch memory besides input and output.
+    pub scratch_bytes: usize,
+}
+
+impl LayerMemory {
+    /// Input, output and scratch together: what must be live at once.
+    pub const fn total(&self) -> usize {
+        self.input_bytes + self.output_bytes + self.scratch_bytes
+    }
+}
+
+const fn mem(input: Shape, output: Result<Shape>) -> Result<LayerMemory> {
+    match output {
+        Ok(o) => Ok(LayerMemory { input_bytes: input.len(), output_bytes: o.len(), scratch_bytes: 0 }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Bytes of an int8 activation of `shape`.
+pub const fn activation_bytes(shape: Shape) -> usize {
+    shape.len()
+}
+
+/// Memory of a convolution (general or 1×1).
+///
+/// # Errors
+///
+/// As [`conv2d_output_shape`].
+pub const fn conv2d_memory(p: &ConvParams, input: Shape, filter: Shape) -> Result<LayerMemory> {
+    mem(input, conv2d_output_shape(p, input, filter))
+}
+
+/// Memory of a depthwise convolution.
+///
+/// # Errors
+///
+/// As [`depthwise_conv2d_output_shape`].
+pub const fn depthwise_conv2d_memory(
+    p: &ConvParams,
+    depth_multiplier: usize,
+    input: Shape,
+    filter: Shape,
+) -> Result<LayerMemory> {
+    mem(input, depthwise_conv2d_output_shape(p, depth_multiplier, input, filter))
+}
+
+/// Memory of max, average or L2 pooling.
+///
+/// # Errors
+///
+/// As [`pool2d_output_shape`].
+pub const fn pool2d_memory(window: &Window, input: Shape) -> Result<LayerMemory> {
+    mem(input, pool2d_output_shape(window, input))
+}
+
+/// Memory of a dense layer with `units` outputs.
+pub const fn dense_memory(input: Shape, units: usize) -> LayerMemory {
+    LayerMemory { input_bytes: input.len(), output_bytes: input.n * units, scratch_bytes: 0 }
+}
+
+/// Memory of an element-wise layer (activation, softmax, add of two inputs of `shape`).
+pub const fn elementwise_memory(shape: Shape, inputs: usize) -> LayerMemory {
+    LayerMemory { input_bytes: shape.len() * inputs, output_bytes: shape.len(), scratch_bytes: 0 }
+}

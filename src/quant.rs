@@ -1,0 +1,286 @@
+//! Integer requantization (the runtime half) and the float set-up helpers (the build-time half).
+//!
+//! The runtime functions reproduce TensorFlow Lite Micro's `MultiplyByQuantizedMultiplier`
+//! bit for bit, including its double rounding. The `f64` helpers ([`quantize_multiplier`] and
+//! friends) run once, on the host or at start-up; no kernel calls them.
+
+use crate::error::{Error, Result};
+
+/// `(a·b·2 + 2^31) >> 32` with round-half-away-from-zero, saturating the single overflowing
+/// case `i32::MIN · i32::MIN` (gemmlowp's `SaturatingRoundingDoublingHighMul`).
+#[inline(always)]
+pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = a as i64 * b as i64;
+    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    // Division truncates toward zero, as in C.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// `x / 2^exponent`, rounding half away from zero (gemmlowp's `RoundingDivideByPOT`).
+/// `exponent` must be in `0..=31`; larger values are treated as 31.
+#[inline(always)]
+pub const fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
+    let e = if exponent < 0 {
+        0
+    } else if exponent > 31 {
+        31
+    } else {
+        exponent
+    };
+    let mask: i32 = ((1i64 << e) - 1) as i32;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + if x < 0 { 1 } else { 0 };
+    (x >> e) + if remainder > threshold { 1 } else { 0 }
+}
+
+/// Multiplies `x` by the real number `multiplier · 2^(shift − 31)`: TFLM's
+/// `MultiplyByQuantizedMultiplier` (left shift, then rounding doubling high multiply, then
+/// rounding right shift). `shift` is in `−31..=30`.
+#[inline(always)]
+pub const fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let left = if shift > 0 { shift } else { 0 };
+    let right = if shift > 0 { 0 } else { -shift };
+    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x.wrapping_mul(1 << left), multiplier), right)
+}
+
+/// The inclusive output clamp `[min, max]` that a fused activation becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ActivationRange {
+    /// Smallest output value.
+    pub min: i8,
+    /// Largest output value.
+    pub max: i8,
+}
+
+impl ActivationRange {
+    /// No activation: the full int8 range.
+    pub const NONE: ActivationRange = ActivationRange { min: i8::MIN, max: i8::MAX };
+
+    /// Fused ReLU for an output with zero point `zp`: `[max(−128, zp), 127]`.
+    pub const fn relu(zp: i8) -> Self {
+        ActivationRange { min: zp, max: i8::MAX }
+    }
+
+    /// Fused ReLU6: `[max(−128, zp), min(127, zp + round(6 / scale))]` (TFLite's rule).
+    pub fn relu6(zp: i8, scale: f32) -> Self {
+        let six = zp as i32 + libm::roundf(6.0 / scale) as i32;
+        ActivationRange { min: zp, max: six.clamp(zp as i32, 127) as i8 }
+    }
+
+    /// Checks `min <= max`.
+    pub(crate) const fn check(&self) -> Result<()> {
+        if self.min > self.max {
+            Err(Error::InvalidQuantization)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Clamps an i32 into the range.
+    #[inline(always)]
+    pub const fn clamp(&self, v: i32) -> i8 {
+        let lo = self.min as i32;
+        let hi = self.max as i32;
+        (if v < lo {
+            lo
+        } else if v > hi {
+            hi
+        } else {
+            v
+        }) as i8
+    }
+}
+
+/// A requantization multiplier: the real factor `multiplier · 2^(shift − 31)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Requant {
+    /// Q31 mantissa in `[2^30, 2^31)`, or 0.
+    pub multiplier: i32,
+    /// Power-of-two exponent, positive = left shift, in `−31..=30`.
+    pub shift: i32,
+}
+
+impl Requant {
+    /// Applies the multiplier to an accumulator.
+    #[inline(always)]
+    pub const fn apply(&self, acc: i32) -> i32 {
+        multiply_by_quantized_multiplier(acc, self.multiplier, self.shift)
+    }
+
+    /// Checks the documented ranges.
+    pub(crate) const fn check(&self) -> Result<()> {
+        check_requant(self.multiplier, self.shift)
+    }
+}
+
+/// Checks that a multiplier/shift pair is in the documented range.
+pub(crate) const fn check_requant(multiplier: i32, shift: i32) -> Result<()> {
+    if multiplier < 0 || shift < -31 || shift > 30 {
+        Err(Error::InvalidQuantization)
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a zero point lies in the int8 range.
+pub(crate) const fn check_zero_point(zp: i32) -> Result<()> {
+    if zp < -128 || zp > 127 {
+        Err(Error::InvalidQuantization)
+    } else {
+        Ok(())
+    }
+}
+
+/// Splits a positive real multiplier into a Q31 mantissa and a power-of-two shift, exactly as
+/// TFLite's `QuantizeMultiplier` does (`frexp`, round half away from zero, renormalise `2^31`,
+/// flush exponents below −31 to zero). Build-time only.
+pub fn quantize_multiplier(real: f64) -> Requant {
+    if real == 0.0 || !real.is_finite() || real < 0.0 {
+        return Requant { multiplier: 0, shift: 0 };
+    }
+    let (q, mut shift) = libm::frexp(real);
+    let mut q_fixed = libm::round(q * (1u64 << 31) as f64) as i64;
+    if q_fixed == 1i64 << 31 {
+        q_fixed /= 2;
+        shift += 1;
+    }
+    if shift < -31 {
+        shift = 0;
+        q_fixed = 0;
+    }
+    if shift > 30 {
+        // TFLite clamps here too: the largest representable multiplier.
+        shift = 30;
+        q_fixed = (1i64 << 31) - 1;
+    }
+    Requant { multiplier: q_fixed as i32, shift }
+}
+
+/// The per-channel multipliers of a convolution or dense layer: `s_in · s_w[c] / s_out`, each
+/// product formed in `f64` from the `f32` scales as TFLite does. Writes one entry per channel.
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] if the output slices are not as long as `weight_scales`.
+pub fn conv_multipliers(
+    input_scale: f32,
+    weight_scales: &[f32],
+    output_scale: f32,
+    multipliers: &mut [i32],
+    shifts: &mut [i32],
+) -> Result<()> {
+    if multipliers.len() != weight_scales.len() || shifts.len() != weight_scales.len() {
+        return Err(Error::LengthMismatch { expected: weight_scales.len(), actual: multipliers.len() });
+    }
+    for (i, &ws) in weight_scales.iter().enumerate() {
+        let r = quantize_multiplier(input_scale as f64 * ws as f64 / output_scale as f64);
+        multipliers[i] = r.multiplier;
+        shifts[i] = r.shift;
+    }
+    Ok(())
+}
+
+/// Quantizes a real value: `clamp(round(x / scale) + zp, −128, 127)`, rounding half away from
+/// zero. For model inputs; not used by kernels.
+pub fn quantize_f32(x: f32, scale: f32, zero_point: i8) -> i8 {
+    let q = libm::roundf(x / scale) + zero_point as f32;
+    if q.is_nan() {
+        return zero_point;
+    }
+    q.clamp(-128.0, 127.0) as i8
+}
+
+/// Dequantizes: `scale · (q − zp)`. For model outputs; not used by kernels.
+pub fn dequantize_i8(q: i8, scale: f32, zero_point: i8) -> f32 {
+    scale * (q as i32 - zero_point as i32) as f32
+}
+
+/// Quantizes a slice of reals into `out` (same length).
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] if the lengths differ.
+pub fn quantize_slice(x: &[f32], scale: f32, zero_point: i8, out: &mut [i8]) -> Result<()> {
+    if x.len() != out.len() {
+        return Err(Error::LengthMismatch { expected: x.len(), actual: out.len() });
+    }
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = quantize_f32(v, scale, zero_point);
+    }
+    Ok(())
+}
+
+/// Quantizes 8-bit pixels (0–255) whose real value is `p · pixel_scale` (for example
+/// `1.0 / 255.0`) straight from a camera or a stored image.
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] if the lengths differ.
+pub fn quantize_pixels(pixels: &[u8], pixel_scale: f32, scale: f32, zero_point: i8, out: &mut [i8]) -> Result<()> {
+    if pixels.len() != out.len() {
+        return Err(Error::LengthMismatch { expected: pixels.len(), actual: out.len() });
+    }
+    for (o, &p) in out.iter_mut().zip(pixels) {
+        *o = quantize_f32(p as f32 * pixel_scale, scale, zero_point);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn srdhm_matches_definition() {
+        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
+        assert_eq!(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
+        assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -1); // -1.5 -> -2? nudged
+    }
+
+    #[test]
+    fn rdbpot_rounds_half_away() {
+        assert_eq!(rounding_divide_by_pot(5, 1), 3);
+        assert_eq!(rounding_divide_by_pot(-5, 1), -3);
+        assert_eq!(rounding_divide_by_pot(4, 1), 2);
+        assert_eq!(rounding_divide_by_pot(-7, 2), -2);
+        assert_eq!(rounding_divide_by_pot(-6, 2), -2);
+        assert_eq!(rounding_divide_by_pot(i32::MIN, 31), -1);
+    }
+
+    #[test]
+    fn quantize_multiplier_matches_tflite() {
+        assert_eq!(quantize_multiplier(0.5), Requant { multiplier: 1 << 30, shift: 0 });
+        assert_eq!(quantize_multiplier(1.0), Requant { multiplier: 1 << 30, shift: 1 });
+        assert_eq!(quantize_multiplier(0.0), Requant { multiplier: 0, shift: 0 });
+        assert_eq!(quantize_multiplier(1e-12), Requant { multiplier: 0, shift: 0 });
+        // Rounds up to 2^31 and renormalises.
+        let r = quantize_multiplier(0.999_999_999_9);
+        assert_eq!(r, Requant { multiplier: 1 << 30, shift: 1 });
+        let r = quantize_multiplier(0.003_921_568_627_45);
+        let back = r.multiplier as f64 * 2f64.powi(r.shift - 31);
+        assert!((back - 0.003_921_568_627_45).abs() < 1e-11);
+    }
+
+    #[test]
+    fn mbqm_scales() {
+        let r = quantize_multiplier(0.25);
+        assert_eq!(r.apply(100), 25);
+        assert_eq!(r.apply(-102), -26); // -25.5 rounds away
+        let r = quantize_multiplier(3.0);
+        assert_eq!(r.apply(7), 21);
+    }
+
+    #[test]
+    fn quantize_roundtrip() {
+        assert_eq!(quantize_f32(0.5, 0.25, 3), 5);
+        assert_eq!(quantize_f32(-0.375, 0.25, 0), -2); // -1.5 away from zero
+        assert_eq!(quantize_f32(1e9, 0.1, 0), 127);
+        assert_eq!(quantize_f32(f32::NAN, 0.1, 7), 7);
+        assert_eq!(dequantize_i8(5, 0.25, 3), 0.5);
+    }
+}
