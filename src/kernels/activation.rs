@@ -50,6 +50,25 @@ pub fn relu_i8(p: &ReluParams, input: &[i8], output: &mut [i8]) -> Result<()> {
     Ok(())
 }
 
+/// TFLite Micro's int8 `RELU6`: a pure clamp of the input to `[q(0), q(6)]` in the *input's*
+/// quantization, `q(v) = zp_in + round(v / s_in)`; it does not rescale even when the converter
+/// gave the output tensor different parameters. Use [`relu_i8`] with ReLU6 parameters for the
+/// rescaling form.
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] if the lengths differ.
+pub fn relu6_i8(s_in: f32, zp_in: i8, input: &[i8], output: &mut [i8]) -> Result<()> {
+    if input.len() != output.len() {
+        return Err(Error::LengthMismatch { expected: input.len(), actual: output.len() });
+    }
+    let range = ActivationRange::relu6(zp_in, s_in);
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = range.clamp(x as i32);
+    }
+    Ok(())
+}
+
 /// ReLU/ReLU6 in place when input and output share scale and zero point: a pure clamp to
 /// `range` (TFLite Micro's int8 `RELU6` kernel is exactly this).
 ///

@@ -229,15 +229,30 @@ pub struct MeanParams {
     pub input_zero_point: i32,
     /// Output zero point.
     pub output_zero_point: i32,
-    /// `s_in / s_out` ([`crate::quant::quantize_multiplier`]); `2^30, shift 1` when equal.
+    /// `s_in / (s_out · H · W)`: the rescale and the division by the element count in one
+    /// multiplier (see [`MeanParams::new`]).
     pub requant: Requant,
     /// Output clamp.
     pub activation: ActivationRange,
 }
 
-/// Global average pooling to `n×1×1×c`, bit-exact with TFLite Micro's int8 `MEAN` over axes
-/// 1 and 2: `acc = Σ (x − zp_in)`, `acc = MultiplyByQuantizedMultiplier(acc, M, shift)`, divided
-/// by `H·W` rounding half away from zero, `+ zp_out`, clamped.
+impl MeanParams {
+    /// Parameters for averaging `count = H·W` elements per channel (TFLite Micro folds the
+    /// division into the multiplier, computed in `f64`). Build-time helper.
+    pub fn new(s_in: f32, zp_in: i8, s_out: f32, zp_out: i8, count: usize, activation: ActivationRange) -> Self {
+        MeanParams {
+            input_zero_point: zp_in as i32,
+            output_zero_point: zp_out as i32,
+            requant: crate::quant::quantize_multiplier(s_in as f64 / s_out as f64 / count as f64),
+            activation,
+        }
+    }
+}
+
+/// Global average pooling to `n×1×1×c`, bit-exact with TensorFlow Lite Micro's int8 `MEAN`
+/// over axes 1 and 2: `acc = Σ (x − zp_in)`, then
+/// `clamp(MultiplyByQuantizedMultiplier(acc, M, shift) + zp_out)` where `M, shift` encode
+/// `s_in / (s_out · H·W)` ([`MeanParams::new`]).
 ///
 /// # Errors
 ///
@@ -260,16 +275,13 @@ pub fn global_avg_pool_i8(p: &MeanParams, input: &[i8], input_shape: Shape, outp
     let out_shape = Shape::new(input_shape.n, 1, 1, input_shape.c);
     out_shape.expect_len(output.len())?;
     let c = input_shape.c;
-    let count = hw as i32;
     for b in 0..input_shape.n {
         for ch in 0..c {
             let mut acc: i32 = 0;
             for i in 0..hw {
                 acc += input[(b * hw + i) * c + ch] as i32 - p.input_zero_point;
             }
-            let acc = p.requant.apply(acc);
-            let avg = if acc > 0 { (acc + count / 2) / count } else { (acc - count / 2) / count };
-            output[b * c + ch] = p.activation.clamp(avg + p.output_zero_point);
+            output[b * c + ch] = p.activation.clamp(p.requant.apply(acc) + p.output_zero_point);
         }
     }
     Ok(out_shape)
