@@ -1,0 +1,192 @@
+//! `cargo xtask <command>`: the project's two entry points and their helpers.
+//!
+//! - `cargo xtask demo`  — images → trained model → int8 → Rust → firmware → QEMU Cortex-M4.
+//! - `cargo xtask test`  — every check CI runs: fmt, clippy, docs, host tests, thumb builds,
+//!   generated-code drift, QEMU runs.
+//!
+//! Both install what a fresh machine lacks (rustup targets, `qemu-system-arm`, the
+//! Fashion-MNIST package) and say what they install.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const THUMB_TARGETS: [&str; 4] =
+    ["thumbv6m-none-eabi", "thumbv7m-none-eabi", "thumbv7em-none-eabihf", "thumbv8m.main-none-eabihf"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn say(msg: &str) {
+    eprintln!("\x1b[1;36m==>\x1b[0m {msg}");
+}
+
+/// Runs a command in `dir`, echoing it; returns an error naming it if it fails.
+fn run(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("\x1b[2m$ {program} {}\x1b[0m", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .map_err(|e| format!("could not start `{program}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs rustup targets, QEMU and the dataset package if missing.
+fn setup(need_dataset: bool) -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    let missing: Vec<&str> = THUMB_TARGETS.iter().copied().filter(|t| !installed.lines().any(|l| l == *t)).collect();
+    if !missing.is_empty() {
+        say(&format!("installing Rust targets for Cortex-M: {}", missing.join(", ")));
+        let mut args = vec!["target", "add"];
+        args.extend(&missing);
+        run(&root(), "rustup", &args)?;
+    }
+    let mut pkgs = Vec::new();
+    if !have("qemu-system-arm") {
+        pkgs.push("qemu-system-arm");
+    }
+    if need_dataset && !Path::new("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists() {
+        pkgs.push("dataset-fashion-mnist");
+    }
+    if !pkgs.is_empty() {
+        say(&format!(
+            "installing Debian packages: {} (QEMU for the Cortex-M emulator, Fashion-MNIST data)",
+            pkgs.join(", ")
+        ));
+        let sudo =
+            if Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0")) { "" } else { "sudo " };
+        let script = format!(
+            "{sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive {sudo}apt-get install -y -qq --no-install-recommends {}",
+            pkgs.join(" ")
+        );
+        run(&root(), "sh", &["-c", &script])?;
+    }
+    Ok(())
+}
+
+fn test_all() -> Result<(), String> {
+    let r = root();
+    let fw = r.join("firmware-examples");
+    setup(false)?;
+    let t0 = Instant::now();
+    say("formatting (cargo fmt --check)");
+    run(&r, "cargo", &["fmt", "--all", "--", "--check"])?;
+    if fw.join("Cargo.toml").exists() {
+        run(&fw, "cargo", &["fmt", "--all", "--", "--check"])?;
+    }
+    say("lints (cargo clippy -D warnings)");
+    run(&r, "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    say("runtime builds for every Cortex-M target, with and without defmt");
+    for t in THUMB_TARGETS {
+        run(&r, "cargo", &["build", "-q", "-p", "microcnn", "--target", t])?;
+        run(&r, "cargo", &["build", "-q", "-p", "microcnn", "--target", t, "--features", "defmt"])?;
+        run(
+            &r,
+            "cargo",
+            &["clippy", "-q", "-p", "microcnn", "--target", t, "--features", "defmt", "--", "-D", "warnings"],
+        )?;
+    }
+    say("docs without warnings");
+    let status = Command::new("cargo")
+        .args(["doc", "--no-deps", "--workspace", "-q"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .current_dir(&r)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("cargo doc reported warnings".into());
+    }
+    say("host tests (unit, golden vs TFLite Micro, property, integration)");
+    run(&r, "cargo", &["test", "--workspace", "--release"])?;
+    if r.join("models").exists() {
+        say("generated-code drift check (microcnn emit --check on every committed model)");
+        drift_check()?;
+    }
+    if fw.join("Cargo.toml").exists() {
+        say("firmware: QEMU runs on every Cortex-M core");
+        run(&fw, "bash", &["qemu/run-all.sh"])?;
+    }
+    say(&format!("all checks passed in {:.0?}", t0.elapsed()));
+    Ok(())
+}
+
+fn drift_check() -> Result<(), String> {
+    let r = root();
+    let mut models: Vec<PathBuf> = std::fs::read_dir(r.join("models"))
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    models.sort();
+    for m in models {
+        let name = m.file_name().unwrap_or_default().to_string_lossy().to_string();
+        run(
+            &r,
+            "cargo",
+            &[
+                "run",
+                "-q",
+                "--release",
+                "-p",
+                "host-train",
+                "--",
+                "emit",
+                "--check",
+                "--model-dir",
+                &format!("models/{name}"),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn demo(args: &[String]) -> Result<(), String> {
+    let r = root();
+    setup(true)?;
+    let full = args.iter().any(|a| a == "--full");
+    let mut cmd = vec!["run", "-q", "--release", "-p", "host-train", "--", "demo"];
+    if full {
+        cmd.push("--full");
+    }
+    run(&r, "cargo", &cmd)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test_all(),
+        Some("demo") => demo(&args[1..]),
+        Some("setup") => setup(true),
+        Some("drift") => drift_check(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n  demo [--full]  train on Fashion-MNIST, quantize, emit, run on an emulated Cortex-M4\n  test           every check CI runs (fmt, clippy, docs, tests, thumb builds, drift, QEMU)\n  setup          install Rust targets, qemu-system-arm and dataset-fashion-mnist\n  drift          check committed generated models against their generator"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\x1b[1;31merror:\x1b[0m {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
