@@ -1,0 +1,83 @@
+//! Checkpoints as safetensors: every parameter (and, for resuming, the optimiser moments) as an
+//! f32 tensor, with the model description, epoch and step in the metadata. Written atomically.
+
+use crate::net::Net;
+use crate::spec::ModelSpec;
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Training progress stored beside the weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Progress {
+    /// Completed epochs.
+    pub epoch: usize,
+    /// Optimiser steps taken.
+    pub step: u64,
+}
+
+/// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename), so a
+/// crash never leaves a half-written file behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Saves the network (and optimiser state) to `path`.
+pub fn save(net: &Net, progress: Progress, path: &Path) -> Result<()> {
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for p in net.params() {
+        owned.push((p.name.clone(), p.dims.clone(), f32_bytes(&p.value)));
+        owned.push((format!("{}.adam_m", p.name), p.dims.clone(), f32_bytes(&p.m)));
+        owned.push((format!("{}.adam_v", p.name), p.dims.clone(), f32_bytes(&p.v)));
+    }
+    let views: Vec<(String, TensorView)> = owned
+        .iter()
+        .map(|(n, d, b)| Ok((n.clone(), TensorView::new(Dtype::F32, d.clone(), b)?)))
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), "microcnn-checkpoint-1".to_string());
+    meta.insert("model".to_string(), net.spec.to_toml());
+    meta.insert("epoch".to_string(), progress.epoch.to_string());
+    meta.insert("step".to_string(), progress.step.to_string());
+    let bytes = safetensors::serialize(views, &Some(meta))?;
+    write_atomic(path, &bytes)
+}
+
+/// Loads a checkpoint: the network it describes with its weights, and the progress.
+pub fn load(path: &Path) -> Result<(Net, Progress)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .with_context(|| format!("{}: not a safetensors checkpoint (corrupt or truncated)", path.display()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let Some(model) = meta.get("model") else {
+        bail!("{}: safetensors file without a microcnn model description in its metadata", path.display());
+    };
+    let spec = ModelSpec::from_toml(model).with_context(|| format!("{}: bad model description", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    let mut net = Net::new(spec, 0)?;
+    for p in net.params_mut() {
+        for (suffix, dst) in [("", &mut p.value), (".adam_m", &mut p.m), (".adam_v", &mut p.v)] {
+            let name = format!("{}{suffix}", p.name);
+            let t = st.tensor(&name).with_context(|| format!("{}: tensor {name} missing", path.display()))?;
+            if t.dtype() != Dtype::F32 || t.shape() != p.dims.as_slice() {
+                bail!("{}: tensor {name} has shape {:?}, the model needs {:?}", path.display(), t.shape(), p.dims);
+            }
+            *dst = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        }
+    }
+    let progress = Progress {
+        epoch: meta.get("epoch").and_then(|v| v.parse().ok()).unwrap_or(0),
+        step: meta.get("step").and_then(|v| v.parse().ok()).unwrap_or(0),
+    };
+    Ok((net, progress))
+}

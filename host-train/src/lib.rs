@@ -1,0 +1,14 @@
+//! Host side of microcnn: data loading, augmentation, training, transfer learning,
+//! post-training int8 quantization and code generation for the `microcnn` runtime.
+
+#![deny(unsafe_code)]
+
+pub mod augment;
+pub mod checkpoint;
+pub mod data;
+pub mod net;
+pub mod plot;
+pub mod rng;
+pub mod spec;
+pub mod train;
+pub mod transfer;

@@ -1,0 +1,93 @@
+//! PNG figures without a plotting stack: training curves and a confusion-matrix heat map,
+//! drawn straight into an `image` buffer (people would rather look than read).
+
+use anyhow::Result;
+use image::{Rgb, RgbImage};
+use std::path::Path;
+
+fn line(img: &mut RgbImage, (x0, y0): (f32, f32), (x1, y1): (f32, f32), c: Rgb<u8>) {
+    let n = ((x1 - x0).abs().max((y1 - y0).abs()) as usize).max(1);
+    for i in 0..=n {
+        let t = i as f32 / n as f32;
+        let (x, y) = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
+        for (dx, dy) in [(0, 0), (1, 0), (0, 1)] {
+            let (px, py) = (x as i32 + dx, y as i32 + dy);
+            if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
+                img.put_pixel(px as u32, py as u32, c);
+            }
+        }
+    }
+}
+
+fn encode(img: &RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+    crate::checkpoint::write_atomic(path, &bytes)
+}
+
+/// Curves on a 0–1 vertical scale over epochs: each series `(values, colour)`; grid lines every
+/// 10 %. Loss is normalised to its maximum by the caller.
+pub fn curves(series: &[(Vec<f32>, [u8; 3])], path: &Path) -> Result<()> {
+    let (w, h, m) = (640u32, 400u32, 30f32);
+    let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
+    for g in 0..=10 {
+        let y = m + (h as f32 - 2.0 * m) * g as f32 / 10.0;
+        line(&mut img, (m, y), (w as f32 - m, y), Rgb([225, 225, 225]));
+    }
+    line(&mut img, (m, m), (m, h as f32 - m), Rgb([0, 0, 0]));
+    line(&mut img, (m, h as f32 - m), (w as f32 - m, h as f32 - m), Rgb([0, 0, 0]));
+    for (vals, col) in series {
+        let n = vals.len().max(2) - 1;
+        let pt = |i: usize, v: f32| {
+            (m + (w as f32 - 2.0 * m) * i as f32 / n as f32, h as f32 - m - (h as f32 - 2.0 * m) * v.clamp(0.0, 1.0))
+        };
+        for i in 1..vals.len() {
+            line(&mut img, pt(i - 1, vals[i - 1]), pt(i, vals[i]), Rgb(*col));
+        }
+        if vals.len() == 1 {
+            let (x, y) = pt(0, vals[0]);
+            line(&mut img, (x - 3.0, y), (x + 3.0, y), Rgb(*col));
+        }
+    }
+    encode(&img, path)
+}
+
+/// A confusion matrix as a heat map: row = true class, column = predicted; darker = more.
+/// Correct predictions (the diagonal) are blue, mistakes red.
+pub fn confusion(matrix: &[Vec<usize>], path: &Path) -> Result<()> {
+    let k = matrix.len().max(1);
+    let cell = (480 / k).max(8) as u32;
+    let mut img = RgbImage::from_pixel(cell * k as u32 + 2, cell * k as u32 + 2, Rgb([255, 255, 255]));
+    for (i, row) in matrix.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f32;
+        for (j, &v) in row.iter().enumerate() {
+            let f = (v as f32 / total).sqrt();
+            let shade = (255.0 * (1.0 - f)) as u8;
+            let col = if i == j { Rgb([shade, shade, 255]) } else { Rgb([255, shade, shade]) };
+            for y in 1..cell {
+                for x in 1..cell {
+                    img.put_pixel(j as u32 * cell + x, i as u32 * cell + y, col);
+                }
+            }
+        }
+    }
+    encode(&img, path)
+}
+
+/// Saves a grid of `h × w × c` images (values in [0, 1]), `cols` per row, scaled up ×`zoom`.
+pub fn image_grid(images: &[Vec<f32>], h: usize, w: usize, c: usize, cols: usize, zoom: usize, path: &Path) -> Result<()> {
+    let rows = images.len().div_ceil(cols);
+    let (gw, gh) = ((cols * (w * zoom + 2)) as u32, (rows * (h * zoom + 2)) as u32);
+    let mut img = RgbImage::from_pixel(gw, gh, Rgb([40, 40, 40]));
+    for (n, im) in images.iter().enumerate() {
+        let (ox, oy) = ((n % cols) * (w * zoom + 2) + 1, (n / cols) * (h * zoom + 2) + 1);
+        for y in 0..h * zoom {
+            for x in 0..w * zoom {
+                let at = ((y / zoom) * w + x / zoom) * c;
+                let px = |ch: usize| (im[at + if c == 3 { ch } else { 0 }].clamp(0.0, 1.0) * 255.0) as u8;
+                img.put_pixel((ox + x) as u32, (oy + y) as u32, Rgb([px(0), px(1), px(2)]));
+            }
+        }
+    }
+    encode(&img, path)
+}

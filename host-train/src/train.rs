@@ -1,0 +1,216 @@
+//! Mini-batch training: SGD with momentum or Adam (decoupled weight decay), cosine or step
+//! learning-rate schedules, dropout only while training, reproducible under a seed.
+
+use crate::augment::Augment;
+use crate::checkpoint::{self, Progress};
+use crate::data::Dataset;
+use crate::net::{softmax_cross_entropy, Net};
+use crate::rng::Rng;
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The optimiser.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Adam with decoupled weight decay (AdamW).
+    Adam,
+    /// SGD with momentum 0.9.
+    Sgd,
+}
+
+/// Learning-rate schedule over the whole run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Constant.
+    Constant,
+    /// Cosine decay to 1 % of the base rate.
+    Cosine,
+    /// Divide by 10 at 50 % and 75 % of the run.
+    Step,
+}
+
+/// Everything that controls a training run.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// Epochs to run (in total, including resumed ones).
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch: usize,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Optimiser.
+    pub optimizer: Optimizer,
+    /// Schedule.
+    pub schedule: Schedule,
+    /// Decoupled weight decay.
+    pub weight_decay: f32,
+    /// Seed for shuffling, dropout and augmentation.
+    pub seed: u64,
+    /// Augmentation.
+    pub augment: Augment,
+    /// Save a checkpoint here after each epoch.
+    pub checkpoint: Option<PathBuf>,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// Per-epoch figures.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// Epoch number (1-based).
+    pub epoch: usize,
+    /// Mean training loss.
+    pub loss: f32,
+    /// Training accuracy (with augmentation and dropout).
+    pub train_acc: f32,
+    /// Validation accuracy, if a validation set was given.
+    pub val_acc: Option<f32>,
+    /// Training images per second.
+    pub images_per_s: f32,
+}
+
+fn lr_at(cfg: &TrainConfig, t: f32) -> f32 {
+    match cfg.schedule {
+        Schedule::Constant => cfg.lr,
+        Schedule::Cosine => cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f32::consts::PI * t).cos())),
+        Schedule::Step => cfg.lr * if t < 0.5 { 1.0 } else if t < 0.75 { 0.1 } else { 0.01 },
+    }
+}
+
+/// Applies one optimiser step to every unfrozen parameter and clears the gradients.
+pub fn step(net: &mut Net, cfg: &TrainConfig, lr: f32, t: u64) {
+    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let c1 = 1.0 - b1.powi(t as i32);
+    let c2 = 1.0 - b2.powi(t as i32);
+    for p in net.params_mut() {
+        if p.frozen {
+            p.grad.iter_mut().for_each(|g| *g = 0.0);
+            continue;
+        }
+        let decay = if p.name.ends_with(".weight") { cfg.weight_decay } else { 0.0 };
+        for i in 0..p.value.len() {
+            let g = p.grad[i];
+            match cfg.optimizer {
+                Optimizer::Adam => {
+                    p.m[i] = b1 * p.m[i] + (1.0 - b1) * g;
+                    p.v[i] = b2 * p.v[i] + (1.0 - b2) * g * g;
+                    let upd = (p.m[i] / c1) / ((p.v[i] / c2).sqrt() + eps);
+                    p.value[i] -= lr * (upd + decay * p.value[i]);
+                }
+                Optimizer::Sgd => {
+                    p.m[i] = 0.9 * p.m[i] + g + decay * p.value[i];
+                    p.value[i] -= lr * p.m[i];
+                }
+            }
+            p.grad[i] = 0.0;
+        }
+    }
+}
+
+/// Accuracy of `net` on `data`.
+pub fn accuracy(net: &mut Net, data: &Dataset) -> f32 {
+    let pred = net.predict(&data.images, 256);
+    pred.iter().zip(&data.labels).filter(|(p, &l)| **p == l as usize).count() as f32 / data.len().max(1) as f32
+}
+
+/// Trains `net` on `train`, evaluating on `val` after each epoch. Resumes from `start`.
+pub fn train(net: &mut Net, train: &Dataset, val: Option<&Dataset>, cfg: &TrainConfig, start: Progress) -> Result<Vec<EpochStats>> {
+    let [h, w, c] = net.spec.input;
+    if (train.h, train.w, train.c) != (h, w, c) {
+        bail!("the data is {}×{}×{} but the model expects {h}×{w}×{c}: resize the data or change `input` in the model file", train.h, train.w, train.c);
+    }
+    let k = net.num_classes();
+    if let Some(&bad) = train.labels.iter().find(|&&l| l as usize >= k) {
+        bail!("label {bad} found but the model has only {k} outputs: change the last dense layer's units");
+    }
+    if cfg.batch == 0 {
+        bail!("batch size must be at least 1");
+    }
+    let il = h * w * c;
+    let mut rng = Rng::new(cfg.seed);
+    // Advance the stream for already-completed epochs so a resumed run continues reproducibly.
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let steps_per_epoch = train.len().div_ceil(cfg.batch) as u64;
+    let total = (cfg.epochs as u64 * steps_per_epoch).max(1);
+    let mut t = start.step;
+    let mut history = Vec::new();
+    for epoch in start.epoch..cfg.epochs {
+        let mut erng = Rng::new(cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
+        order.sort_unstable();
+        erng.shuffle(&mut order);
+        let bar = if cfg.progress { ProgressBar::new(train.len() as u64) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+        let t0 = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut xb = vec![0.0f32; cfg.batch * il];
+        let mut grad = vec![0.0f32; cfg.batch * k];
+        for batch in order.chunks(cfg.batch) {
+            let n = batch.len();
+            let mut labels = Vec::with_capacity(n);
+            for (j, &idx) in batch.iter().enumerate() {
+                let dst = &mut xb[j * il..(j + 1) * il];
+                if cfg.augment.is_identity() {
+                    dst.copy_from_slice(train.image(idx));
+                } else {
+                    let mut irng = erng.fork(idx as u64);
+                    cfg.augment.apply(train.image(idx), dst, h, w, c, &mut irng);
+                }
+                labels.push(train.labels[idx]);
+            }
+            let logits = net.forward(&xb[..n * il], n, true, &mut rng);
+            let loss = softmax_cross_entropy(&logits, &labels, k, &mut grad[..n * k]);
+            if !loss.is_finite() {
+                bail!("training diverged (loss is {loss}) at epoch {}: lower the learning rate (--lr)", epoch + 1);
+            }
+            correct += logits.chunks_exact(k).zip(&labels).filter(|(r, &l)| crate::net::argmax(r) == l as usize).count();
+            net.backward(grad[..n * k].to_vec(), n);
+            t += 1;
+            step(net, cfg, lr_at(cfg, t as f32 / total as f32), t);
+            loss_sum += loss as f64 * n as f64;
+            seen += n;
+            bar.inc(n as u64);
+            bar.set_message(format!(
+                "loss {:.4} acc {:.1}% {:.0} img/s",
+                loss_sum / seen as f64,
+                100.0 * correct as f32 / seen as f32,
+                seen as f32 / t0.elapsed().as_secs_f32()
+            ));
+        }
+        let ips = seen as f32 / t0.elapsed().as_secs_f32();
+        bar.finish_and_clear();
+        let val_acc = val.map(|v| accuracy(net, v));
+        let stats = EpochStats {
+            epoch: epoch + 1,
+            loss: (loss_sum / seen.max(1) as f64) as f32,
+            train_acc: correct as f32 / seen.max(1) as f32,
+            val_acc,
+            images_per_s: ips,
+        };
+        if cfg.progress {
+            eprintln!(
+                "epoch {:>2}/{}: loss {:.4}, train acc {:.2}%{}, {:.0} images/s",
+                stats.epoch,
+                cfg.epochs,
+                stats.loss,
+                100.0 * stats.train_acc,
+                val_acc.map(|a| format!(", test acc {:.2}%", 100.0 * a)).unwrap_or_default(),
+                ips
+            );
+        }
+        history.push(stats);
+        if let Some(path) = &cfg.checkpoint {
+            checkpoint::save(net, Progress { epoch: epoch + 1, step: t }, path)?;
+        }
+    }
+    Ok(history)
+}

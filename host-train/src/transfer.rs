@@ -1,0 +1,57 @@
+//! Transfer learning: keep a trained model's feature layers, replace the classifier head for a
+//! new number of classes, and freeze layers by name or all but the last N.
+
+use crate::net::{Layer, Net};
+use crate::rng::Rng;
+use crate::spec::LayerSpec;
+use anyhow::{bail, Result};
+
+/// Replaces the last dense layer with a freshly initialised one of `classes` units (and new
+/// class names); the layers before it keep their trained weights.
+pub fn replace_head(net: &mut Net, classes: usize, names: Vec<String>, seed: u64) -> Result<()> {
+    let Some(pos) = net.spec.layers.iter().rposition(|l| matches!(l, LayerSpec::Dense { .. })) else {
+        bail!("the model has no dense layer to replace");
+    };
+    if let LayerSpec::Dense { units, .. } = &mut net.spec.layers[pos] {
+        *units = classes;
+    }
+    net.spec.classes = names;
+    let resolved = net.spec.resolve()?;
+    let mut rng = Rng::new(seed);
+    // Layers after the head (softmax) have no weights; rebuild them and the head.
+    for (i, r) in resolved.into_iter().enumerate().skip(pos) {
+        net.layers[i] = Layer::new(r, &mut rng);
+    }
+    Ok(())
+}
+
+/// Freezes the named layers.
+pub fn freeze_named(net: &mut Net, names: &[String]) -> Result<()> {
+    for n in names {
+        let Some(l) = net.layers.iter_mut().find(|l| &l.r.name == n) else {
+            let known: Vec<&str> = net.layers.iter().filter(|l| !l.params.is_empty()).map(|l| l.r.name.as_str()).collect();
+            bail!("no layer named `{n}` to freeze; layers with weights: {}", known.join(", "));
+        };
+        l.params.iter_mut().for_each(|p| p.frozen = true);
+    }
+    Ok(())
+}
+
+/// Freezes every weighted layer except the last `n`.
+pub fn freeze_all_but_last(net: &mut Net, n: usize) {
+    let weighted: Vec<usize> = net.layers.iter().enumerate().filter(|(_, l)| !l.params.is_empty()).map(|(i, _)| i).collect();
+    let keep = weighted.len().saturating_sub(n);
+    for &i in &weighted[..keep] {
+        net.layers[i].params.iter_mut().for_each(|p| p.frozen = true);
+    }
+}
+
+/// Unfreezes everything.
+pub fn unfreeze_all(net: &mut Net) {
+    net.params_mut().for_each(|p| p.frozen = false);
+}
+
+/// Names of frozen layers.
+pub fn frozen_layers(net: &Net) -> Vec<String> {
+    net.layers.iter().filter(|l| l.params.first().is_some_and(|p| p.frozen)).map(|l| l.r.name.clone()).collect()
+}
