@@ -66,7 +66,10 @@ impl Augment {
         let flip_y = rng.chance(self.vflip);
         let angle = if self.rotate_deg > 0.0 { rng.range(-self.rotate_deg, self.rotate_deg).to_radians() } else { 0.0 };
         let (mut tx, mut ty) = if self.translate > 0.0 {
-            (rng.range(-self.translate, self.translate) * w as f32, rng.range(-self.translate, self.translate) * h as f32)
+            (
+                rng.range(-self.translate, self.translate) * w as f32,
+                rng.range(-self.translate, self.translate) * h as f32,
+            )
         } else {
             (0.0, 0.0)
         };
@@ -77,7 +80,8 @@ impl Augment {
         }
         let bright = if self.brightness > 0.0 { rng.range(-self.brightness, self.brightness) } else { 0.0 };
         let contrast = if self.contrast > 0.0 { 1.0 + rng.range(-self.contrast, self.contrast) } else { 1.0 };
-        let sat = if self.saturation > 0.0 && c == 3 { 1.0 + rng.range(-self.saturation, self.saturation) } else { 1.0 };
+        let sat =
+            if self.saturation > 0.0 && c == 3 { 1.0 + rng.range(-self.saturation, self.saturation) } else { 1.0 };
         let hue = if self.hue > 0.0 && c == 3 { rng.range(-self.hue, self.hue) } else { 0.0 };
         let grey = c == 3 && rng.chance(self.grayscale);
 

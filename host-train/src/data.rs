@@ -99,11 +99,19 @@ pub fn load_idx(images: &Path, labels: &Path) -> Result<Dataset> {
     let (n, h, w) = (be_u32(&im, 4) as usize, be_u32(&im, 8) as usize, be_u32(&im, 12) as usize);
     let need = 16 + n * h * w;
     if im.len() != need {
-        bail!("{}: header promises {n} images of {h}×{w} ({need} bytes) but the file has {} bytes — truncated or corrupt", images.display(), im.len());
+        bail!(
+            "{}: header promises {n} images of {h}×{w} ({need} bytes) but the file has {} bytes — truncated or corrupt",
+            images.display(),
+            im.len()
+        );
     }
     let nl = be_u32(&lb, 4) as usize;
     if nl != n || lb.len() != 8 + n {
-        bail!("{}: {nl} labels in a {}-byte file for {n} images — the label file does not match the image file", labels.display(), lb.len());
+        bail!(
+            "{}: {nl} labels in a {}-byte file for {n} images — the label file does not match the image file",
+            labels.display(),
+            lb.len()
+        );
     }
     Ok(Dataset {
         images: im[16..].iter().map(|&p| p as f32 / 255.0).collect(),
@@ -133,7 +141,8 @@ pub fn load_fashion(dir: &Path, split: &str) -> Result<Dataset> {
 /// Reads the MNIST CSV format: each line 784 pixel values (0–255) then the label; a header line
 /// is skipped if it does not parse. Images are `side × side` grey.
 pub fn load_csv(path: &Path, side: usize) -> Result<Dataset> {
-    let text = String::from_utf8(read_maybe_gz(path)?).with_context(|| format!("{}: not UTF-8 text", path.display()))?;
+    let text =
+        String::from_utf8(read_maybe_gz(path)?).with_context(|| format!("{}: not UTF-8 text", path.display()))?;
     let mut images = Vec::new();
     let mut labels = Vec::new();
     for (ln, line) in text.lines().enumerate() {
@@ -148,7 +157,13 @@ pub fn load_csv(path: &Path, side: usize) -> Result<Dataset> {
             bail!("{}: line {}: not a list of numbers", path.display(), ln + 1);
         };
         if vals.len() != side * side + 1 {
-            bail!("{}: line {}: {} values, expected {} pixels and a label", path.display(), ln + 1, vals.len(), side * side + 1);
+            bail!(
+                "{}: line {}: {} values, expected {} pixels and a label",
+                path.display(),
+                ln + 1,
+                vals.len(),
+                side * side + 1
+            );
         }
         let label = vals[side * side];
         if !(0.0..=255.0).contains(&label) || label.fract() != 0.0 {

@@ -6,8 +6,11 @@
 pub mod augment;
 pub mod checkpoint;
 pub mod data;
+pub mod emit;
 pub mod net;
 pub mod plot;
+pub mod quantize;
+pub mod report;
 pub mod rng;
 pub mod spec;
 pub mod train;

@@ -55,6 +55,46 @@ enum Cmd {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Post-training int8 quantization: calibrate activation ranges, quantize weights per
+    /// channel, and report float vs int8 accuracy (int8 computed by the runtime kernels).
+    Quantize {
+        /// Trained checkpoint.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+        /// Calibration method.
+        #[arg(long, value_enum, default_value = "percentile")]
+        calibration: host_train::quantize::Calibration,
+        /// Training images used for calibration.
+        #[arg(long, default_value_t = 1000)]
+        calib_count: usize,
+        /// Fail if int8 accuracy is more than this many percentage points below float.
+        #[arg(long)]
+        max_accuracy_drop: Option<f32>,
+        /// Evaluate on only the first N test images.
+        #[arg(long)]
+        test_limit: Option<usize>,
+        /// Output folder (writes quantized.json and report.txt).
+        #[arg(long, default_value = "out")]
+        out: PathBuf,
+    },
+    /// Generate Rust for the runtime from a quantized model (DIR/quantized.json → DIR/model.rs),
+    /// or with --check report drift between the committed file and the generator.
+    Emit {
+        /// Folder holding quantized.json.
+        #[arg(long, default_value = "out")]
+        model_dir: PathBuf,
+        /// Compare instead of writing; exit non-zero on any difference.
+        #[arg(long)]
+        check: bool,
+        /// Fail if weights exceed this many bytes of flash.
+        #[arg(long)]
+        max_flash: Option<usize>,
+        /// Fail if the arena plus input and output exceed this many bytes of RAM.
+        #[arg(long)]
+        max_ram: Option<usize>,
+    },
     /// Write a PNG grid of augmented training images, to see what the network will see.
     AugmentPreview {
         #[command(flatten)]
@@ -259,7 +299,8 @@ fn report(net: &mut Net, hist: &[train::EpochStats], test: &Dataset, out: &Path)
     )?;
     plot::confusion(&cm, &out.join("confusion.png"))?;
     checkpoint::write_atomic(&out.join("history.json"), serde_json::to_string_pretty(hist)?.as_bytes())?;
-    let names: Vec<String> = (0..k).map(|i| net.spec.classes.get(i).cloned().unwrap_or_else(|| i.to_string())).collect();
+    let names: Vec<String> =
+        (0..k).map(|i| net.spec.classes.get(i).cloned().unwrap_or_else(|| i.to_string())).collect();
     println!("\nconfusion matrix (rows: true class, columns: predicted)");
     print!("{:>12}", "");
     for j in 0..k {
@@ -297,7 +338,14 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         train_set = train_set.take(n);
     }
     println!("{}", host_train::spec::summary(&net.spec)?);
-    println!("training on {} images, {} epochs, batch {}, {:?} lr {}", train_set.len(), a.opt.epochs, a.opt.batch, a.opt.optimizer, a.opt.lr);
+    println!(
+        "training on {} images, {} epochs, batch {}, {:?} lr {}",
+        train_set.len(),
+        a.opt.epochs,
+        a.opt.batch,
+        a.opt.optimizer,
+        a.opt.lr
+    );
     let ckpt = a.out.join("model.safetensors");
     let cfg = config(&a.opt, a.aug.get()?, Some(ckpt.clone()));
     let hist = train::train(&mut net, &train_set, test.as_ref(), &cfg, start)?;
@@ -326,7 +374,12 @@ fn cmd_finetune(a: FinetuneArgs) -> Result<()> {
     } else {
         transfer::freeze_named(&mut net, &a.freeze)?;
     }
-    println!("fine-tuning on {} labelled images, testing on {}; frozen: {}", train_set.len(), test.len(), transfer::frozen_layers(&net).join(", "));
+    println!(
+        "fine-tuning on {} labelled images, testing on {}; frozen: {}",
+        train_set.len(),
+        test.len(),
+        transfer::frozen_layers(&net).join(", ")
+    );
     let aug = a.aug.get()?;
     let ckpt = a.out.join("model.safetensors");
     let phase1 = a.unfreeze_after.unwrap_or(a.opt.epochs).min(a.opt.epochs);
@@ -350,7 +403,12 @@ fn cmd_finetune(a: FinetuneArgs) -> Result<()> {
         let cfg = config(&a.opt, aug, None);
         train::train(&mut scratch, &train_set, Some(&test), &cfg, Progress::default())?;
         let s = train::accuracy(&mut scratch, &test);
-        println!("\ntransfer: {:.2}%   from scratch on the same {} images: {:.2}%", 100.0 * acc, train_set.len(), 100.0 * s);
+        println!(
+            "\ntransfer: {:.2}%   from scratch on the same {} images: {:.2}%",
+            100.0 * acc,
+            train_set.len(),
+            100.0 * s
+        );
     }
     Ok(())
 }
@@ -365,6 +423,38 @@ fn main() -> Result<()> {
             let (train_set, test) = load_data(&data, net.spec.input)?;
             let d = test.unwrap_or(train_set);
             println!("accuracy: {:.2}% on {} images", 100.0 * train::accuracy(&mut net, &d), d.len());
+        }
+        Cmd::Quantize { checkpoint, data, calibration, calib_count, max_accuracy_drop, test_limit, out } => {
+            let (mut net, _) = checkpoint::load(&checkpoint)?;
+            let (train_set, test) = load_data(&data, net.spec.input)?;
+            let mut test = test.unwrap_or_else(|| train_set.clone());
+            if let Some(n) = test_limit {
+                test = test.take(n);
+            }
+            let calib = train_set.take(calib_count);
+            let source = format!(
+                "checkpoint {}, {:?} calibration on {} training images",
+                checkpoint.display(),
+                calibration,
+                calib.len()
+            );
+            let q = host_train::quantize::quantize(&mut net, &calib, calibration, source)?;
+            let float_acc = train::accuracy(&mut net, &test);
+            let (int8_acc, _) = host_train::quantize::evaluate(&q, &test)?;
+            let rep = host_train::report::table(&q, Some((float_acc, int8_acc, test.len())));
+            print!("{rep}");
+            checkpoint::write_atomic(&out.join("quantized.json"), serde_json::to_string(&q)?.as_bytes())?;
+            checkpoint::write_atomic(&out.join("report.txt"), rep.as_bytes())?;
+            println!("wrote {} and {}", out.join("quantized.json").display(), out.join("report.txt").display());
+            if let Some(max) = max_accuracy_drop {
+                let drop = 100.0 * (float_acc - int8_acc);
+                if drop > max {
+                    bail!("int8 accuracy is {drop:.2} points below float, more than --max-accuracy-drop {max}: try --calibration minmax, more --calib-count, or retrain");
+                }
+            }
+        }
+        Cmd::Emit { model_dir, check, max_flash, max_ram } => {
+            host_train::report::emit_cmd(&model_dir, check, max_flash, max_ram)?
         }
         Cmd::AugmentPreview { data, aug, out, images, seed } => {
             let (d, _) = load_data(&data, [28, 28, 1])?;

@@ -59,7 +59,9 @@ fn window(r: &Resolved) -> Option<Window> {
         padding: p,
     };
     match &r.spec {
-        Conv { kernel, stride, padding, dilation, .. } => Some(w(kernel.hw(), stride.hw(), dilation.hw(), padding.padding())),
+        Conv { kernel, stride, padding, dilation, .. } => {
+            Some(w(kernel.hw(), stride.hw(), dilation.hw(), padding.padding()))
+        }
         Pointwise { stride, .. } => Some(w((1, 1), stride.hw(), (1, 1), microcnn::Padding::Valid)),
         Depthwise { kernel, stride, padding, .. } => Some(w(kernel.hw(), stride.hw(), (1, 1), padding.padding())),
         MaxPool { size, stride, padding } | AvgPool { size, stride, padding } | L2Pool { size, stride, padding } => {
@@ -113,7 +115,19 @@ fn act_grad(a: Act, y: &[f32], dy: &mut [f32]) {
 
 /// `C[m×n] = beta·C + A[m×k]·B[k×n]` with arbitrary strides (row, column) for each matrix.
 #[allow(clippy::too_many_arguments)]
-fn gemm(m: usize, k: usize, n: usize, a: &[f32], ars: isize, acs: isize, b: &[f32], brs: isize, bcs: isize, beta: f32, c: &mut [f32]) {
+fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    ars: isize,
+    acs: isize,
+    b: &[f32],
+    brs: isize,
+    bcs: isize,
+    beta: f32,
+    c: &mut [f32],
+) {
     assert!(c.len() >= m * n);
     assert!(m == 0 || k == 0 || a.len() as isize > (m as isize - 1) * ars + (k as isize - 1) * acs);
     assert!(k == 0 || n == 0 || b.len() as isize > (k as isize - 1) * brs + (n as isize - 1) * bcs);
@@ -121,7 +135,22 @@ fn gemm(m: usize, k: usize, n: usize, a: &[f32], ars: isize, acs: isize, b: &[f3
     // strides are non-negative, and C does not alias A or B (distinct borrows).
     #[allow(unsafe_code)]
     unsafe {
-        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), ars, acs, b.as_ptr(), brs, bcs, beta, c.as_mut_ptr(), n as isize, 1);
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            ars,
+            acs,
+            b.as_ptr(),
+            brs,
+            bcs,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
     }
 }
 
@@ -147,7 +176,11 @@ impl Layer {
             }
             LayerSpec::Depthwise { kernel, .. } => {
                 let (kh, kw) = kernel.hw();
-                params.push(Param::new(format!("{}.weight", r.name), vec![1, kh, kw, o.c], he(kh * kw, kh * kw * o.c, rng)));
+                params.push(Param::new(
+                    format!("{}.weight", r.name),
+                    vec![1, kh, kw, o.c],
+                    he(kh * kw, kh * kw * o.c, rng),
+                ));
                 params.push(Param::new(format!("{}.bias", r.name), vec![o.c], vec![0.0; o.c]));
             }
             LayerSpec::Dense { units, .. } => {
@@ -304,7 +337,9 @@ impl Layer {
                 }
                 gemm(n, units, ilen, dy, units as isize, 1, &self.params[0].value, ilen as isize, 1, 0.0, &mut dx);
             }
-            LayerSpec::Relu => dx.iter_mut().zip(dy.iter()).zip(x).for_each(|((g, &d), &a)| *g = if a > 0.0 { d } else { 0.0 }),
+            LayerSpec::Relu => {
+                dx.iter_mut().zip(dy.iter()).zip(x).for_each(|((g, &d), &a)| *g = if a > 0.0 { d } else { 0.0 })
+            }
             LayerSpec::Relu6 => dx
                 .iter_mut()
                 .zip(dy.iter())
@@ -433,7 +468,11 @@ fn depthwise_taps(i: Shape, o: Shape, win: &Window, g: &Geometry, m: usize, mut 
                     for ic in 0..i.c {
                         for mm in 0..m {
                             let oc = ic * m + mm;
-                            f((oy * o.w + ox) * o.c + oc, (iy as usize * i.w + ix as usize) * i.c + ic, (ky * win.kernel_w + kx) * o.c + oc);
+                            f(
+                                (oy * o.w + ox) * o.c + oc,
+                                (iy as usize * i.w + ix as usize) * i.c + ic,
+                                (ky * win.kernel_w + kx) * o.c + oc,
+                            );
                         }
                     }
                 }

@@ -75,7 +75,15 @@ pub fn confusion(matrix: &[Vec<usize>], path: &Path) -> Result<()> {
 }
 
 /// Saves a grid of `h × w × c` images (values in [0, 1]), `cols` per row, scaled up ×`zoom`.
-pub fn image_grid(images: &[Vec<f32>], h: usize, w: usize, c: usize, cols: usize, zoom: usize, path: &Path) -> Result<()> {
+pub fn image_grid(
+    images: &[Vec<f32>],
+    h: usize,
+    w: usize,
+    c: usize,
+    cols: usize,
+    zoom: usize,
+    path: &Path,
+) -> Result<()> {
     let rows = images.len().div_ceil(cols);
     let (gw, gh) = ((cols * (w * zoom + 2)) as u32, (rows * (h * zoom + 2)) as u32);
     let mut img = RgbImage::from_pixel(gw, gh, Rgb([40, 40, 40]));

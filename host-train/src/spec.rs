@@ -270,7 +270,17 @@ impl LayerSpec {
 }
 
 /// Resolves one axis and explains a failure with the layer's numbers and the formula.
-fn axis(layer: &str, what: &str, w: usize, k: usize, s: usize, d: usize, pad: Padding, vertical: bool) -> Result<usize> {
+#[allow(clippy::too_many_arguments)]
+fn axis(
+    layer: &str,
+    what: &str,
+    w: usize,
+    k: usize,
+    s: usize,
+    d: usize,
+    pad: Padding,
+    vertical: bool,
+) -> Result<usize> {
     match resolve_axis(w, k, s, d, pad, vertical) {
         Ok(g) => Ok(g.out),
         Err(e) => {
@@ -402,7 +412,13 @@ impl ModelSpec {
         }
         let Some(last) = out.last() else { bail!("the model has no layers") };
         if last.output.h != 1 || last.output.w != 1 {
-            bail!("the last layer `{}` outputs {}×{}×{}; a classifier must end in a vector (dense or global_avg_pool)", last.name, last.output.h, last.output.w, last.output.c);
+            bail!(
+                "the last layer `{}` outputs {}×{}×{}; a classifier must end in a vector (dense or global_avg_pool)",
+                last.name,
+                last.output.h,
+                last.output.w,
+                last.output.c
+            );
         }
         if !self.classes.is_empty() && self.classes.len() != last.output.c {
             bail!("{} class names given but the model outputs {} scores", self.classes.len(), last.output.c);
@@ -439,7 +455,10 @@ pub fn cost(l: &Resolved) -> (usize, usize) {
 pub fn summary(spec: &ModelSpec) -> Result<String> {
     let layers = spec.resolve()?;
     let mut s = format!("Model \"{}\"  input {}×{}×{}\n", spec.name, spec.input[0], spec.input[1], spec.input[2]);
-    s += &format!("{:<14} {:<10} {:>14} {:>10} {:>12} {:>12}\n", "layer", "type", "output", "params", "MACs", "act. bytes");
+    s += &format!(
+        "{:<14} {:<10} {:>14} {:>10} {:>12} {:>12}\n",
+        "layer", "type", "output", "params", "MACs", "act. bytes"
+    );
     s += &"─".repeat(77);
     s.push('\n');
     let (mut tp, mut tm, mut peak) = (0, 0, 0);

@@ -78,7 +78,16 @@ fn lr_at(cfg: &TrainConfig, t: f32) -> f32 {
     match cfg.schedule {
         Schedule::Constant => cfg.lr,
         Schedule::Cosine => cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + (std::f32::consts::PI * t).cos())),
-        Schedule::Step => cfg.lr * if t < 0.5 { 1.0 } else if t < 0.75 { 0.1 } else { 0.01 },
+        Schedule::Step => {
+            cfg.lr
+                * if t < 0.5 {
+                    1.0
+                } else if t < 0.75 {
+                    0.1
+                } else {
+                    0.01
+                }
+        }
     }
 }
 
@@ -119,7 +128,13 @@ pub fn accuracy(net: &mut Net, data: &Dataset) -> f32 {
 }
 
 /// Trains `net` on `train`, evaluating on `val` after each epoch. Resumes from `start`.
-pub fn train(net: &mut Net, train: &Dataset, val: Option<&Dataset>, cfg: &TrainConfig, start: Progress) -> Result<Vec<EpochStats>> {
+pub fn train(
+    net: &mut Net,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    cfg: &TrainConfig,
+    start: Progress,
+) -> Result<Vec<EpochStats>> {
     let [h, w, c] = net.spec.input;
     if (train.h, train.w, train.c) != (h, w, c) {
         bail!("the data is {}×{}×{} but the model expects {h}×{w}×{c}: resize the data or change `input` in the model file", train.h, train.w, train.c);
@@ -172,7 +187,8 @@ pub fn train(net: &mut Net, train: &Dataset, val: Option<&Dataset>, cfg: &TrainC
             if !loss.is_finite() {
                 bail!("training diverged (loss is {loss}) at epoch {}: lower the learning rate (--lr)", epoch + 1);
             }
-            correct += logits.chunks_exact(k).zip(&labels).filter(|(r, &l)| crate::net::argmax(r) == l as usize).count();
+            correct +=
+                logits.chunks_exact(k).zip(&labels).filter(|(r, &l)| crate::net::argmax(r) == l as usize).count();
             net.backward(grad[..n * k].to_vec(), n);
             t += 1;
             step(net, cfg, lr_at(cfg, t as f32 / total as f32), t);

@@ -29,7 +29,8 @@ pub fn replace_head(net: &mut Net, classes: usize, names: Vec<String>, seed: u64
 pub fn freeze_named(net: &mut Net, names: &[String]) -> Result<()> {
     for n in names {
         let Some(l) = net.layers.iter_mut().find(|l| &l.r.name == n) else {
-            let known: Vec<&str> = net.layers.iter().filter(|l| !l.params.is_empty()).map(|l| l.r.name.as_str()).collect();
+            let known: Vec<&str> =
+                net.layers.iter().filter(|l| !l.params.is_empty()).map(|l| l.r.name.as_str()).collect();
             bail!("no layer named `{n}` to freeze; layers with weights: {}", known.join(", "));
         };
         l.params.iter_mut().for_each(|p| p.frozen = true);
@@ -39,7 +40,8 @@ pub fn freeze_named(net: &mut Net, names: &[String]) -> Result<()> {
 
 /// Freezes every weighted layer except the last `n`.
 pub fn freeze_all_but_last(net: &mut Net, n: usize) {
-    let weighted: Vec<usize> = net.layers.iter().enumerate().filter(|(_, l)| !l.params.is_empty()).map(|(i, _)| i).collect();
+    let weighted: Vec<usize> =
+        net.layers.iter().enumerate().filter(|(_, l)| !l.params.is_empty()).map(|(i, _)| i).collect();
     let keep = weighted.len().saturating_sub(n);
     for &i in &weighted[..keep] {
         net.layers[i].params.iter_mut().for_each(|p| p.frozen = true);

@@ -1,0 +1,158 @@
+//! Per-model report (layer table, flash and RAM totals, accuracies) and the `emit` command.
+
+use crate::emit::{emit, weight_bytes};
+use crate::quantize::QModel;
+use anyhow::{bail, Context, Result};
+use std::fmt::Write;
+use std::path::Path;
+
+/// MACs of one quantized layer.
+fn macs(l: &crate::quantize::QLayer) -> usize {
+    let out: usize = l.output.iter().product();
+    match &l.op {
+        crate::quantize::QOp::Conv { filter_shape: f, depth_multiplier: None, .. } => out * f[1] * f[2] * f[3],
+        crate::quantize::QOp::Conv { filter_shape: f, .. } => out * f[1] * f[2],
+        crate::quantize::QOp::Dense { weights, .. } => weights.len(),
+        _ => 0,
+    }
+}
+
+/// RAM an inference needs: input buffer, arena and scores.
+pub fn ram_bytes(q: &QModel) -> usize {
+    q.input.iter().product::<usize>() + q.plan().bytes + q.num_classes()
+}
+
+/// Flash of the constant tables.
+pub fn flash_bytes(q: &QModel) -> usize {
+    q.layers.iter().map(weight_bytes).sum()
+}
+
+/// The report table.
+pub fn table(q: &QModel, acc: Option<(f32, f32, usize)>) -> String {
+    let mut s = format!("int8 model \"{}\"\n", q.name);
+    let _ = writeln!(
+        s,
+        "{:<12} {:<22} {:>12} {:>9} {:>10} {:>9} {:>9}",
+        "layer", "op", "output", "params", "MACs", "act B", "weight B"
+    );
+    s += &"─".repeat(89);
+    s.push('\n');
+    let (mut tp, mut tm) = (0, 0);
+    for l in &q.layers {
+        let params = match &l.op {
+            crate::quantize::QOp::Conv { weights, bias, .. } | crate::quantize::QOp::Dense { weights, bias, .. } => {
+                weights.len() + bias.len()
+            }
+            _ => 0,
+        };
+        tp += params;
+        tm += macs(l);
+        let _ = writeln!(
+            s,
+            "{:<12} {:<22} {:>12} {:>9} {:>10} {:>9} {:>9}",
+            l.name,
+            op_label(l),
+            format!("{}×{}×{}", l.output[0], l.output[1], l.output[2]),
+            params,
+            macs(l),
+            l.output.iter().product::<usize>(),
+            weight_bytes(l)
+        );
+    }
+    s += &"─".repeat(89);
+    let _ = writeln!(s, "\n{tp} parameters, {tm} MACs per inference");
+    let _ = writeln!(s, "flash (weights, biases, multipliers, shifts): {} bytes", flash_bytes(q));
+    let _ = writeln!(
+        s,
+        "RAM: arena {} + input {} + scores {} = {} bytes",
+        q.plan().bytes,
+        q.input.iter().product::<usize>(),
+        q.num_classes(),
+        ram_bytes(q)
+    );
+    if let Some((f, i, n)) = acc {
+        let _ = writeln!(s, "accuracy on {n} test images: float {:.2}%, int8 {:.2}% (drop {:+.2} points; int8 through the microcnn runtime kernels)", 100.0 * f, 100.0 * i, 100.0 * (i - f));
+    }
+    s
+}
+
+fn op_label(l: &crate::quantize::QLayer) -> &'static str {
+    use crate::quantize::QOp::*;
+    match &l.op {
+        Conv { depth_multiplier: Some(_), .. } => "depthwise conv",
+        Conv { filter_shape: f, .. } if f[1] == 1 && f[2] == 1 => "1x1 conv",
+        Conv { .. } => "conv",
+        Dense { .. } => "dense",
+        Pool { max: true, .. } => "max pool",
+        Pool { .. } => "avg pool",
+        L2Pool { .. } => "l2 pool",
+        Mean { .. } => "global avg pool",
+        Clamp => "relu",
+        Softmax { .. } => "softmax",
+    }
+}
+
+/// `microcnn emit`: writes or checks DIR/model.rs.
+pub fn emit_cmd(dir: &Path, check: bool, max_flash: Option<usize>, max_ram: Option<usize>) -> Result<()> {
+    let qpath = dir.join("quantized.json");
+    let text = std::fs::read_to_string(&qpath).with_context(|| {
+        format!("cannot read {} (run `microcnn quantize --out {}` first)", qpath.display(), dir.display())
+    })?;
+    let q: QModel =
+        serde_json::from_str(&text).with_context(|| format!("{}: not a quantized model", qpath.display()))?;
+    if let Some(max) = max_flash {
+        let f = flash_bytes(&q);
+        if f > max {
+            let big = q
+                .layers
+                .iter()
+                .max_by_key(|l| weight_bytes(l))
+                .map(|l| format!("{} ({} bytes)", l.name, weight_bytes(l)))
+                .unwrap_or_default();
+            bail!("model needs {f} bytes of flash for weights, over the budget of {max}; largest layer: {big}. Nothing was written.");
+        }
+    }
+    if let Some(max) = max_ram {
+        let r = ram_bytes(&q);
+        if r > max {
+            let (mut worst, mut at) = (0, String::new());
+            for (i, l) in q.layers.iter().enumerate() {
+                let pair = l.input.iter().product::<usize>() + q.out_len(i);
+                if pair > worst {
+                    worst = pair;
+                    at = l.name.clone();
+                }
+            }
+            bail!("model needs {r} bytes of RAM, over the budget of {max}; the largest live pair is layer {at} ({worst} bytes of input + output). Nothing was written.");
+        }
+    }
+    let regen = format!("cargo run --release -p host-train -- emit --model-dir {}", dir.display());
+    let code = emit(&q, &regen);
+    let target = dir.join("model.rs");
+    if check {
+        let current =
+            std::fs::read_to_string(&target).with_context(|| format!("{} missing: run `{regen}`", target.display()))?;
+        if current != code {
+            let line = current
+                .lines()
+                .zip(code.lines())
+                .position(|(a, b)| a != b)
+                .map(|i| i + 1)
+                .unwrap_or(current.lines().count().min(code.lines().count()) + 1);
+            bail!(
+                "{} has drifted from its generator (first difference at line {line}); regenerate with `{regen}`",
+                target.display()
+            );
+        }
+        println!("{}: up to date", target.display());
+        return Ok(());
+    }
+    crate::checkpoint::write_atomic(&target, code.as_bytes())?;
+    println!(
+        "wrote {} ({} bytes of flash for weights, arena {} bytes)",
+        target.display(),
+        flash_bytes(&q),
+        q.plan().bytes
+    );
+    Ok(())
+}
