@@ -57,10 +57,7 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
         q.input[0], q.input[1], q.input[2], q.input_q.scale, q.input_q.zero_point, k, plan.bytes
     );
     s.push_str("\n#![allow(clippy::all, clippy::unreadable_literal, clippy::excessive_precision, missing_docs)]\n\n");
-    s.push_str("use microcnn::activation::clamp_in_place_i8;\nuse microcnn::conv::{conv2d_i8, conv2d_output_shape, ConvParams, ConvWeights};\n");
-    s.push_str("use microcnn::dense::{dense_i8, DenseParams, DenseWeights};\nuse microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_output_shape};\n");
-    s.push_str("use microcnn::pool::{avg_pool2d_i8, global_avg_pool_i8, l2_pool2d_i8, max_pool2d_i8, pool2d_output_shape, L2PoolParams, MeanParams, PoolParams};\n");
-    s.push_str("use microcnn::softmax::{softmax_i8, SoftmaxParams};\nuse microcnn::{const_unwrap, ActivationRange, Error, Padding, Requant, Shape, Window};\n\n");
+    let header_len = s.len();
     let _ = writeln!(s, "/// Input elements (H·W·C).\npub const INPUT_LEN: usize = {in_len};");
     let _ = writeln!(
         s,
@@ -147,6 +144,50 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
         let _ = writeln!(s, "    }}\n    after_layer({i});");
     }
     s.push_str("    Ok(())\n}\n");
+    // Import exactly what the body uses (no unused-import warnings under -D warnings).
+    let body = s.split_off(header_len);
+    const ITEMS: [(&str, &[&str]); 7] = [
+        ("microcnn::activation", &["clamp_in_place_i8"]),
+        ("microcnn::conv", &["conv2d_i8", "conv2d_output_shape", "ConvParams", "ConvWeights"]),
+        ("microcnn::dense", &["dense_i8", "DenseParams", "DenseWeights"]),
+        ("microcnn::depthwise", &["depthwise_conv2d_i8", "depthwise_conv2d_output_shape"]),
+        (
+            "microcnn::pool",
+            &[
+                "avg_pool2d_i8",
+                "global_avg_pool_i8",
+                "l2_pool2d_i8",
+                "max_pool2d_i8",
+                "pool2d_output_shape",
+                "L2PoolParams",
+                "MeanParams",
+                "PoolParams",
+            ],
+        ),
+        ("microcnn::softmax", &["softmax_i8", "SoftmaxParams"]),
+        ("microcnn", &["const_unwrap", "ActivationRange", "Error", "Padding", "Requant", "Shape", "Window"]),
+    ];
+    let used = |name: &str| {
+        body.match_indices(name).any(|(i, _)| {
+            let before = body[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric() && c != '_');
+            let after = body[i + name.len()..].chars().next().is_none_or(|c| !c.is_alphanumeric() && c != '_');
+            before && after
+        })
+    };
+    for (module, names) in ITEMS {
+        let names: Vec<&str> = names.iter().copied().filter(|n| used(n)).collect();
+        match names.len() {
+            0 => {}
+            1 => {
+                let _ = writeln!(s, "use {module}::{};", names[0]);
+            }
+            _ => {
+                let _ = writeln!(s, "use {module}::{{{}}};", names.join(", "));
+            }
+        }
+    }
+    s.push('\n');
+    s.push_str(&body);
     s
 }
 

@@ -94,6 +94,12 @@ enum Cmd {
         /// Fail if the arena plus input and output exceed this many bytes of RAM.
         #[arg(long)]
         max_ram: Option<usize>,
+        /// Also write DIR/test_vectors.rs: the first N test images, their labels and the host
+        /// runtime's expected int8 scores, for on-target bit-exactness checks.
+        #[arg(long)]
+        test_images: Option<usize>,
+        #[command(flatten)]
+        data: DataArgs,
     },
     /// Write a PNG grid of augmented training images, to see what the network will see.
     AugmentPreview {
@@ -453,8 +459,13 @@ fn main() -> Result<()> {
                 }
             }
         }
-        Cmd::Emit { model_dir, check, max_flash, max_ram } => {
-            host_train::report::emit_cmd(&model_dir, check, max_flash, max_ram)?
+        Cmd::Emit { model_dir, check, max_flash, max_ram, test_images, data } => {
+            let q = host_train::report::emit_cmd(&model_dir, check, max_flash, max_ram)?;
+            if let Some(n) = test_images {
+                let (train_set, test) = load_data(&data, q.input)?;
+                let test = test.unwrap_or(train_set).take(n);
+                host_train::report::write_test_vectors(&q, &test, &model_dir.join("test_vectors.rs"))?;
+            }
         }
         Cmd::AugmentPreview { data, aug, out, images, seed } => {
             let (d, _) = load_data(&data, [28, 28, 1])?;

@@ -478,6 +478,6 @@ pub fn summary(spec: &ModelSpec) -> Result<String> {
         );
     }
     s += &"─".repeat(77);
-    s += &format!("\ntotal: {tp} parameters ({} bytes as int8 + int32 biases), {tm} MACs per image, peak live activations {peak} bytes\n", tp);
+    s += &format!("\ntotal: {tp} parameters, {tm} MACs per image, peak live activations (input + output of one layer) {peak} bytes\n");
     Ok(s)
 }

@@ -1,0 +1,169 @@
+//! Shared pieces of the QEMU firmware: semihosting exit, a panic handler that fails the run,
+//! and an instruction counter built on SysTick under `qemu -icount shift=0`.
+
+#![no_std]
+
+use cortex_m::peripheral::{syst::SystClkSource, SYST};
+use cortex_m_semihosting::debug;
+use defmt_semihosting as _;
+
+/// Ends the QEMU run with a pass/fail exit status.
+pub fn exit(pass: bool) -> ! {
+    debug::exit(if pass { debug::EXIT_SUCCESS } else { debug::EXIT_FAILURE });
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    if let Some(loc) = info.location() {
+        defmt::error!("panic at {=str}:{=u32}", loc.file(), loc.line());
+    } else {
+        defmt::error!("panic");
+    }
+    exit(false)
+}
+
+/// Counts instructions: SysTick ticks scaled by a factor measured on a loop of known length.
+///
+/// With `-icount shift=0` QEMU retires exactly one instruction per nanosecond of virtual time,
+/// so SysTick ticks are proportional to instructions; the factor (40 on mps2 boards, whose
+/// SysTick runs at 25 MHz) is measured at start-up rather than assumed.
+pub struct InstructionCounter {
+    syst: SYST,
+    /// Instructions per tick × 1000 (0 when SysTick does not run on this machine).
+    milli_per_tick: u64,
+}
+
+const CAL_ITERS: u32 = 200_000;
+
+impl InstructionCounter {
+    /// Starts SysTick from the processor clock and calibrates it.
+    pub fn new(mut syst: SYST) -> Self {
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(0x00FF_FFFF);
+        syst.clear_current();
+        syst.enable_counter();
+        let mut c = InstructionCounter { syst, milli_per_tick: 0 };
+        let t0 = c.ticks();
+        spin(CAL_ITERS);
+        let dt = Self::elapsed_ticks(t0, c.ticks()) as u64;
+        // The loop retires two instructions per iteration.
+        c.milli_per_tick = if dt == 0 { 0 } else { (2 * CAL_ITERS as u64 * 1000 + dt / 2) / dt };
+        c
+    }
+
+    /// The raw down-counter.
+    pub fn ticks(&self) -> u32 {
+        SYST::get_current()
+    }
+
+    fn elapsed_ticks(start: u32, end: u32) -> u32 {
+        start.wrapping_sub(end) & 0x00FF_FFFF
+    }
+
+    /// `true` if SysTick runs (it does on every machine used here; reported otherwise).
+    pub fn available(&self) -> bool {
+        self.milli_per_tick != 0
+    }
+
+    /// Instructions per SysTick tick, rounded.
+    pub fn instructions_per_tick(&self) -> u32 {
+        ((self.milli_per_tick + 500) / 1000) as u32
+    }
+
+    /// Instructions between two `ticks()` readings (less than 2^24 ticks apart).
+    pub fn instructions(&self, start: u32, end: u32) -> u64 {
+        Self::elapsed_ticks(start, end) as u64 * self.milli_per_tick / 1000
+    }
+
+    /// Gives SysTick back.
+    pub fn free(self) -> SYST {
+        self.syst
+    }
+}
+
+/// A loop of exactly `2·n` instructions (`subs` + `bne`).
+#[inline(never)]
+fn spin(n: u32) {
+    // SAFETY: a register-only countdown loop; it touches no memory and no flags the compiler
+    // relies on (`nostack`, flags clobbered by default).
+    unsafe {
+        core::arch::asm!("1:", "subs {0}, #1", "bne 1b", inout(reg) n => _, options(nomem, nostack));
+    }
+}
+
+/// Defines the `main` of a classification app for a generated model module `$model` and its
+/// test vectors `$vectors`: runs every embedded test image, prints each prediction, checks each
+/// output against the host's bit for bit, reports accuracy and per-layer instruction counts, and
+/// exits non-zero on any mismatch.
+#[macro_export]
+macro_rules! classify_app {
+    ($model:ident, $vectors:ident) => {
+        #[cortex_m_rt::entry]
+        fn main() -> ! {
+            use $model as model;
+            use $vectors as vectors;
+            let Some(p) = cortex_m::Peripherals::take() else { $crate::exit(false) };
+            let counter = $crate::InstructionCounter::new(p.SYST);
+            let Some(arena) = cortex_m::singleton!(: [i8; model::ARENA_BYTES] = [0; model::ARENA_BYTES]) else {
+                $crate::exit(false)
+            };
+            let mut scores = [0i8; model::NUM_CLASSES];
+            let mut per_layer = [0u64; model::LAYER_NAMES.len()];
+            let (mut correct, mut mismatches, mut total) = (0usize, 0usize, 0u64);
+            defmt::info!(
+                "model {=str}: {=usize} layers, arena {=usize} B, weights {=usize} B, {=usize} test images",
+                model::LAYER_NAMES[0],
+                model::LAYER_NAMES.len(),
+                model::ARENA_BYTES,
+                model::WEIGHT_BYTES,
+                vectors::COUNT
+            );
+            for i in 0..vectors::COUNT {
+                let start = counter.ticks();
+                let mut last = start;
+                let r = model::run_observed(&vectors::IMAGES[i], arena, &mut scores, |l| {
+                    let now = counter.ticks();
+                    per_layer[l] += counter.instructions(last, now);
+                    last = now;
+                });
+                total += counter.instructions(start, last);
+                if let Err(e) = r {
+                    defmt::error!("image {=usize}: runtime error {}", i, e);
+                    $crate::exit(false);
+                }
+                let pred = microcnn::classify::argmax_i8(&scores).unwrap_or(0);
+                let label = vectors::LABELS[i] as usize;
+                let exact = scores == vectors::EXPECTED[i];
+                correct += (pred == label) as usize;
+                mismatches += (!exact) as usize;
+                defmt::info!(
+                    "image {=usize}: predicted {=str}, true {=str}{=str}",
+                    i,
+                    model::LABELS[pred],
+                    model::LABELS[label],
+                    if exact { "" } else { "  <-- OUTPUT DIFFERS FROM HOST" }
+                );
+            }
+            let n = vectors::COUNT.max(1) as u64;
+            if counter.available() {
+                defmt::info!("instructions per SysTick tick: {=u32}", counter.instructions_per_tick());
+                for (l, name) in model::LAYER_NAMES.iter().enumerate() {
+                    defmt::info!("PERF layer {=str} {=u64}", name, per_layer[l] / n);
+                }
+                defmt::info!("PERF inference {=u64}", total / n);
+            } else {
+                defmt::warn!("SysTick does not run on this machine: no instruction counts");
+            }
+            defmt::info!(
+                "RESULT accuracy {=usize}/{=usize}, outputs bit-exact with host: {=usize}/{=usize}",
+                correct,
+                vectors::COUNT,
+                vectors::COUNT - mismatches,
+                vectors::COUNT
+            );
+            $crate::exit(mismatches == 0)
+        }
+    };
+}
