@@ -1,0 +1,107 @@
+//! Augmentations on real images transform pixels exactly as specified and are reproducible.
+
+mod common;
+use host_train::augment::Augment;
+use host_train::rng::Rng;
+
+fn apply(a: &Augment, img: &[f32], seed: u64) -> Vec<f32> {
+    let mut out = vec![0.0; img.len()];
+    a.apply(img, &mut out, 28, 28, 1, &mut Rng::new(seed));
+    out
+}
+
+#[test]
+fn identity_settings_copy_exactly() {
+    let d = common::fashion300();
+    for i in 0..20 {
+        assert_eq!(apply(&Augment::default(), d.image(i), i as u64), d.image(i));
+    }
+    // Rotation by 0 degrees (range zero) is the identity too.
+    let zero_rot = Augment { rotate_deg: 0.0, ..Default::default() };
+    assert_eq!(apply(&zero_rot, d.image(3), 9), d.image(3));
+}
+
+#[test]
+fn flips_mirror_pixels_and_twice_is_identity() {
+    let d = common::fashion300();
+    let h = Augment { hflip: 1.0, ..Default::default() };
+    let v = Augment { vflip: 1.0, ..Default::default() };
+    let img = d.image(7);
+    let once = apply(&h, img, 1);
+    for y in 0..28 {
+        for x in 0..28 {
+            assert_eq!(once[y * 28 + x], img[y * 28 + 27 - x]);
+        }
+    }
+    assert_eq!(apply(&h, &once, 2), img);
+    let vo = apply(&v, img, 3);
+    assert_eq!(vo[0..28], img[27 * 28..28 * 28]);
+    assert_eq!(apply(&v, &vo, 4), img);
+}
+
+#[test]
+fn pad_then_crop_keeps_size_and_shifts_content() {
+    let d = common::fashion300();
+    let a = Augment { crop_pad: 3, ..Default::default() };
+    let img = d.image(11);
+    for seed in 0..20 {
+        let out = apply(&a, img, seed);
+        assert_eq!(out.len(), 28 * 28, "a crop has the model's input size");
+        // The result is the input shifted by some (dx, dy) in −3..=3, zero-filled.
+        let found = (-3i32..=3).flat_map(|dy| (-3i32..=3).map(move |dx| (dx, dy))).any(|(dx, dy)| {
+            (0..28).all(|y| {
+                (0..28).all(|x| {
+                    let (sx, sy) = (x - dx, y - dy);
+                    let want = if (0..28).contains(&sx) && (0..28).contains(&sy) { img[(sy * 28 + sx) as usize] } else { 0.0 };
+                    out[(y * 28 + x) as usize] == want
+                })
+            })
+        });
+        assert!(found, "seed {seed}: not an integer shift of the input");
+    }
+}
+
+#[test]
+fn brightness_and_contrast_follow_their_formulas() {
+    let d = common::fashion300();
+    let img = d.image(5);
+    let out = apply(&Augment { brightness: 0.2, ..Default::default() }, img, 8);
+    // Find the offset from an unclamped pixel, then check every pixel.
+    let (i, _) = img.iter().enumerate().find(|(_, &p)| p > 0.3 && p < 0.7).expect("mid-grey pixel");
+    let delta = out[i] - img[i];
+    assert!(delta.abs() <= 0.2 + 1e-6);
+    for (o, p) in out.iter().zip(img) {
+        assert!((o - (p + delta).clamp(0.0, 1.0)).abs() < 1e-6);
+    }
+    let c = apply(&Augment { contrast: 0.5, ..Default::default() }, img, 9);
+    let mean = img.iter().sum::<f32>() / img.len() as f32;
+    let k = (c[i] - mean) / (img[i] - mean);
+    assert!((0.5..=1.5).contains(&k));
+}
+
+#[test]
+fn rotation_and_colour_jitter_are_reproducible_under_the_seed() {
+    let d = common::fashion300();
+    let a = Augment { rotate_deg: 15.0, translate: 0.1, brightness: 0.1, contrast: 0.2, ..Default::default() };
+    assert_eq!(apply(&a, d.image(1), 77), apply(&a, d.image(1), 77));
+    assert_ne!(apply(&a, d.image(1), 77), apply(&a, d.image(1), 78));
+    // A 90° rotation moves the top row to a column (square image, exact pixel centres).
+    let r = Augment { rotate_deg: 1e-9, ..Default::default() };
+    let out = apply(&r, d.image(2), 1);
+    assert!(out.iter().zip(d.image(2)).all(|(a, b)| (a - b).abs() < 1e-4), "a tiny rotation is (nearly) the identity");
+}
+
+#[test]
+fn rgb_grayscale_makes_channels_equal() {
+    let mut rng = Rng::new(1);
+    let img: Vec<f32> = (0..8 * 8 * 3).map(|_| rng.f32()).collect();
+    let a = Augment { grayscale: 1.0, ..Default::default() };
+    let mut out = vec![0.0; img.len()];
+    a.apply(&img, &mut out, 8, 8, 3, &mut Rng::new(2));
+    for px in out.chunks(3) {
+        assert!((px[0] - px[1]).abs() < 1e-6 && (px[1] - px[2]).abs() < 1e-6);
+    }
+    let hue = Augment { hue: 0.1, saturation: 0.3, ..Default::default() };
+    hue.apply(&img, &mut out, 8, 8, 3, &mut Rng::new(3));
+    assert!(out.iter().all(|v| (0.0..=1.0).contains(v)));
+}

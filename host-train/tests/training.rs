@@ -1,0 +1,203 @@
+//! Training, checkpoints, transfer learning and error handling on small real data.
+
+mod common;
+use host_train::checkpoint::{self, Progress};
+use host_train::net::{softmax_cross_entropy, Net};
+use host_train::rng::Rng;
+use host_train::spec::ModelSpec;
+use host_train::train::{self, Optimizer, Schedule, TrainConfig};
+use host_train::transfer;
+
+const SMALL: &str = r#"
+name = "small"
+input = [28, 28, 1]
+[[layers]]
+type = "conv"
+name = "c1"
+filters = 4
+kernel = 3
+stride = 2
+padding = "same"
+activation = "relu"
+[[layers]]
+type = "max_pool"
+size = 2
+[[layers]]
+type = "dropout"
+rate = 0.2
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "dense"
+name = "head"
+units = 10
+[[layers]]
+type = "softmax"
+"#;
+
+fn cfg(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch: 32,
+        lr: 5e-3,
+        optimizer: Optimizer::Adam,
+        schedule: Schedule::Cosine,
+        weight_decay: 0.0,
+        seed: 3,
+        augment: Default::default(),
+        checkpoint: None,
+        progress: false,
+    }
+}
+
+#[test]
+fn training_learns_and_is_reproducible() {
+    let d = common::fashion300();
+    let spec = ModelSpec::from_toml(SMALL).unwrap();
+    let mut a = Net::new(spec.clone(), 1).unwrap();
+    let before = train::accuracy(&mut a, &d);
+    let h1 = train::train(&mut a, &d, None, &cfg(4), Progress::default()).unwrap();
+    let after = train::accuracy(&mut a, &d);
+    assert!(after > before + 0.3, "accuracy {before} -> {after}");
+    assert!(h1.last().unwrap().loss < h1[0].loss);
+    let mut b = Net::new(spec, 1).unwrap();
+    let h2 = train::train(&mut b, &d, None, &cfg(4), Progress::default()).unwrap();
+    assert_eq!(h1.last().unwrap().loss, h2.last().unwrap().loss, "same seed, same run");
+    assert!(a.params().zip(b.params()).all(|(x, y)| x.value == y.value));
+}
+
+#[test]
+fn saved_then_loaded_gives_identical_outputs_and_resumes() {
+    let d = common::fashion300();
+    let mut net = Net::new(ModelSpec::from_toml(SMALL).unwrap(), 2).unwrap();
+    train::train(&mut net, &d, None, &cfg(1), Progress::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    checkpoint::save(&net, Progress { epoch: 1, step: 10 }, &path).unwrap();
+    let (mut loaded, p) = checkpoint::load(&path).unwrap();
+    assert_eq!(p, Progress { epoch: 1, step: 10 });
+    let mut rng = Rng::new(0);
+    let x = &d.images[..20 * 784];
+    assert_eq!(net.forward(x, 20, false, &mut rng), loaded.forward(x, 20, false, &mut rng));
+    // No temporary file is left behind by the atomic write.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn frozen_layers_are_bit_identical_after_fine_tuning() {
+    let d = common::fashion300();
+    let mut net = Net::new(ModelSpec::from_toml(SMALL).unwrap(), 4).unwrap();
+    train::train(&mut net, &d, None, &cfg(1), Progress::default()).unwrap();
+    let c1: Vec<Vec<f32>> = net.layers[0].params.iter().map(|p| p.value.clone()).collect();
+    // New head for 5 classes (labels folded), everything but the head frozen.
+    let mut five = d.clone();
+    five.labels.iter_mut().for_each(|l| *l %= 5);
+    transfer::replace_head(&mut net, 5, vec![], 9).unwrap();
+    transfer::freeze_all_but_last(&mut net, 1);
+    assert_eq!(transfer::frozen_layers(&net), vec!["c1".to_string()]);
+    let head_before = net.layers[4].params[0].value.clone();
+    train::train(&mut net, &five, None, &cfg(2), Progress::default()).unwrap();
+    let after: Vec<Vec<f32>> = net.layers[0].params.iter().map(|p| p.value.clone()).collect();
+    assert_eq!(c1, after, "frozen weights changed");
+    assert_ne!(head_before, net.layers[4].params[0].value, "the head did train");
+    assert_eq!(net.num_classes(), 5);
+    assert!(transfer::freeze_named(&mut net, &["nope".into()]).unwrap_err().to_string().contains("no layer named `nope`"));
+}
+
+#[test]
+fn impossible_stride_is_reported_with_layer_numbers_and_formula() {
+    let bad = SMALL.replace("stride = 2\npadding = \"same\"", "stride = 3\npadding = \"valid\"");
+    let err = ModelSpec::from_toml(&bad).unwrap().resolve().unwrap_err().to_string();
+    // (28 − 3 + 0)/3 + 1 = 25/3 + 1: not whole.
+    assert!(err.contains("layer `c1`"), "{err}");
+    assert!(err.contains("25/3"), "{err}");
+    assert!(err.contains("(W − K + P)/S + 1"), "{err}");
+    let unknown = SMALL.replace("kernel = 3", "kernel = 3\nkernal = 2");
+    assert!(ModelSpec::from_toml(&unknown).is_err(), "unknown keys are rejected");
+    let no_flatten = SMALL.replace("[[layers]]\ntype = \"flatten\"\n", "");
+    let e = ModelSpec::from_toml(&no_flatten).unwrap().resolve().unwrap_err().to_string();
+    assert!(e.contains("add a `flatten`"), "{e}");
+}
+
+#[test]
+fn truncated_or_wrong_data_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read(common::fixture_dir().join("fashion-300-images-idx3-ubyte.gz")).unwrap();
+    let truncated = dir.path().join("t-images.gz");
+    std::fs::write(&truncated, &src[..src.len() / 2]).unwrap();
+    let labels = common::fixture_dir().join("fashion-300-labels-idx1-ubyte.gz");
+    let e = format!("{:#}", host_train::data::load_idx(&truncated, &labels).unwrap_err());
+    assert!(e.contains("t-images.gz") && (e.contains("truncated") || e.contains("corrupt")), "{e}");
+    let e = host_train::data::load_idx(&labels, &labels).unwrap_err().to_string();
+    assert!(e.contains("not an IDX image file"), "{e}");
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(&csv, "1,2,3\n").unwrap();
+    let e = host_train::data::load_csv(&csv, 28).unwrap_err().to_string();
+    assert!(e.contains("bad.csv") && e.contains("line 1"), "{e}");
+    let e = host_train::data::load_fashion(dir.path(), "train").unwrap_err().to_string();
+    assert!(e.contains("apt-get install dataset-fashion-mnist"), "{e}");
+}
+
+/// Checks backprop against central finite differences for a network `body` + dense head.
+fn grad_check(body: &str) {
+    let spec = format!("name = \"grad\"\ninput = [7, 6, 2]\n{body}\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nunits = 3\n");
+    let spec = ModelSpec::from_toml(&spec).unwrap();
+    let mut net = Net::new(spec, 5).unwrap();
+    let mut rng = Rng::new(11);
+    let n = 2;
+    let x: Vec<f32> = (0..n * 7 * 6 * 2).map(|_| rng.range(0.0, 1.0)).collect();
+    let labels = [1u8, 2];
+    let loss = |net: &mut Net| {
+        let logits = net.forward(&x, n, false, &mut Rng::new(0));
+        let mut g = vec![0.0; n * 3];
+        softmax_cross_entropy(&logits, &labels, 3, &mut g) as f64
+    };
+    let logits = net.forward(&x, n, true, &mut Rng::new(0));
+    let mut g = vec![0.0; n * 3];
+    softmax_cross_entropy(&logits, &labels, 3, &mut g);
+    net.backward(g, n);
+    let analytic: Vec<Vec<f32>> = net.params().map(|p| p.grad.clone()).collect();
+    let eps = 1e-3f32;
+    let (mut checked, mut bad) = (0, Vec::new());
+    for (pi, grads) in analytic.iter().enumerate() {
+        for (i, &a) in grads.iter().enumerate() {
+            let orig = net.params().nth(pi).unwrap().value[i];
+            net.params_mut().nth(pi).unwrap().value[i] = orig + eps;
+            let up = loss(&mut net);
+            net.params_mut().nth(pi).unwrap().value[i] = orig - eps;
+            let down = loss(&mut net);
+            net.params_mut().nth(pi).unwrap().value[i] = orig;
+            let numeric = ((up - down) / (2.0 * eps as f64)) as f32;
+            if (a - numeric).abs() > 1e-3 + 2e-2 * numeric.abs() {
+                bad.push(format!("param {pi}[{i}]: backprop {a}, finite difference {numeric}"));
+            }
+            checked += 1;
+        }
+    }
+    // A few entries may sit on a ReLU/max kink where finite differences are meaningless.
+    assert!(bad.len() * 50 <= checked, "{body}\n{} of {checked} gradients differ:\n{}", bad.len(), bad.join("\n"));
+}
+
+#[test]
+fn gradients_conv_same_rect_stride_relu6() {
+    grad_check("[[layers]]\ntype = \"conv\"\nfilters = 3\nkernel = [3, 2]\nstride = [2, 1]\npadding = \"same\"\nactivation = \"relu6\"");
+}
+
+#[test]
+fn gradients_conv_explicit_padding_dilation() {
+    grad_check("[[layers]]\ntype = \"conv\"\nfilters = 2\nkernel = 2\ndilation = 2\npadding = [1, 0, 1, 1]");
+}
+
+#[test]
+fn gradients_depthwise_multiplier_2() {
+    grad_check("[[layers]]\ntype = \"depthwise\"\nkernel = 3\nmultiplier = 2\npadding = [1, 1, 0, 1]\nactivation = \"relu\"");
+}
+
+#[test]
+fn gradients_pointwise_and_pools() {
+    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"avg_pool\"\nsize = 2\nstride = 1\npadding = \"same\"");
+    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"max_pool\"\nsize = 3\nstride = 1\npadding = \"same\"");
+    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"l2_pool\"\nsize = 2\nstride = 1");
+    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"global_avg_pool\"");
+    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"relu6\"");
+}
