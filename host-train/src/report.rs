@@ -126,12 +126,13 @@ pub fn emit_cmd(dir: &Path, check: bool, max_flash: Option<usize>, max_ram: Opti
             bail!("model needs {r} bytes of RAM, over the budget of {max}; the largest live pair is layer {at} ({worst} bytes of input + output). Nothing was written.");
         }
     }
-    let regen = format!("cargo run --release -p host-train -- emit --model-dir {}", dir.display());
+    // The header names no machine-specific path, so the output depends only on the model.
+    let regen = "cargo run --release -p host-train -- emit --model-dir <this folder>".to_string();
     let code = emit(&q, &regen);
     let target = dir.join("model.rs");
     if check {
         let current =
-            std::fs::read_to_string(&target).with_context(|| format!("{} missing: run `{regen}`", target.display()))?;
+            std::fs::read_to_string(&target).with_context(|| format!("{} missing: run `microcnn emit --model-dir {}`", target.display(), dir.display()))?;
         if current != code {
             let line = current
                 .lines()
