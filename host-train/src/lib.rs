@@ -13,5 +13,6 @@ pub mod quantize;
 pub mod report;
 pub mod rng;
 pub mod spec;
+pub mod tflite;
 pub mod train;
 pub mod transfer;

@@ -101,6 +101,16 @@ enum Cmd {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Write a quantized model (DIR/quantized.json) as an int8 TensorFlow Lite flatbuffer
+    /// (DIR/model.tflite) that Netron, TFLite and TFLite Micro open; `--check` reports drift.
+    ExportTflite {
+        /// Folder holding quantized.json.
+        #[arg(long, default_value = "out")]
+        model_dir: PathBuf,
+        /// Compare with the committed file instead of writing.
+        #[arg(long)]
+        check: bool,
+    },
     /// Write a PNG grid of augmented training images, to see what the network will see.
     AugmentPreview {
         #[command(flatten)]
@@ -465,6 +475,23 @@ fn main() -> Result<()> {
                 let (train_set, test) = load_data(&data, q.input)?;
                 let test = test.unwrap_or(train_set).take(n);
                 host_train::report::write_test_vectors(&q, &test, &model_dir.join("test_vectors.rs"))?;
+            }
+        }
+        Cmd::ExportTflite { model_dir, check } => {
+            let qpath = model_dir.join("quantized.json");
+            let text = std::fs::read_to_string(&qpath)
+                .with_context(|| format!("cannot read {} (run `microcnn quantize` first)", qpath.display()))?;
+            let q: host_train::quantize::QModel = serde_json::from_str(&text)?;
+            let bytes = host_train::tflite::export(&q)?;
+            let path = model_dir.join("model.tflite");
+            if check {
+                if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+                    bail!("{} differs from what export-tflite writes now: regenerate it", path.display());
+                }
+                println!("{}: up to date", path.display());
+            } else {
+                checkpoint::write_atomic(&path, &bytes)?;
+                println!("wrote {} ({} bytes)", path.display(), bytes.len());
             }
         }
         Cmd::AugmentPreview { data, aug, out, images, seed } => {

@@ -207,11 +207,11 @@ impl Layer {
                 for b in 0..n {
                     let col = &mut self.cache[b * p * k..(b + 1) * p * k];
                     im2col(&x[b * ilen..(b + 1) * ilen], i, &win, &g, o, col);
-                    let yb = &mut y[b * olen..(b + 1) * olen];
-                    gemm(p, k, o.c, col, k as isize, 1, &self.params[0].value, 1, k as isize, 0.0, yb);
-                    for row in yb.chunks_exact_mut(o.c) {
-                        row.iter_mut().zip(&self.params[1].value).for_each(|(v, b)| *v += b);
-                    }
+                }
+                // One GEMM for the whole batch: [n·P × K] · [K × OC].
+                gemm(n * p, k, o.c, &self.cache, k as isize, 1, &self.params[0].value, 1, k as isize, 0.0, &mut y);
+                for row in y.chunks_exact_mut(o.c) {
+                    row.iter_mut().zip(&self.params[1].value).for_each(|(v, b)| *v += b);
                 }
             }
             LayerSpec::Depthwise { multiplier, .. } => {
@@ -302,16 +302,15 @@ impl Layer {
                 let (win, g) = geometry(&self.r).expect("validated");
                 let k = win.kernel_h * win.kernel_w * i.c;
                 let p = o.h * o.w;
-                let mut dcol = vec![0.0f32; p * k];
+                // Whole-batch GEMMs: dW += dYᵀ·col, dcol = dY·W.
+                gemm(o.c, n * p, k, dy, 1, o.c as isize, &self.cache, k as isize, 1, 1.0, &mut self.params[0].grad);
+                for row in dy.chunks_exact(o.c) {
+                    self.params[1].grad.iter_mut().zip(row).for_each(|(g, d)| *g += d);
+                }
+                let mut dcol = vec![0.0f32; n * p * k];
+                gemm(n * p, o.c, k, dy, o.c as isize, 1, &self.params[0].value, k as isize, 1, 0.0, &mut dcol);
                 for b in 0..n {
-                    let dyb = &dy[b * olen..(b + 1) * olen];
-                    let col = &self.cache[b * p * k..(b + 1) * p * k];
-                    gemm(o.c, p, k, dyb, 1, o.c as isize, col, k as isize, 1, 1.0, &mut self.params[0].grad);
-                    for row in dyb.chunks_exact(o.c) {
-                        self.params[1].grad.iter_mut().zip(row).for_each(|(g, d)| *g += d);
-                    }
-                    gemm(p, o.c, k, dyb, o.c as isize, 1, &self.params[0].value, k as isize, 1, 0.0, &mut dcol);
-                    col2im(&dcol, i, &win, &g, o, &mut dx[b * ilen..(b + 1) * ilen]);
+                    col2im(&dcol[b * p * k..(b + 1) * p * k], i, &win, &g, o, &mut dx[b * ilen..(b + 1) * ilen]);
                 }
             }
             LayerSpec::Depthwise { multiplier, .. } => {

@@ -298,13 +298,13 @@ pub fn quantize(net: &mut Net, calib: &Dataset, method: Calibration, source: Str
             }
             LayerSpec::Dense { units, .. } => {
                 let out_q = calibrated();
-                let depth = r.input.len();
-                let (weights, weight_scales) = quantize_weights(&l.params[0].value, *units, |i| i / depth);
+                // One scale for the whole weight matrix, as TFLite's converter does for
+                // FULLY_CONNECTED (so the exported .tflite runs on every TFLM version).
+                let (weights, weight_scales) = quantize_weights(&l.params[0].value, 1, |_| 0);
                 let bias = l.params[1]
                     .value
                     .iter()
-                    .zip(&weight_scales)
-                    .map(|(&b, &s)| (b as f64 / (cur_q.scale as f64 * s as f64)).round() as i32)
+                    .map(|&b| (b as f64 / (cur_q.scale as f64 * weight_scales[0] as f64)).round() as i32)
                     .collect();
                 let (multiplier, shift) = requant(cur_q.scale, &weight_scales, out_q.scale);
                 base(

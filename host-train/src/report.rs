@@ -131,8 +131,9 @@ pub fn emit_cmd(dir: &Path, check: bool, max_flash: Option<usize>, max_ram: Opti
     let code = emit(&q, &regen);
     let target = dir.join("model.rs");
     if check {
-        let current =
-            std::fs::read_to_string(&target).with_context(|| format!("{} missing: run `microcnn emit --model-dir {}`", target.display(), dir.display()))?;
+        let current = std::fs::read_to_string(&target).with_context(|| {
+            format!("{} missing: run `microcnn emit --model-dir {}`", target.display(), dir.display())
+        })?;
         if current != code {
             let line = current
                 .lines()

@@ -52,7 +52,8 @@ fn pad_then_crop_keeps_size_and_shifts_content() {
             (0..28).all(|y| {
                 (0..28).all(|x| {
                     let (sx, sy) = (x - dx, y - dy);
-                    let want = if (0..28).contains(&sx) && (0..28).contains(&sy) { img[(sy * 28 + sx) as usize] } else { 0.0 };
+                    let want =
+                        if (0..28).contains(&sx) && (0..28).contains(&sy) { img[(sy * 28 + sx) as usize] } else { 0.0 };
                     out[(y * 28 + x) as usize] == want
                 })
             })

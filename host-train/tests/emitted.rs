@@ -49,7 +49,11 @@ macro_rules! check_model {
                 let mut arena = [0i8; $model::ARENA_BYTES];
                 let mut scores = [0i8; $model::NUM_CLASSES];
                 $model::run(&$vectors::IMAGES[i], &mut arena, &mut scores).unwrap();
-                assert_eq!(scores, $vectors::EXPECTED[i], "image {i}: generated code differs from the committed expectation");
+                assert_eq!(
+                    scores,
+                    $vectors::EXPECTED[i],
+                    "image {i}: generated code differs from the committed expectation"
+                );
                 // The quantized model through the planner, with poisoned memory beyond the arena.
                 let mut big = vec![POISON; plan.bytes + 256];
                 let mut s2 = vec![0i8; q.num_classes()];

@@ -101,7 +101,10 @@ fn frozen_layers_are_bit_identical_after_fine_tuning() {
     assert_eq!(c1, after, "frozen weights changed");
     assert_ne!(head_before, net.layers[4].params[0].value, "the head did train");
     assert_eq!(net.num_classes(), 5);
-    assert!(transfer::freeze_named(&mut net, &["nope".into()]).unwrap_err().to_string().contains("no layer named `nope`"));
+    assert!(transfer::freeze_named(&mut net, &["nope".into()])
+        .unwrap_err()
+        .to_string()
+        .contains("no layer named `nope`"));
 }
 
 #[test]
@@ -190,7 +193,9 @@ fn gradients_conv_explicit_padding_dilation() {
 
 #[test]
 fn gradients_depthwise_multiplier_2() {
-    grad_check("[[layers]]\ntype = \"depthwise\"\nkernel = 3\nmultiplier = 2\npadding = [1, 1, 0, 1]\nactivation = \"relu\"");
+    grad_check(
+        "[[layers]]\ntype = \"depthwise\"\nkernel = 3\nmultiplier = 2\npadding = [1, 1, 0, 1]\nactivation = \"relu\"",
+    );
 }
 
 #[test]
@@ -199,5 +204,7 @@ fn gradients_pointwise_and_pools() {
     grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"max_pool\"\nsize = 3\nstride = 1\npadding = \"same\"");
     grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"l2_pool\"\nsize = 2\nstride = 1");
     grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"global_avg_pool\"");
-    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"relu6\"");
+    grad_check(
+        "[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"relu6\"",
+    );
 }

@@ -237,13 +237,19 @@ pub struct MeanParams {
 }
 
 impl MeanParams {
-    /// Parameters for averaging `count = H·W` elements per channel (TFLite Micro folds the
-    /// division into the multiplier, computed in `f64`). Build-time helper.
+    /// Parameters for averaging `count = H·W` elements per channel, exactly as TFLite's
+    /// `QuantizedMeanOrSum` folds the division into the multiplier: quantize `s_in / s_out`,
+    /// then `k = min(⌊log2 count⌋, 32, 31 + shift)`, `M' = (M · 2^k) / count` (integer
+    /// division) and `shift' = shift − k`. Build-time helper.
     pub fn new(s_in: f32, zp_in: i8, s_out: f32, zp_out: i8, count: usize, activation: ActivationRange) -> Self {
+        let r = crate::quant::quantize_multiplier(s_in as f64 / s_out as f64);
+        let count = count.max(1) as i64;
+        let k = (63 - (count as u64).leading_zeros() as i32).min(32).min(31 + r.shift);
+        let multiplier = (((r.multiplier as i64) << k) / count) as i32;
         MeanParams {
             input_zero_point: zp_in as i32,
             output_zero_point: zp_out as i32,
-            requant: crate::quant::quantize_multiplier(s_in as f64 / s_out as f64 / count as f64),
+            requant: Requant { multiplier, shift: r.shift - k },
             activation,
         }
     }
@@ -252,7 +258,7 @@ impl MeanParams {
 /// Global average pooling to `n×1×1×c`, bit-exact with TensorFlow Lite Micro's int8 `MEAN`
 /// over axes 1 and 2: `acc = Σ (x − zp_in)`, then
 /// `clamp(MultiplyByQuantizedMultiplier(acc, M, shift) + zp_out)` where `M, shift` encode
-/// `s_in / (s_out · H·W)` ([`MeanParams::new`]).
+/// `s_in / s_out / (H·W)` as TFLite derives them ([`MeanParams::new`]).
 ///
 /// # Errors
 ///
