@@ -45,6 +45,8 @@ pub struct Layer {
     cache_idx: Vec<u32>,
     input: Vec<f32>,
     output: Vec<f32>,
+    /// Whether `backward` must compute the input gradient (false for the first layer).
+    pub need_input_grad: bool,
 }
 
 fn window(r: &Resolved) -> Option<Window> {
@@ -190,11 +192,20 @@ impl Layer {
             }
             _ => {}
         }
-        Layer { r, params, cache: Vec::new(), cache_idx: Vec::new(), input: Vec::new(), output: Vec::new() }
+        Layer {
+            r,
+            params,
+            cache: Vec::new(),
+            cache_idx: Vec::new(),
+            input: Vec::new(),
+            output: Vec::new(),
+            need_input_grad: true,
+        }
     }
 
     /// Forward pass for a batch of `n`.
-    pub fn forward(&mut self, x: &[f32], n: usize, train: bool, rng: &mut Rng) -> Vec<f32> {
+    pub fn forward(&mut self, x_owned: Vec<f32>, n: usize, train: bool, rng: &mut Rng) -> Vec<f32> {
+        let x = &x_owned[..];
         let (i, o) = (self.r.input, self.r.output);
         let (ilen, olen) = (i.len(), o.len());
         let mut y = vec![0.0f32; n * olen];
@@ -203,7 +214,7 @@ impl Layer {
                 let (win, g) = geometry(&self.r).expect("validated");
                 let k = win.kernel_h * win.kernel_w * i.c;
                 let p = o.h * o.w;
-                self.cache = vec![0.0; n * p * k];
+                self.cache.resize(n * p * k, 0.0);
                 for b in 0..n {
                     let col = &mut self.cache[b * p * k..(b + 1) * p * k];
                     im2col(&x[b * ilen..(b + 1) * ilen], i, &win, &g, o, col);
@@ -284,8 +295,13 @@ impl Layer {
         }
         apply_act(fused(&self.r.spec), &mut y);
         if train {
-            self.input = x.to_vec();
-            self.output = y.clone();
+            // Keep only what backward reads: the output for activation/L2 gradients.
+            let needs_output = fused(&self.r.spec) != Act::None || matches!(self.r.spec, LayerSpec::L2Pool { .. });
+            if needs_output {
+                self.output.clear();
+                self.output.extend_from_slice(&y);
+            }
+            self.input = x_owned;
         }
         y
     }
@@ -307,10 +323,12 @@ impl Layer {
                 for row in dy.chunks_exact(o.c) {
                     self.params[1].grad.iter_mut().zip(row).for_each(|(g, d)| *g += d);
                 }
-                let mut dcol = vec![0.0f32; n * p * k];
-                gemm(n * p, o.c, k, dy, o.c as isize, 1, &self.params[0].value, k as isize, 1, 0.0, &mut dcol);
-                for b in 0..n {
-                    col2im(&dcol[b * p * k..(b + 1) * p * k], i, &win, &g, o, &mut dx[b * ilen..(b + 1) * ilen]);
+                if self.need_input_grad {
+                    let mut dcol = vec![0.0f32; n * p * k];
+                    gemm(n * p, o.c, k, dy, o.c as isize, 1, &self.params[0].value, k as isize, 1, 0.0, &mut dcol);
+                    for b in 0..n {
+                        col2im(&dcol[b * p * k..(b + 1) * p * k], i, &win, &g, o, &mut dx[b * ilen..(b + 1) * ilen]);
+                    }
                 }
             }
             LayerSpec::Depthwise { multiplier, .. } => {
@@ -521,7 +539,7 @@ impl Net {
     pub fn forward(&mut self, x: &[f32], n: usize, train: bool, rng: &mut Rng) -> Vec<f32> {
         let mut a = x.to_vec();
         for l in &mut self.layers {
-            a = l.forward(&a, n, train, rng);
+            a = l.forward(a, n, train, rng);
         }
         a
     }
@@ -529,7 +547,9 @@ impl Net {
     /// Backpropagates the logit gradient through every layer.
     pub fn backward(&mut self, dlogits: Vec<f32>, n: usize) {
         let mut d = dlogits;
-        for l in self.layers.iter_mut().rev() {
+        let last = self.layers.len().saturating_sub(1);
+        for (i, l) in self.layers.iter_mut().rev().enumerate() {
+            l.need_input_grad = i != last; // nothing consumes the image's gradient
             d = l.backward(&mut d, n);
         }
     }

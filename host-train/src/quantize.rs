@@ -232,7 +232,7 @@ pub fn quantize(net: &mut Net, calib: &Dataset, method: Calibration, source: Str
     let mut acts: Vec<Vec<f32>> = Vec::new();
     let mut a = calib.images.clone();
     for l in &mut net.layers {
-        a = l.forward(&a, n, false, &mut rng);
+        a = l.forward(std::mem::take(&mut a), n, false, &mut rng);
         acts.push(a.clone());
     }
     let mut layers: Vec<QLayer> = Vec::new();

@@ -65,6 +65,12 @@ fn setup(need_dataset: bool) -> Result<(), String> {
     if need_dataset && !Path::new("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists() {
         pkgs.push("dataset-fashion-mnist");
     }
+    if !have("defmt-print")
+        && !Path::new(&format!("{}/.cargo/bin/defmt-print", std::env::var("HOME").unwrap_or_default())).exists()
+    {
+        say("installing defmt-print (decodes the firmware's defmt logs on the host; a few minutes, once)");
+        run(&root(), "cargo", &["install", "defmt-print", "--locked", "--quiet"])?;
+    }
     if !pkgs.is_empty() {
         say(&format!(
             "installing Debian packages: {} (QEMU for the Cortex-M emulator, Fashion-MNIST data)",
@@ -120,6 +126,28 @@ fn test_all() -> Result<(), String> {
         drift_check()?;
     }
     if fw.join("Cargo.toml").exists() {
+        say("firmware lints (clippy -D warnings, Cortex-M4 and Cortex-M0 builds)");
+        run(&fw, "cargo", &["clippy", "-q", "--release", "--target", "thumbv7em-none-eabihf", "--", "-D", "warnings"])?;
+        run(
+            &fw,
+            "cargo",
+            &[
+                "clippy",
+                "-q",
+                "--release",
+                "--target",
+                "thumbv6m-none-eabi",
+                "-p",
+                "microcnn-qemu",
+                "--bin",
+                "golden",
+                "--bin",
+                "classify_tiny",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )?;
         say("firmware: QEMU runs on every Cortex-M core");
         run(&fw, "bash", &["qemu/run-all.sh"])?;
     }

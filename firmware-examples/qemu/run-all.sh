@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Builds and runs every QEMU example on every emulated core, fails on any mismatch, and prints
+# one table of instructions per inference (QEMU -icount shift=0 + SysTick), flash and RAM.
+#   bash qemu/run-all.sh            (from firmware-examples/)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export QEMU_TIMEOUT=${QEMU_TIMEOUT:-300}
+
+# core  machine  target  binary  model
+RUNS=(
+  "M0  microbit     thumbv6m-none-eabi        golden        kernels"
+  "M0  microbit     thumbv6m-none-eabi        classify_tiny tiny"
+  "M3  lm3s6965evb  thumbv7m-none-eabi        classify      fashion"
+  "M3  lm3s6965evb  thumbv7m-none-eabi        classify_tiny tiny"
+  "M4  mps2-an386   thumbv7em-none-eabihf     golden        kernels"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      fashion"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify_tiny tiny"
+  "M7  mps2-an500   thumbv7em-none-eabihf     classify      fashion"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf golden        kernels"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf classify      fashion"
+)
+
+fail=0
+out=target/qemu-logs
+mkdir -p "$out"
+for t in thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
+  bins=$(printf '%s\n' "${RUNS[@]}" | awk -v t="$t" '$3==t {printf "--bin %s ", $4}')
+  # shellcheck disable=SC2086
+  if ! cargo build --quiet --release --target "$t" $bins; then
+    echo "build failed for $t" >&2
+    exit 1
+  fi
+done
+
+# A model too large for the chip must fail at link time, not at run time: the Fashion-MNIST
+# model's 15.7 KiB arena plus the stack reserve does not fit the micro:bit's 16 KiB of RAM.
+if cargo build --quiet --release --target thumbv6m-none-eabi --bin classify >"$out/m0-too-big.log" 2>&1; then
+  echo "FAIL: the Fashion-MNIST model linked for a 16 KiB Cortex-M0; the RAM check did not fire" >&2
+  fail=1
+elif grep -q "microcnn: RAM overflow" "$out/m0-too-big.log"; then
+  echo "ok: Fashion-MNIST model on the 16 KiB micro:bit fails at link time (RAM overflow)"
+else
+  echo "FAIL: the M0 build failed for another reason:" >&2
+  cat "$out/m0-too-big.log" >&2
+  fail=1
+fi
+
+table="| core | QEMU machine | program | instructions / inference | flash (B) | static RAM (B) | accuracy | bit-exact with host |\n|---|---|---|---:|---:|---:|---|---|\n"
+layers=""
+for run in "${RUNS[@]}"; do
+  read -r core machine target bin model <<<"$run"
+  elf="target/$target/release/$bin"
+  log="$out/$core-$bin.log"
+  printf '%-4s %-12s %-14s ... ' "$core" "$machine" "$bin"
+  bash qemu/run.sh "$elf" "$machine" >"$log" 2>&1
+  status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "FAILED (exit $status) — see $log"
+    tail -n 20 "$log"
+    fail=1
+    continue
+  fi
+  echo "ok"
+  flash=$(size -A "$elf" | awk '$1==".vector_table"||$1==".text"||$1==".rodata"||$1==".data" {s+=$2} END {print s}')
+  ram=$(size -A "$elf" | awk '$1==".data"||$1==".bss"||$1==".uninit" {s+=$2} END {print s}')
+  if [ "$bin" = golden ]; then
+    res=$(grep -o 'RESULT golden: .*' "$log" | sed 's/RESULT golden: //')
+    table+="| $core | $machine | golden kernels ($model) | – | $flash | $ram | – | $res |\n"
+  else
+    instr=$(grep -o 'PERF inference [0-9]*' "$log" | awk '{print $3}')
+    acc=$(grep -o 'RESULT accuracy [0-9]*/[0-9]*' "$log" | awk '{print $3}')
+    exact=$(grep -o 'bit-exact with host: [0-9]*/[0-9]*' "$log" | awk '{print $4}')
+    table+="| $core | $machine | $model | ${instr:-n/a} | $flash | $ram | $acc | $exact |\n"
+    if [ "$model" = fashion ]; then
+      layers+="$core $(grep -o 'PERF layer [a-z0-9_]* [0-9]*' "$log" | awk '{printf "%s=%s ", $3, $4}')\n"
+    fi
+  fi
+done
+
+echo
+printf "%b" "$table" | tee "$out/table.md"
+echo
+echo "Instructions per layer, Fashion-MNIST model (mean over the embedded test images):"
+printf "%b" "$layers" | tee "$out/layers.txt"
+if [ "$fail" -ne 0 ]; then
+  echo "QEMU runs: FAILED" >&2
+  exit 1
+fi
+echo "QEMU runs: all passed"
