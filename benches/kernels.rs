@@ -3,7 +3,7 @@
 //! shape in the same run: absolute numbers on a shared machine are noisy, ratios are not.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use microcnn::conv::{conv2d_1x1_i8, conv2d_i8_reference, ConvParams, ConvWeights};
+use microcnn::conv::{conv2d_1x1_i8, conv2d_i8_fast, conv2d_i8_reference, ConvParams, ConvWeights};
 use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
 use microcnn::depthwise::depthwise_conv2d_i8;
 use microcnn::pool::{avg_pool2d_i8, l2_pool2d_i8, max_pool2d_i8, L2PoolParams, PoolParams};
@@ -46,8 +46,11 @@ fn bench(c: &mut Criterion) {
     };
     let mut out = vec![0; 28 * 28 * 16];
     g.throughput(Throughput::Elements((28 * 28 * 16 * 9 * 8) as u64));
-    g.bench_function("conv3x3_28x28x8_to_16 (MAC/s)", |b| {
+    g.bench_function("conv3x3_28x28x8_to_16 reference (MAC/s)", |b| {
         b.iter(|| conv2d_i8_reference(&conv_params(Padding::Same), &w, black_box(&x), xs, &mut out).unwrap())
+    });
+    g.bench_function("conv3x3_28x28x8_to_16 fast (MAC/s)", |b| {
+        b.iter(|| conv2d_i8_fast(&conv_params(Padding::Same), &w, black_box(&x), xs, &mut out).unwrap())
     });
 
     // 1×1 convolution, 14×14×32 → 14×14×32: fast path vs reference.

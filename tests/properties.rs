@@ -1,7 +1,7 @@
 //! Property tests: specialised paths are bit-exact with the reference, L2 pooling is within
 //! 1 LSB of float, no parameter makes a kernel panic, and geometry rules hold.
 
-use microcnn::conv::{conv2d_1x1_i8, conv2d_i8, conv2d_i8_reference, ConvParams, ConvWeights};
+use microcnn::conv::{conv2d_1x1_i8, conv2d_i8, conv2d_i8_fast, conv2d_i8_reference, ConvParams, ConvWeights};
 use microcnn::pool::{l2_pool2d_i8, L2PoolParams};
 use microcnn::quant::quantize_multiplier;
 use microcnn::shape::output_size;
@@ -31,7 +31,7 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(500))]
 
     /// The 1×1 fast path equals the reference for every shape, stride and value.
     #[test]
@@ -46,6 +46,35 @@ proptest! {
         let ra = conv2d_i8_reference(&p, &w, &x, input_shape, &mut a);
         let rb = conv2d_1x1_i8(&p, &w, &x, input_shape, &mut b);
         prop_assert_eq!(ra, rb);
+        prop_assert_eq!(a, b);
+    }
+
+    /// The general fast convolution equals the reference for any kernel, stride, dilation and
+    /// padding (including windows that hang over every edge).
+    #[test]
+    fn fast_conv_equals_reference(n in 1usize..3, h in 1usize..10, w in 1usize..10, ic in 1usize..6, oc in 1usize..5,
+                                  kh in 1usize..6, kw in 1usize..6, sh in 1usize..4, sw in 1usize..4,
+                                  dh in 1usize..3, dw in 1usize..3, pad in proptest::array::uniform4(0usize..4),
+                                  same in any::<bool>(), zi in -128i32..128, zo in -128i32..128,
+                                  seed in any::<u64>()) {
+        let padding = if same { Padding::Same } else { Padding::Explicit { top: pad[0], bottom: pad[1], left: pad[2], right: pad[3] } };
+        let p = ConvParams { stride_h: sh, stride_w: sw, dilation_h: dh, dilation_w: dw, padding,
+            input_zero_point: zi, output_zero_point: zo, activation: ActivationRange::relu(zo as i8) };
+        let input_shape = Shape::new(n, h, w, ic);
+        let filter_shape = Shape::new(oc, kh, kw, ic);
+        let Ok(out_shape) = microcnn::conv::conv2d_output_shape(&p, input_shape, filter_shape) else { return Ok(()); };
+        let mut r = seed;
+        let mut next = || { r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (r >> 33) as i32 };
+        let x: Vec<i8> = (0..input_shape.len()).map(|_| next() as i8).collect();
+        let f: Vec<i8> = (0..filter_shape.len()).map(|_| (next() % 127) as i8).collect();
+        let bias: Vec<i32> = (0..oc).map(|_| next() % 20000).collect();
+        let mult: Vec<i32> = (0..oc).map(|_| (1 << 30) + next() % (1 << 29)).collect();
+        let shift: Vec<i32> = (0..oc).map(|_| -(next().rem_euclid(12))).collect();
+        let wts = ConvWeights { filter: &f, filter_shape, bias: Some(&bias), multiplier: &mult, shift: &shift };
+        let mut a = vec![0i8; out_shape.len()];
+        let mut b = vec![0i8; out_shape.len()];
+        prop_assert_eq!(conv2d_i8_reference(&p, &wts, &x, input_shape, &mut a), Ok(out_shape));
+        prop_assert_eq!(conv2d_i8_fast(&p, &wts, &x, input_shape, &mut b), Ok(out_shape));
         prop_assert_eq!(a, b);
     }
 

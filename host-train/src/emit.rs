@@ -209,7 +209,9 @@ fn op_name(op: &QOp) -> &'static str {
 /// Flash bytes of a layer's constant tables.
 pub fn weight_bytes(l: &QLayer) -> usize {
     match &l.op {
-        QOp::Conv { weights, bias, .. } | QOp::Dense { weights, bias, .. } => weights.len() + 4 * bias.len() * 3,
+        QOp::Conv { weights, bias, multiplier, shift, .. } | QOp::Dense { weights, bias, multiplier, shift, .. } => {
+            weights.len() + 4 * (bias.len() + multiplier.len() + shift.len())
+        }
         _ => 0,
     }
 }

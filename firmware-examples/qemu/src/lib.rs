@@ -49,7 +49,7 @@ impl InstructionCounter {
         spin(CAL_ITERS);
         let dt = Self::elapsed_ticks(t0, c.ticks()) as u64;
         // The loop retires two instructions per iteration.
-        c.milli_per_tick = if dt == 0 { 0 } else { (2 * CAL_ITERS as u64 * 1000 + dt / 2) / dt };
+        c.milli_per_tick = (2 * CAL_ITERS as u64 * 1000 + dt / 2).checked_div(dt).unwrap_or(0);
         c
     }
 
