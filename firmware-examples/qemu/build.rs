@@ -119,6 +119,27 @@ fn main() {
     );
     std::fs::write(out.join("memory.x"), memory).unwrap();
     println!("cargo:rustc-link-search={}", out.display());
+    // The classify app runs the model in $MICROCNN_MODEL (a folder with model.rs and
+    // test_vectors.rs, as `microcnn emit --test-images` writes it), by default models/fashion.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let model_dir = std::env::var("MICROCNN_MODEL").map(PathBuf::from).unwrap_or_else(|_| repo.join("models/fashion"));
+    let model_dir = std::fs::canonicalize(&model_dir).unwrap_or_else(|e| panic!("MICROCNN_MODEL={}: {e}", model_dir.display()));
+    for f in ["model.rs", "test_vectors.rs"] {
+        if !model_dir.join(f).exists() {
+            panic!("{} has no {f}: run `microcnn emit --model-dir {} --test-images 50`", model_dir.display(), model_dir.display());
+        }
+        println!("cargo:rerun-if-changed={}", model_dir.join(f).display());
+    }
+    std::fs::write(
+        out.join("model_mod.rs"),
+        format!(
+            "#[allow(dead_code)]\n#[path = {:?}]\nmod model;\n#[path = {:?}]\nmod vectors;\n",
+            model_dir.join("model.rs"),
+            model_dir.join("test_vectors.rs")
+        ),
+    )
+    .unwrap();
+    println!("cargo:rerun-if-env-changed=MICROCNN_MODEL");
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden");
     std::fs::write(out.join("golden_cases.rs"), golden_rs(&golden)).unwrap();
     println!("cargo:rerun-if-changed={}", golden.display());

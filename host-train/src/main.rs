@@ -144,8 +144,8 @@ struct DataArgs {
 
 #[derive(Args, Clone)]
 struct AugArgs {
-    /// Augmentation preset: `none`, `fashion` (flips + 2-pixel shifts) or `strong` (adds
-    /// rotation, translation and colour jitter).
+    /// Augmentation preset: `none`, `fashion` (flips + 2-pixel shifts), `digits` (shifts and
+    /// small rotations, no flips) or `strong` (flips, rotation, translation, colour jitter).
     #[arg(long, default_value = "fashion")]
     augment: String,
 }
@@ -155,6 +155,7 @@ impl AugArgs {
         Ok(match self.augment.as_str() {
             "none" => Augment::default(),
             "fashion" => Augment::fashion(),
+            "digits" => Augment { crop_pad: 2, rotate_deg: 8.0, ..Default::default() },
             "strong" => Augment {
                 hflip: 0.5,
                 crop_pad: 2,
@@ -385,6 +386,7 @@ fn cmd_finetune(a: FinetuneArgs) -> Result<()> {
     let k = all.num_classes();
     let before: Vec<(String, Vec<f32>)> = net.params().map(|p| (p.name.clone(), p.value.clone())).collect();
     transfer::replace_head(&mut net, k, all.classes.clone(), a.opt.seed)?;
+    transfer::reset_optimizer(&mut net);
     if a.freeze.is_empty() {
         transfer::freeze_all_but_last(&mut net, a.train_last.unwrap_or(1));
     } else {
@@ -408,6 +410,7 @@ fn cmd_finetune(a: FinetuneArgs) -> Result<()> {
     }
     if phase1 < a.opt.epochs {
         transfer::unfreeze_all(&mut net);
+        transfer::reset_optimizer(&mut net);
         println!("unfreezing all layers, learning rate ×{}", a.unfreeze_lr_scale);
         let mut cfg2 = config(&a.opt, aug.clone(), Some(ckpt.clone()));
         cfg2.lr *= a.unfreeze_lr_scale;

@@ -57,3 +57,12 @@ pub fn unfreeze_all(net: &mut Net) {
 pub fn frozen_layers(net: &Net) -> Vec<String> {
     net.layers.iter().filter(|l| l.params.first().is_some_and(|p| p.frozen)).map(|l| l.r.name.clone()).collect()
 }
+
+/// Clears the optimiser moments so fine-tuning starts a fresh optimiser (the pre-training
+/// moments, with a restarted bias correction, would otherwise throw the weights far off).
+pub fn reset_optimizer(net: &mut Net) {
+    for p in net.params_mut() {
+        p.m.iter_mut().for_each(|v| *v = 0.0);
+        p.v.iter_mut().for_each(|v| *v = 0.0);
+    }
+}

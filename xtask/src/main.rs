@@ -185,15 +185,96 @@ fn drift_check() -> Result<(), String> {
     Ok(())
 }
 
+/// Runs a command, streaming its output to the terminal and also returning it.
+fn run_capture(dir: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<String, String> {
+    eprintln!("\x1b[2m$ {program} {}\x1b[0m", args.join(" "));
+    let out = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("could not start `{program}`: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    print!("{text}");
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("`{program} {}` failed ({})", args.join(" "), out.status))
+    }
+}
+
+fn after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().rev().find_map(|l| l.find(key).map(|i| l[i + key.len()..].trim()))
+}
+
+/// The whole product in one command: train → quantize → emit → firmware → QEMU Cortex-M4.
 fn demo(args: &[String]) -> Result<(), String> {
     let r = root();
-    setup(true)?;
     let full = args.iter().any(|a| a == "--full");
-    let mut cmd = vec!["run", "-q", "--release", "-p", "host-train", "--", "demo"];
-    if full {
-        cmd.push("--full");
+    let epochs = if full { "15" } else { "2" };
+    let t0 = Instant::now();
+    say("1/6 checking tools (Rust targets, qemu-system-arm, Fashion-MNIST, defmt-print)");
+    setup(true)?;
+    say("2/6 building the host tools");
+    run(&r, "cargo", &["build", "-q", "--release", "-p", "host-train"])?;
+    let cli = r.join("target/release/microcnn");
+    let cli = cli.to_str().ok_or("non-UTF-8 path")?;
+    say(&format!(
+        "3/6 training the default CNN (models/fashion/model.toml, 65k parameters) on 60,000 Fashion-MNIST images for {epochs} epochs{}",
+        if full { "" } else { " (add --full for the 15-epoch model, ~91 %)" }
+    ));
+    run(&r, cli, &["train", "--epochs", epochs, "--augment", "none", "--out", "out/demo"])?;
+    say("4/6 quantizing to int8 (per-channel weights, calibrated activations) and measuring int8 accuracy with the runtime");
+    let q = run_capture(&r, cli, &["quantize", "--checkpoint", "out/demo/model.safetensors", "--out", "out/demo", "--max-accuracy-drop", "1.0"], &[])?;
+    say("5/6 generating Rust (out/demo/model.rs) with 50 test images and the host's expected outputs");
+    run(&r, cli, &["emit", "--model-dir", "out/demo", "--test-images", "50"])?;
+    say("6/6 building the firmware for Cortex-M4 and running it in QEMU (mps2-an386)");
+    let fw = r.join("firmware-examples");
+    let model_dir = r.join("out/demo");
+    let model_dir = model_dir.to_str().ok_or("non-UTF-8 path")?;
+    let env = [("MICROCNN_MODEL", model_dir)];
+    let status = Command::new("cargo")
+        .args(["build", "-q", "--release", "--bin", "classify"])
+        .envs(env)
+        .current_dir(&fw)
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("firmware build failed".into());
     }
-    run(&r, "cargo", &cmd)
+    let elf = "target/thumbv7em-none-eabihf/release/classify";
+    let dev = run_capture(&fw, "bash", &["qemu/run.sh", elf, "mps2-an386"], &[])?;
+    let size = Command::new("size").args(["-A", elf]).current_dir(&fw).output().map_err(|e| e.to_string())?;
+    let (mut flash, mut ram) = (0u64, 0u64);
+    for line in String::from_utf8_lossy(&size.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let [name, bytes, ..] = f[..] {
+            let b: u64 = bytes.parse().unwrap_or(0);
+            match name {
+                ".vector_table" | ".text" | ".rodata" => flash += b,
+                ".data" => {
+                    flash += b;
+                    ram += b
+                }
+                ".bss" | ".uninit" => ram += b,
+                _ => {}
+            }
+        }
+    }
+    let accs = after(&q, "test images: ").unwrap_or("?");
+    let exact = after(&dev, "bit-exact with host: ").unwrap_or("?");
+    let instr = after(&dev, "PERF inference ").unwrap_or("?");
+    let dev_acc = after(&dev, "RESULT accuracy ").and_then(|s| s.split(',').next()).unwrap_or("?");
+    println!("\n\x1b[1m── microcnn demo summary ──────────────────────────────────────────────\x1b[0m");
+    println!("accuracy on the 10,000 test images   {accs}");
+    println!("on the emulated Cortex-M4             {dev_acc} of the embedded test images correct");
+    println!("device output == host output          {exact} images, bit for bit");
+    println!("instructions per inference (M4)      {instr}  (QEMU -icount, SysTick)");
+    println!("firmware flash / static RAM          {flash} B / {ram} B (whole program: model, images, runtime, logging)");
+    println!("generated model                       out/demo/model.rs  (report: out/demo/report.txt, plots: out/demo/*.png)");
+    println!("total time                            {:.0?}", t0.elapsed());
+    Ok(())
 }
 
 fn main() -> ExitCode {

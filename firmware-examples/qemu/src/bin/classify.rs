@@ -1,13 +1,10 @@
-//! The example Fashion-MNIST model (models/fashion) on real test images, in QEMU.
+//! A generated model on real test images, in QEMU: by default the example Fashion-MNIST model
+//! (models/fashion); set `MICROCNN_MODEL=<folder>` at build time to run another emitted model.
 #![no_std]
 #![no_main]
 
 use microcnn_qemu as _;
 
-#[allow(dead_code)]
-#[path = "../../../../models/fashion/model.rs"]
-mod model;
-#[path = "../../../../models/fashion/test_vectors.rs"]
-mod vectors;
+include!(concat!(env!("OUT_DIR"), "/model_mod.rs"));
 
 microcnn_qemu::classify_app!(model, vectors);
