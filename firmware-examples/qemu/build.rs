@@ -123,10 +123,15 @@ fn main() {
     // test_vectors.rs, as `microcnn emit --test-images` writes it), by default models/fashion.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let model_dir = std::env::var("MICROCNN_MODEL").map(PathBuf::from).unwrap_or_else(|_| repo.join("models/fashion"));
-    let model_dir = std::fs::canonicalize(&model_dir).unwrap_or_else(|e| panic!("MICROCNN_MODEL={}: {e}", model_dir.display()));
+    let model_dir =
+        std::fs::canonicalize(&model_dir).unwrap_or_else(|e| panic!("MICROCNN_MODEL={}: {e}", model_dir.display()));
     for f in ["model.rs", "test_vectors.rs"] {
         if !model_dir.join(f).exists() {
-            panic!("{} has no {f}: run `microcnn emit --model-dir {} --test-images 50`", model_dir.display(), model_dir.display());
+            panic!(
+                "{} has no {f}: run `microcnn emit --model-dir {} --test-images 50`",
+                model_dir.display(),
+                model_dir.display()
+            );
         }
         println!("cargo:rerun-if-changed={}", model_dir.join(f).display());
     }

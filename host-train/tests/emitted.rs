@@ -6,15 +6,19 @@ use host_train::quantize::QModel;
 use std::path::PathBuf;
 
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "../../models/fashion/model.rs"]
 mod fashion;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "../../models/fashion/test_vectors.rs"]
 mod fashion_vectors;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "../../models/tiny/model.rs"]
 mod tiny;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "../../models/tiny/test_vectors.rs"]
 mod tiny_vectors;
 

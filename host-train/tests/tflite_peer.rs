@@ -6,9 +6,11 @@
 use std::path::PathBuf;
 
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "../../models/fashion/test_vectors.rs"]
 mod fashion_vectors;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "../../models/tiny/test_vectors.rs"]
 mod tiny_vectors;
 

@@ -226,7 +226,12 @@ fn demo(args: &[String]) -> Result<(), String> {
     ));
     run(&r, cli, &["train", "--epochs", epochs, "--augment", "none", "--out", "out/demo"])?;
     say("4/6 quantizing to int8 (per-channel weights, calibrated activations) and measuring int8 accuracy with the runtime");
-    let q = run_capture(&r, cli, &["quantize", "--checkpoint", "out/demo/model.safetensors", "--out", "out/demo", "--max-accuracy-drop", "1.0"], &[])?;
+    let q = run_capture(
+        &r,
+        cli,
+        &["quantize", "--checkpoint", "out/demo/model.safetensors", "--out", "out/demo", "--max-accuracy-drop", "1.0"],
+        &[],
+    )?;
     say("5/6 generating Rust (out/demo/model.rs) with 50 test images and the host's expected outputs");
     run(&r, cli, &["emit", "--model-dir", "out/demo", "--test-images", "50"])?;
     say("6/6 building the firmware for Cortex-M4 and running it in QEMU (mps2-an386)");
@@ -271,8 +276,12 @@ fn demo(args: &[String]) -> Result<(), String> {
     println!("on the emulated Cortex-M4             {dev_acc} of the embedded test images correct");
     println!("device output == host output          {exact} images, bit for bit");
     println!("instructions per inference (M4)      {instr}  (QEMU -icount, SysTick)");
-    println!("firmware flash / static RAM          {flash} B / {ram} B (whole program: model, images, runtime, logging)");
-    println!("generated model                       out/demo/model.rs  (report: out/demo/report.txt, plots: out/demo/*.png)");
+    println!(
+        "firmware flash / static RAM          {flash} B / {ram} B (whole program: model, images, runtime, logging)"
+    );
+    println!(
+        "generated model                       out/demo/model.rs  (report: out/demo/report.txt, plots: out/demo/*.png)"
+    );
     println!("total time                            {:.0?}", t0.elapsed());
     Ok(())
 }

@@ -17,8 +17,10 @@ use nrf52840_hal::{self as hal, gpio::Level};
 use panic_probe as _;
 
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "../../../../models/fashion/model.rs"]
 mod model;
+#[rustfmt::skip]
 #[path = "../../../../models/fashion/test_vectors.rs"]
 mod vectors;
 

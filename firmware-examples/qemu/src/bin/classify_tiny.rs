@@ -5,8 +5,10 @@
 use microcnn_qemu as _;
 
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "../../../../models/tiny/model.rs"]
 mod model;
+#[rustfmt::skip]
 #[path = "../../../../models/tiny/test_vectors.rs"]
 mod vectors;
 
