@@ -137,7 +137,7 @@ struct DataArgs {
     /// Use an MNIST-format CSV file instead (784 pixels then the label per line).
     #[arg(long, conflicts_with = "folder")]
     csv: Option<PathBuf>,
-    /// Use a folder of images instead: FOLDER/<class>/*.png|jpg, resized to the model input.
+    /// Use a folder of images instead: FOLDER/CLASS_NAME/*.png or *.jpg, resized to the model input.
     #[arg(long)]
     folder: Option<PathBuf>,
 }
