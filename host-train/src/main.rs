@@ -240,6 +240,10 @@ struct FinetuneArgs {
     /// Freeze all weighted layers but the last N (default when --freeze is not given: 1).
     #[arg(long)]
     train_last: Option<usize>,
+    /// Re-initialise the last N weighted layers (default 1: only the new head); the layers
+    /// before them keep their pre-trained weights.
+    #[arg(long, default_value_t = 1)]
+    reset_last: usize,
     /// Unfreeze everything after this many epochs and continue at a lower learning rate.
     #[arg(long)]
     unfreeze_after: Option<usize>,
@@ -387,6 +391,7 @@ fn cmd_finetune(a: FinetuneArgs) -> Result<()> {
     let before: Vec<(String, Vec<f32>)> = net.params().map(|p| (p.name.clone(), p.value.clone())).collect();
     transfer::replace_head(&mut net, k, all.classes.clone(), a.opt.seed)?;
     transfer::reset_optimizer(&mut net);
+    transfer::reinit_last(&mut net, a.reset_last.max(1), a.opt.seed);
     if a.freeze.is_empty() {
         transfer::freeze_all_but_last(&mut net, a.train_last.unwrap_or(1));
     } else {

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
 // BuiltinOperator codes.
-const ADD_AVERAGE_POOL_2D: i32 = 1;
+const AVERAGE_POOL_2D: i32 = 1;
 const CONV_2D: i32 = 3;
 const DEPTHWISE_CONV_2D: i32 = 4;
 const FULLY_CONNECTED: i32 = 9;
@@ -228,7 +228,7 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
                 }
             }
             QOp::Pool { max, size, stride, padding: p } => Op {
-                opcode: opcode(if *max { MAX_POOL_2D } else { ADD_AVERAGE_POOL_2D }),
+                opcode: opcode(if *max { MAX_POOL_2D } else { AVERAGE_POOL_2D }),
                 inputs: vec![cur],
                 outputs: vec![out],
                 options_type: OPT_POOL,

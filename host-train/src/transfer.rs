@@ -66,3 +66,15 @@ pub fn reset_optimizer(net: &mut Net) {
         p.v.iter_mut().for_each(|v| *v = 0.0);
     }
 }
+
+/// Re-initialises the last `n` weighted layers (beyond the head that [`replace_head`] already
+/// renewed), keeping only the earlier feature extractor from pre-training.
+pub fn reinit_last(net: &mut Net, n: usize, seed: u64) {
+    let weighted: Vec<usize> =
+        net.layers.iter().enumerate().filter(|(_, l)| !l.params.is_empty()).map(|(i, _)| i).collect();
+    let mut rng = Rng::new(seed ^ 0x5EED);
+    for &i in weighted.iter().rev().take(n) {
+        let r = net.layers[i].r.clone();
+        net.layers[i] = Layer::new(r, &mut rng);
+    }
+}
