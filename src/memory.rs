@@ -1,10 +1,12 @@
 //! How many bytes each layer needs, as `const fn`s, so a whole model is planned at build time
 //! and placed in `static` buffers.
 //!
-//! No kernel in this crate uses scratch memory: every accumulator lives in registers, so a
-//! layer needs exactly its input and its output tensor (one byte per int8 element). The
-//! functions below still report scratch explicitly so a plan stays correct if a future fast
-//! path needs some.
+//! No kernel in this crate needs scratch memory in the arena: every accumulator lives in
+//! registers, so a layer needs exactly its input and its output tensor (one byte per int8
+//! element). The one buffer beyond that is on the stack: the convolution's column path gathers
+//! one output pixel's window into at most [`crate::conv::COLUMN_BYTES`] (512) bytes, which the
+//! firmware's stack reserve covers. The functions below still report scratch explicitly so a plan
+//! stays correct if a future fast path needs arena scratch.
 
 use crate::error::Result;
 use crate::kernels::conv::{conv2d_output_shape, ConvParams};

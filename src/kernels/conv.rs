@@ -310,6 +310,10 @@ pub fn conv2d_i8_fast(
 ) -> Result<Shape> {
     let (g, out_shape) = prepare(p, w, input, input_shape, output)?;
     let (kh, kw, ic, oc) = (w.filter_shape.h, w.filter_shape.w, input_shape.c, out_shape.c);
+    if kh * kw * ic <= COLUMN_BYTES {
+        conv_by_columns(p, w, input, input_shape, out_shape, &g, output);
+        return Ok(out_shape);
+    }
     let (ih, iw) = (input_shape.h, input_shape.w);
     let input_offset = -p.input_zero_point;
     let out_hw = out_shape.h * out_shape.w;
@@ -373,6 +377,77 @@ pub fn conv2d_i8_fast(
         }
     }
     Ok(out_shape)
+}
+
+/// Bytes of stack the column path of [`conv2d_i8_fast`] uses for one output pixel's window.
+pub const COLUMN_BYTES: usize = 512;
+
+/// The column path for small windows (`K_h·K_w·C_in ≤ COLUMN_BYTES`, e.g. a 5×5 kernel on one
+/// channel): each output pixel's window is gathered once into a stack buffer, taps in padding
+/// filled with the input zero point (so they contribute `w·(zp − zp) = 0`, exactly as skipping
+/// them does), and then every output channel is one contiguous dot product with
+/// `acc = Σ w·x − zp·Σ w` using the full per-channel weight sums.
+fn conv_by_columns(
+    p: &ConvParams,
+    w: &ConvWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    out_shape: Shape,
+    g: &Geometry,
+    output: &mut [i8],
+) {
+    let (kh, kw, ic, oc) = (w.filter_shape.h, w.filter_shape.w, input_shape.c, out_shape.c);
+    let (ih, iw) = (input_shape.h as isize, input_shape.w as isize);
+    let k = kh * kw * ic;
+    let mut column = [0i8; COLUMN_BYTES];
+    let column = &mut column[..k];
+    let input_offset = -p.input_zero_point;
+    let zp = p.input_zero_point as i8; // in range: checked by `prepare`
+    let out_hw = out_shape.h * out_shape.w;
+    const BLOCK: usize = 32;
+    let mut full_sum = [0i32; BLOCK];
+    for c0 in (0..oc).step_by(BLOCK) {
+        let c1 = (c0 + BLOCK).min(oc);
+        for c in c0..c1 {
+            full_sum[c - c0] = w.filter[c * k..(c + 1) * k].iter().map(|&v| v as i32).sum();
+        }
+        for b in 0..input_shape.n {
+            let image = &input[b * input_shape.item_len()..(b + 1) * input_shape.item_len()];
+            for oy in 0..out_shape.h {
+                let y0 = (oy * p.stride_h) as isize - g.y.pad_before as isize;
+                for ox in 0..out_shape.w {
+                    let x0 = (ox * p.stride_w) as isize - g.x.pad_before as isize;
+                    for ky in 0..kh {
+                        let iy = y0 + (ky * p.dilation_h) as isize;
+                        let row_inside = iy >= 0 && iy < ih;
+                        for kx in 0..kw {
+                            let ix = x0 + (kx * p.dilation_w) as isize;
+                            let at = (ky * kw + kx) * ic;
+                            if row_inside && ix >= 0 && ix < iw {
+                                let src = ((iy * iw + ix) as usize) * ic;
+                                if ic == 1 {
+                                    column[at] = image[src];
+                                } else {
+                                    column[at..at + ic].copy_from_slice(&image[src..src + ic]);
+                                }
+                            } else {
+                                column[at..at + ic].fill(zp);
+                            }
+                        }
+                    }
+                    let base = ((b * out_hw) + oy * out_shape.w + ox) * oc;
+                    for c in c0..c1 {
+                        let filter = &w.filter[c * k..(c + 1) * k];
+                        let acc = (dot_i8(filter, column) + input_offset * full_sum[c - c0])
+                            .wrapping_add(w.bias.map_or(0, |bb| bb[c]));
+                        let v =
+                            multiply_by_quantized_multiplier(acc, w.multiplier[c], w.shift[c]) + p.output_zero_point;
+                        output[base + c] = p.activation.clamp(v);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `Σ a[i]·b[i]` over two equally long int8 slices, four products per step.
