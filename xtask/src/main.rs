@@ -148,6 +148,9 @@ fn test_all() -> Result<(), String> {
                 "warnings",
             ],
         )?;
+        say("real-board example (nRF52840-DK): lint and link; no board needed");
+        run(&fw, "cargo", &["clippy", "-q", "--release", "-p", "nrf52840-dk", "--", "-D", "warnings"])?;
+        run(&fw, "cargo", &["build", "-q", "--release", "-p", "nrf52840-dk"])?;
         say("firmware: QEMU runs on every Cortex-M core");
         run(&fw, "bash", &["qemu/run-all.sh"])?;
     }
