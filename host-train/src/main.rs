@@ -312,9 +312,9 @@ fn report(net: &mut Net, hist: &[train::EpochStats], test: &Dataset, out: &Path)
     let max_loss = hist.iter().map(|h| h.loss).fold(1e-6, f32::max);
     plot::curves(
         &[
-            (hist.iter().map(|h| h.loss / max_loss).collect(), [200, 60, 40]),
-            (hist.iter().map(|h| h.train_acc).collect(), [40, 90, 200]),
-            (hist.iter().filter_map(|h| h.val_acc).collect(), [30, 160, 60]),
+            ("loss", hist.iter().map(|h| h.loss / max_loss).collect(), [200, 60, 40]),
+            ("train acc", hist.iter().map(|h| h.train_acc).collect(), [40, 90, 200]),
+            ("test acc", hist.iter().filter_map(|h| h.val_acc).collect(), [30, 160, 60]),
         ],
         &out.join("curves.png"),
     )?;

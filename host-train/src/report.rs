@@ -71,7 +71,7 @@ pub fn table(q: &QModel, acc: Option<(f32, f32, usize)>) -> String {
         ram_bytes(q)
     );
     if let Some((f, i, n)) = acc {
-        let _ = writeln!(s, "accuracy on {n} test images: float {:.2}%, int8 {:.2}% (drop {:+.2} points; int8 through the microcnn runtime kernels)", 100.0 * f, 100.0 * i, 100.0 * (i - f));
+        let _ = writeln!(s, "accuracy on {n} test images: float {:.2}%, int8 {:.2}% (int8 − float: {:+.2} points; int8 computed by the microcnn runtime kernels)", 100.0 * f, 100.0 * i, 100.0 * (i - f));
     }
     s
 }
