@@ -47,6 +47,8 @@ pub struct Layer {
     output: Vec<f32>,
     /// Whether `backward` must compute the input gradient (false for the first layer).
     pub need_input_grad: bool,
+    /// Reused im2col-gradient buffer (allocating it per batch costs page faults).
+    dcol: Vec<f32>,
 }
 
 fn window(r: &Resolved) -> Option<Window> {
@@ -200,6 +202,7 @@ impl Layer {
             input: Vec::new(),
             output: Vec::new(),
             need_input_grad: true,
+            dcol: Vec::new(),
         }
     }
 
@@ -324,10 +327,17 @@ impl Layer {
                     self.params[1].grad.iter_mut().zip(row).for_each(|(g, d)| *g += d);
                 }
                 if self.need_input_grad {
-                    let mut dcol = vec![0.0f32; n * p * k];
-                    gemm(n * p, o.c, k, dy, o.c as isize, 1, &self.params[0].value, k as isize, 1, 0.0, &mut dcol);
+                    self.dcol.resize(n * p * k, 0.0);
+                    gemm(n * p, o.c, k, dy, o.c as isize, 1, &self.params[0].value, k as isize, 1, 0.0, &mut self.dcol);
                     for b in 0..n {
-                        col2im(&dcol[b * p * k..(b + 1) * p * k], i, &win, &g, o, &mut dx[b * ilen..(b + 1) * ilen]);
+                        col2im(
+                            &self.dcol[b * p * k..(b + 1) * p * k],
+                            i,
+                            &win,
+                            &g,
+                            o,
+                            &mut dx[b * ilen..(b + 1) * ilen],
+                        );
                     }
                 }
             }
