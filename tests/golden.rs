@@ -98,7 +98,7 @@ fn load_all() -> Vec<Case> {
 /// Runs every sample of every case; returns a report of all mismatches.
 fn check_all(reference: bool) -> (usize, Vec<String>) {
     let cases = load_all();
-    assert!(cases.len() >= 30, "expected the committed golden cases, found {}", cases.len());
+    assert!(cases.len() >= 43, "expected the committed golden cases, found {}", cases.len());
     let mut failures = Vec::new();
     let mut compared = 0;
     for case in &cases {
