@@ -86,3 +86,57 @@ pub const fn dense_memory(input: Shape, units: usize) -> LayerMemory {
 pub const fn elementwise_memory(shape: Shape, inputs: usize) -> LayerMemory {
     LayerMemory { input_bytes: shape.len() * inputs, output_bytes: shape.len(), scratch_bytes: 0 }
 }
+
+/// Borrows one layer's read-only inputs and its output from a shared arena, checking that every
+/// region is in bounds and that no input overlaps the output (inputs may overlap each other).
+/// `inputs` and `output` are `(offset, length)` pairs. Generated models call this for every
+/// layer, so the memory plan is checked at run time too, without `unsafe`.
+///
+/// # Errors
+///
+/// [`crate::Error::LengthMismatch`] if a region ends past the arena, [`crate::Error::ShapeMismatch`]
+/// if an input overlaps the output.
+pub fn arena_io<const N: usize>(
+    arena: &mut [i8],
+    inputs: [(usize, usize); N],
+    output: (usize, usize),
+) -> Result<([&[i8]; N], &mut [i8])> {
+    let (o, olen) = output;
+    let end = o.checked_add(olen).ok_or(crate::Error::TooLarge)?;
+    if end > arena.len() {
+        return Err(crate::Error::LengthMismatch { expected: end, actual: arena.len() });
+    }
+    let (left, rest) = arena.split_at_mut(o);
+    let (out, right) = rest.split_at_mut(olen);
+    let (left, right): (&[i8], &[i8]) = (left, right);
+    let mut views: [&[i8]; N] = [&[]; N];
+    for (view, &(off, len)) in views.iter_mut().zip(inputs.iter()) {
+        let stop = off.checked_add(len).ok_or(crate::Error::TooLarge)?;
+        *view = if stop <= o {
+            &left[off..stop]
+        } else if off >= end {
+            let (a, b) = (off - end, stop - end);
+            right.get(a..b).ok_or(crate::Error::LengthMismatch { expected: stop, actual: end + right.len() })?
+        } else {
+            return Err(crate::Error::ShapeMismatch);
+        };
+    }
+    Ok((views, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::arena_io;
+
+    #[test]
+    fn arena_io_splits_and_checks() {
+        let mut arena = [0i8; 10];
+        arena[0] = 1;
+        arena[9] = 9;
+        let ([a, b], out) = arena_io(&mut arena, [(0, 3), (8, 2)], (3, 4)).unwrap();
+        assert_eq!((a[0], b[1], out.len()), (1, 9, 4));
+        assert!(arena_io(&mut arena, [(2, 3)], (3, 4)).is_err(), "overlap");
+        assert!(arena_io(&mut arena, [(0, 1)], (8, 4)).is_err(), "past the end");
+        assert!(arena_io(&mut arena, [(9, 4)], (0, 2)).is_err(), "input past the end");
+    }
+}

@@ -101,9 +101,9 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
         let _ = writeln!(s, "const _: () = assert!(L{i}_IN.len() == L{}_OUT.len());", i - 1);
     }
     let _ = writeln!(s, "const _: () = assert!(L{}_OUT.len() == NUM_CLASSES);", q.layers.len() - 1);
-    for (i, off) in plan.output_offset.iter().enumerate() {
+    for (t, off) in plan.offset.iter().enumerate() {
         if let Some(o) = off {
-            let _ = writeln!(s, "const _: () = assert!({o} + L{i}_OUT.len() <= ARENA_BYTES);");
+            let _ = writeln!(s, "const _: () = assert!({o} + L{}_OUT.len() <= ARENA_BYTES);", t - 1);
         }
     }
 
@@ -115,29 +115,46 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
     s.push_str("/// As [`run`], calling `after_layer(i)` after layer `i` (for per-layer timing on a target).\n///\n/// # Errors\n///\n/// As [`run`].\n");
     s.push_str("pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], mut after_layer: impl FnMut(usize)) -> Result<(), Error> {\n");
     for (i, l) in q.layers.iter().enumerate() {
-        let in_off = if i == 0 { None } else { plan.output_offset[i - 1] };
-        let out_off = plan.output_offset[i];
-        let in_len: usize = l.input.iter().product();
-        let out_len = q.out_len(i);
         let _ = writeln!(s, "    // {}: {}", l.name, op_name(&l.op));
         let _ = writeln!(s, "    {{");
-        match (in_off, out_off) {
-            (None, Some(o)) => {
-                let _ = writeln!(s, "        let (src, dst) = (&input[..], &mut arena[{o}..{}]);", o + out_len);
+        let ins = q.inputs_of(i);
+        let names = ["src", "skip"];
+        let region = |t: usize| plan.offset[t].map(|o| (o, q.tensor_len(t)));
+        match plan.offset[i + 1] {
+            Some(o) => {
+                let arena_ins: Vec<(usize, (usize, usize))> =
+                    ins.iter().enumerate().filter_map(|(k, &t)| region(t).map(|r| (k, r))).collect();
+                if arena_ins.is_empty() {
+                    let _ = writeln!(s, "        let dst = &mut arena[{o}..{}];", o + q.out_len(i));
+                } else {
+                    let binds: Vec<&str> = arena_ins.iter().map(|(k, _)| names[*k]).collect();
+                    let regions: Vec<String> = arena_ins.iter().map(|(_, (a, len))| format!("({a}, {len})")).collect();
+                    let _ = writeln!(
+                        s,
+                        "        let ([{}], dst) = arena_io(arena, [{}], ({o}, {}))?;",
+                        binds.join(", "),
+                        regions.join(", "),
+                        q.out_len(i)
+                    );
+                }
+                for (k, &t) in ins.iter().enumerate() {
+                    if region(t).is_none() {
+                        let _ = writeln!(s, "        let {} = &input[..];", names[k]);
+                    }
+                }
             }
-            (Some(a), None) => {
-                let _ = writeln!(s, "        let (src, dst) = (&arena[{a}..{}], &mut scores[..]);", a + in_len);
-            }
-            (None, None) => {
-                let _ = writeln!(s, "        let (src, dst) = (&input[..], &mut scores[..]);");
-            }
-            (Some(a), Some(o)) if a < o => {
-                let _ = writeln!(s, "        let (lo, hi) = arena.split_at_mut({o});");
-                let _ = writeln!(s, "        let (src, dst) = (&lo[{a}..{}], &mut hi[..{out_len}]);", a + in_len);
-            }
-            (Some(a), Some(o)) => {
-                let _ = writeln!(s, "        let (lo, hi) = arena.split_at_mut({a});");
-                let _ = writeln!(s, "        let (src, dst) = (&hi[..{in_len}], &mut lo[{o}..{}]);", o + out_len);
+            None => {
+                for (k, &t) in ins.iter().enumerate() {
+                    match region(t) {
+                        Some((a, len)) => {
+                            let _ = writeln!(s, "        let {} = &arena[{a}..{}];", names[k], a + len);
+                        }
+                        None => {
+                            let _ = writeln!(s, "        let {} = &input[..];", names[k]);
+                        }
+                    }
+                }
+                let _ = writeln!(s, "        let dst = &mut scores[..];");
             }
         }
         let _ = writeln!(s, "        {}", call(i, l));
@@ -146,8 +163,10 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
     s.push_str("    Ok(())\n}\n");
     // Import exactly what the body uses (no unused-import warnings under -D warnings).
     let body = s.split_off(header_len);
-    const ITEMS: [(&str, &[&str]); 7] = [
+    const ITEMS: [(&str, &[&str]); 9] = [
         ("microcnn::activation", &["clamp_in_place_i8"]),
+        ("microcnn::add", &["add_i8", "AddParams"]),
+        ("microcnn::memory", &["arena_io"]),
         ("microcnn::conv", &["conv2d_i8", "conv2d_output_shape", "ConvParams", "ConvWeights"]),
         ("microcnn::dense", &["dense_i8", "DenseParams", "DenseWeights"]),
         ("microcnn::depthwise", &["depthwise_conv2d_i8", "depthwise_conv2d_output_shape"]),
@@ -203,6 +222,7 @@ fn op_name(op: &QOp) -> &'static str {
         QOp::Mean { .. } => "global average pool",
         QOp::Clamp => "relu",
         QOp::Softmax { .. } => "softmax",
+        QOp::Add { .. } => "residual add",
     }
 }
 
@@ -284,6 +304,24 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             let _ = writeln!(s, "const {name}: ActivationRange = {act};");
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
+        QOp::Add {
+            skip_q,
+            left_shift,
+            input1_multiplier,
+            input1_shift,
+            input2_multiplier,
+            input2_shift,
+            output_multiplier,
+            output_shift,
+            ..
+        } => {
+            let _ = writeln!(
+                s,
+                "const {name}: AddParams = AddParams {{ input1_zero_point: {zi}, input2_zero_point: {}, output_zero_point: {zo}, left_shift: {left_shift}, input1: Requant {{ multiplier: {input1_multiplier}, shift: {input1_shift} }}, input2: Requant {{ multiplier: {input2_multiplier}, shift: {input2_shift} }}, output: Requant {{ multiplier: {output_multiplier}, shift: {output_shift} }}, activation: {act} }};",
+                skip_q.zero_point
+            );
+            let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
+        }
         QOp::Softmax { input_multiplier, input_left_shift, diff_min } => {
             let _ = writeln!(s, "const {name}: SoftmaxParams = SoftmaxParams {{ input_multiplier: {input_multiplier}, input_left_shift: {input_left_shift}, diff_min: {diff_min} }};");
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
@@ -308,6 +346,7 @@ fn call(i: usize, l: &QLayer) -> String {
         QOp::Conv { .. } => format!("conv2d_i8(&{name}, &{}, src, L{i}_IN, dst)?;", w("conv")),
         QOp::Dense { .. } => format!("dense_i8(&{name}, &{}, src, L{i}_IN, dst)?;", w("dense")),
         QOp::Pool { max: true, .. } => format!("max_pool2d_i8(&{name}, src, L{i}_IN, dst)?;"),
+        QOp::Add { .. } => format!("add_i8(&{name}, src, skip, dst)?;"),
         QOp::Pool { .. } => format!("avg_pool2d_i8(&{name}, src, L{i}_IN, dst)?;"),
         QOp::L2Pool { .. } => format!("l2_pool2d_i8(&{name}, src, L{i}_IN, dst)?;"),
         QOp::Mean { .. } => format!("global_avg_pool_i8(&{name}, src, L{i}_IN, dst)?;"),

@@ -49,6 +49,8 @@ pub struct Layer {
     pub need_input_grad: bool,
     /// Reused im2col-gradient buffer (allocating it per batch costs page faults).
     dcol: Vec<f32>,
+    /// The inner layers of a residual block.
+    pub children: Vec<Layer>,
 }
 
 fn window(r: &Resolved) -> Option<Window> {
@@ -88,7 +90,8 @@ pub fn fused(spec: &LayerSpec) -> Act {
         LayerSpec::Conv { activation, .. }
         | LayerSpec::Pointwise { activation, .. }
         | LayerSpec::Depthwise { activation, .. }
-        | LayerSpec::Dense { activation, .. } => *activation,
+        | LayerSpec::Dense { activation, .. }
+        | LayerSpec::Residual { activation, .. } => *activation,
         _ => Act::None,
     }
 }
@@ -194,6 +197,7 @@ impl Layer {
             }
             _ => {}
         }
+        let children = r.children.iter().map(|c| Layer::new(c.clone(), rng)).collect();
         Layer {
             r,
             params,
@@ -203,6 +207,7 @@ impl Layer {
             output: Vec::new(),
             need_input_grad: true,
             dcol: Vec::new(),
+            children,
         }
     }
 
@@ -295,6 +300,14 @@ impl Layer {
                 }
             }
             LayerSpec::Flatten | LayerSpec::Softmax => y.copy_from_slice(x),
+            LayerSpec::Residual { .. } => {
+                let mut a = x.to_vec();
+                for c in &mut self.children {
+                    c.need_input_grad = true;
+                    a = c.forward(a, n, train, rng);
+                }
+                y.iter_mut().zip(a.iter().zip(x)).for_each(|(v, (&inner, &skip))| *v = inner + skip);
+            }
         }
         apply_act(fused(&self.r.spec), &mut y);
         if train {
@@ -422,6 +435,14 @@ impl Layer {
                 }
             }
             LayerSpec::Flatten | LayerSpec::Softmax => dx.copy_from_slice(dy),
+            LayerSpec::Residual { .. } => {
+                // d(x + f(x)) = dy + f'(x)ᵀ dy
+                let mut d = dy.to_vec();
+                for c in self.children.iter_mut().rev() {
+                    d = c.backward(&mut d, n);
+                }
+                dx.iter_mut().zip(d.iter().zip(dy.iter())).for_each(|(g, (&a, &b))| *g = a + b);
+            }
         }
         dx
     }
@@ -564,14 +585,18 @@ impl Net {
         }
     }
 
-    /// Every parameter, in layer order.
+    /// Every parameter, in layer order (inner layers of residual blocks included).
     pub fn params_mut(&mut self) -> impl Iterator<Item = &mut Param> {
-        self.layers.iter_mut().flat_map(|l| l.params.iter_mut())
+        let mut out = Vec::new();
+        collect_params_mut(&mut self.layers, &mut out);
+        out.into_iter()
     }
 
-    /// Every parameter, in layer order.
+    /// Every parameter, in layer order (inner layers of residual blocks included).
     pub fn params(&self) -> impl Iterator<Item = &Param> {
-        self.layers.iter().flat_map(|l| l.params.iter())
+        let mut out = Vec::new();
+        collect_params(&self.layers, &mut out);
+        out.into_iter()
     }
 
     /// Number of classes.
@@ -596,6 +621,40 @@ impl Net {
             out.extend(logits.chunks_exact(k).map(argmax));
         }
         out
+    }
+}
+
+fn collect_params<'a>(layers: &'a [Layer], out: &mut Vec<&'a Param>) {
+    for l in layers {
+        out.extend(l.params.iter());
+        collect_params(&l.children, out);
+    }
+}
+
+fn collect_params_mut<'a>(layers: &'a mut [Layer], out: &mut Vec<&'a mut Param>) {
+    for l in layers {
+        out.extend(l.params.iter_mut());
+        collect_params_mut(&mut l.children, out);
+    }
+}
+
+impl Layer {
+    /// `true` if the layer or any inner layer has trainable parameters.
+    pub fn has_params(&self) -> bool {
+        !self.params.is_empty() || self.children.iter().any(Layer::has_params)
+    }
+
+    /// Freezes or unfreezes the layer and all inner layers.
+    pub fn set_frozen(&mut self, frozen: bool) {
+        self.params.iter_mut().for_each(|p| p.frozen = frozen);
+        self.children.iter_mut().for_each(|c| c.set_frozen(frozen));
+    }
+
+    /// `true` if every parameter of the layer (and inner layers) is frozen.
+    pub fn is_frozen(&self) -> bool {
+        self.has_params()
+            && self.params.iter().all(|p| p.frozen)
+            && self.children.iter().all(|c| !c.has_params() || c.is_frozen())
     }
 }
 

@@ -122,6 +122,28 @@ pub enum QOp {
     },
     /// A standalone ReLU/ReLU6 on an unchanged quantization: a clamp.
     Clamp,
+    /// Residual add: the previous layer's output plus tensor `skip` (0 = the model input,
+    /// `i + 1` = the output of layer `i`), both rescaled as TFLite's int8 `ADD` does.
+    Add {
+        /// Tensor id of the second operand.
+        skip: usize,
+        /// Quantization of the second operand.
+        skip_q: QParams,
+        /// Common left shift (20).
+        left_shift: i32,
+        /// First operand's multiplier.
+        input1_multiplier: i32,
+        /// First operand's shift.
+        input1_shift: i32,
+        /// Second operand's multiplier.
+        input2_multiplier: i32,
+        /// Second operand's shift.
+        input2_shift: i32,
+        /// Output multiplier.
+        output_multiplier: i32,
+        /// Output shift.
+        output_shift: i32,
+    },
     /// Softmax (output scale 1/256, zero point −128).
     Softmax {
         /// Input multiplier.
@@ -227,21 +249,92 @@ pub fn quantize(net: &mut Net, calib: &Dataset, method: Calibration, source: Str
         bail!("no calibration images");
     }
     let input_q = QParams { scale: 1.0 / 255.0, zero_point: -128 };
-    // Float activations after every layer on the calibration set.
-    let mut rng = Rng::new(0);
-    let mut acts: Vec<Vec<f32>> = Vec::new();
-    let mut a = calib.images.clone();
-    for l in &mut net.layers {
-        a = l.forward(std::mem::take(&mut a), n, false, &mut rng);
-        acts.push(a.clone());
-    }
     let mut layers: Vec<QLayer> = Vec::new();
-    let mut cur_q = input_q;
-    for (li, l) in net.layers.iter().enumerate() {
+    let mut rng = Rng::new(0);
+    quantize_chain(&mut net.layers, calib.images.clone(), n, input_q, method, &mut rng, &mut layers, 0)?;
+    Ok(QModel {
+        name: net.spec.name.clone(),
+        classes: net.spec.classes.clone(),
+        input: net.spec.input,
+        input_q,
+        layers,
+        source,
+    })
+}
+
+/// Quantizes a chain of layers whose float input is `x` (already quantized with `cur_q`),
+/// appending to `layers`; returns the chain's float output and its quantization. A ReLU may be
+/// folded into the previous layer only if that layer was emitted after `barrier` (a residual
+/// block's input must not be changed by a ReLU inside the block).
+#[allow(clippy::too_many_arguments)]
+fn quantize_chain(
+    chain: &mut [crate::net::Layer],
+    x: Vec<f32>,
+    n: usize,
+    mut cur_q: QParams,
+    method: Calibration,
+    rng: &mut Rng,
+    layers: &mut Vec<QLayer>,
+    barrier: usize,
+) -> Result<(Vec<f32>, QParams)> {
+    let mut a = x;
+    for l in chain.iter_mut() {
+        if let LayerSpec::Residual { activation, .. } = l.r.spec {
+            // The block input is the newest tensor: tensor ids are 0 = model input, i + 1 =
+            // output of layer i.
+            let skip = layers.len();
+            let skip_q = cur_q;
+            let block_in = a.clone();
+            let start = layers.len();
+            let (inner, inner_q) = quantize_chain(&mut l.children, a, n, cur_q, method, rng, layers, start)?;
+            let mut y: Vec<f32> = inner.iter().zip(&block_in).map(|(p, q)| p + q).collect();
+            match activation {
+                Act::None => {}
+                Act::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+                Act::Relu6 => y.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
+            }
+            let mut v = y.clone();
+            let (lo, hi) = range_of(&mut v, method);
+            let out_q = QParams::from_range(lo, hi);
+            let act = act_range(activation, out_q);
+            let p = microcnn::add::AddParams::new(
+                inner_q.scale,
+                inner_q.zero_point,
+                skip_q.scale,
+                skip_q.zero_point,
+                out_q.scale,
+                out_q.zero_point,
+                ActivationRange { min: act[0], max: act[1] },
+            );
+            layers.push(QLayer {
+                name: format!("{}.add", l.r.name),
+                input: shape3(l.r.input),
+                output: shape3(l.r.output),
+                input_q: inner_q,
+                output_q: out_q,
+                act,
+                op: QOp::Add {
+                    skip,
+                    skip_q,
+                    left_shift: p.left_shift,
+                    input1_multiplier: p.input1.multiplier,
+                    input1_shift: p.input1.shift,
+                    input2_multiplier: p.input2.multiplier,
+                    input2_shift: p.input2.shift,
+                    output_multiplier: p.output.multiplier,
+                    output_shift: p.output.shift,
+                },
+            });
+            cur_q = out_q;
+            a = y;
+            continue;
+        }
+        let out = l.forward(std::mem::take(&mut a), n, false, rng);
+        a = out;
         let r = &l.r;
         let (input, output) = (shape3(r.input), shape3(r.output));
         let calibrated = || {
-            let mut v = acts[li].clone();
+            let mut v = a.clone();
             let (lo, hi) = range_of(&mut v, method);
             QParams::from_range(lo, hi)
         };
@@ -359,7 +452,8 @@ pub fn quantize(net: &mut Net, calib: &Dataset, method: Calibration, source: Str
             LayerSpec::Relu | LayerSpec::Relu6 => {
                 let a = if matches!(r.spec, LayerSpec::Relu) { Act::Relu } else { Act::Relu6 };
                 // Fold into the previous layer's clamp when it owns its output quantization.
-                if let Some(prev) = layers.last_mut() {
+                if layers.len() > barrier {
+                    let prev = layers.last_mut().expect("len > barrier");
                     if matches!(prev.op, QOp::Conv { .. } | QOp::Dense { .. }) {
                         let r2 = act_range(a, prev.output_q);
                         prev.act = [prev.act[0].max(r2[0]), prev.act[1].min(r2[1])];
@@ -381,31 +475,29 @@ pub fn quantize(net: &mut Net, calib: &Dataset, method: Calibration, source: Str
                 )
             }
             LayerSpec::Dropout { .. } | LayerSpec::Flatten => continue, // identity / reinterpretation
+            LayerSpec::Residual { .. } => unreachable!("handled above"),
         };
         cur_q = layer.output_q;
         layers.push(layer);
     }
-    Ok(QModel {
-        name: net.spec.name.clone(),
-        classes: net.spec.classes.clone(),
-        input: net.spec.input,
-        input_q,
-        layers,
-        source,
-    })
+    Ok((a, cur_q))
 }
 
-/// The static memory plan: layer `i` reads from `input_offset[i]` and writes `output_offset[i]`
-/// inside one arena; outputs alternate between the two ends, so a layer's input and output never
-/// overlap and the arena is exactly the largest input + output pair (the minimum for a
-/// sequential schedule without in-place layers). The first input and the last output are the
-/// caller's own buffers.
+/// The static memory plan. Tensors are numbered 0 (the model input, the caller's buffer),
+/// `i + 1` (the output of layer `i`); the last layer writes the caller's score buffer. Every
+/// other tensor gets an arena offset such that tensors alive at the same time never overlap:
+/// tensors are placed largest first at the lowest offset free of every tensor whose lifetime
+/// (producer to last consumer) overlaps theirs. For a plain chain this gives exactly the largest
+/// input + output pair of any layer, the minimum for a sequential schedule without in-place
+/// layers; a residual block's input stays alive until its add.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArenaPlan {
     /// Arena size in bytes.
     pub bytes: usize,
-    /// Offset of each layer's output (None for the last layer, which writes the caller's buffer).
-    pub output_offset: Vec<Option<usize>>,
+    /// Offset of each tensor (None: the caller's input or score buffer).
+    pub offset: Vec<Option<usize>>,
+    /// The most bytes that are alive at once during any layer (a lower bound for any plan).
+    pub peak_live: usize,
 }
 
 impl QModel {
@@ -414,27 +506,70 @@ impl QModel {
         self.layers[i].output.iter().product()
     }
 
+    /// Element count of tensor `t`.
+    pub fn tensor_len(&self, t: usize) -> usize {
+        if t == 0 {
+            self.input.iter().product()
+        } else {
+            self.out_len(t - 1)
+        }
+    }
+
+    /// The tensors layer `i` reads.
+    pub fn inputs_of(&self, i: usize) -> Vec<usize> {
+        match &self.layers[i].op {
+            QOp::Add { skip, .. } => vec![i, *skip],
+            _ => vec![i],
+        }
+    }
+
     /// Plans the arena.
     pub fn plan(&self) -> ArenaPlan {
         let n = self.layers.len();
-        let mut bytes = 0;
+        let tensors = n + 1;
+        // Lifetime of tensor t: [producer, last consumer], in layer steps.
+        let mut last_use = vec![0usize; tensors];
         for i in 0..n {
-            let input = if i == 0 { 0 } else { self.out_len(i - 1) };
-            let output = if i + 1 == n { 0 } else { self.out_len(i) };
-            bytes = bytes.max(input + output);
+            for t in self.inputs_of(i) {
+                last_use[t] = last_use[t].max(i);
+            }
         }
-        let output_offset = (0..n)
-            .map(|i| {
-                if i + 1 == n {
-                    None
-                } else if i % 2 == 0 {
-                    Some(0)
-                } else {
-                    Some(bytes - self.out_len(i))
+        let in_arena = |t: usize| t != 0 && t != n;
+        let life = |t: usize| (t - 1, last_use[t].max(t - 1));
+        let mut order: Vec<usize> = (1..n).collect();
+        order.sort_by_key(|&t| (std::cmp::Reverse(self.tensor_len(t)), t));
+        let mut offset: Vec<Option<usize>> = vec![None; tensors];
+        let mut bytes = 0;
+        for &t in &order {
+            let (s, e) = life(t);
+            let len = self.tensor_len(t);
+            // Busy ranges of already placed tensors alive at the same time, by offset.
+            let mut busy: Vec<(usize, usize)> = (1..n)
+                .filter(|&u| u != t && offset[u].is_some())
+                .filter(|&u| {
+                    let (us, ue) = life(u);
+                    us <= e && s <= ue
+                })
+                .map(|u| (offset[u].unwrap_or(0), offset[u].unwrap_or(0) + self.tensor_len(u)))
+                .collect();
+            busy.sort_unstable();
+            let mut at = 0;
+            for (bs, be) in busy {
+                if at + len <= bs {
+                    break;
                 }
+                at = at.max(be);
+            }
+            offset[t] = Some(at);
+            bytes = bytes.max(at + len);
+        }
+        let peak_live = (0..n)
+            .map(|i| {
+                (1..n).filter(|&t| in_arena(t) && life(t).0 <= i && i <= life(t).1).map(|t| self.tensor_len(t)).sum()
             })
-            .collect();
-        ArenaPlan { bytes, output_offset }
+            .max()
+            .unwrap_or(0);
+        ArenaPlan { bytes, offset, peak_live }
     }
 
     /// Number of classes.
@@ -452,33 +587,40 @@ impl QModel {
         let plan = self.plan();
         let n = self.layers.len();
         for (i, l) in self.layers.iter().enumerate() {
-            let in_len = l.input.iter().product::<usize>();
-            let out_len = self.out_len(i);
-            let in_off = if i == 0 { None } else { plan.output_offset[i - 1] };
-            // Split so the input and output borrow disjoint parts of the arena.
-            let (src, dst): (&[i8], &mut [i8]) = match (in_off, plan.output_offset[i]) {
-                (None, Some(o)) => (input, &mut arena[o..o + out_len]),
-                (Some(a), None) => (&arena[a..a + in_len], &mut scores[..]),
-                (None, None) => (input, &mut scores[..]),
-                (Some(a), Some(o)) => {
-                    if a < o {
-                        let (lo, hi) = arena.split_at_mut(o);
-                        (&lo[a..a + in_len], &mut hi[..out_len])
-                    } else {
-                        let (lo, hi) = arena.split_at_mut(a);
-                        (&hi[..in_len], &mut lo[o..o + out_len])
-                    }
+            let ins = self.inputs_of(i);
+            let region = |t: usize| plan.offset[t].map(|o| (o, self.tensor_len(t)));
+            match plan.offset[i + 1] {
+                Some(o) => {
+                    let out = (o, self.out_len(i));
+                    // Arena inputs through the checked splitter, external ones directly.
+                    let first = region(ins[0]);
+                    let second = ins.get(1).and_then(|&t| region(t));
+                    let ([a, b], dst) =
+                        microcnn::memory::arena_io(arena, [first.unwrap_or((0, 0)), second.unwrap_or((0, 0))], out)?;
+                    let src = if first.is_some() { a } else { input };
+                    let skip = ins.get(1).map(|_| if second.is_some() { b } else { input });
+                    run_layer(l, src, skip, dst)?;
                 }
-            };
-            let _ = n;
-            run_layer(l, src, dst)?;
+                None => {
+                    debug_assert_eq!(i + 1, n);
+                    let view = |t: usize| -> &[i8] {
+                        match region(t) {
+                            Some((o, len)) => &arena[o..o + len],
+                            None => input,
+                        }
+                    };
+                    let src = view(ins[0]);
+                    let skip = ins.get(1).map(|&t| view(t));
+                    run_layer(l, src, skip, scores)?;
+                }
+            }
         }
         Ok(())
     }
 }
 
 /// Runs one layer with the runtime kernels.
-pub fn run_layer(l: &QLayer, src: &[i8], dst: &mut [i8]) -> Result<(), microcnn::Error> {
+pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) -> Result<(), microcnn::Error> {
     let activation = ActivationRange { min: l.act[0], max: l.act[1] };
     let (zi, zo) = (l.input_q.zero_point as i32, l.output_q.zero_point as i32);
     let ishape = img(l.input);
@@ -552,6 +694,29 @@ pub fn run_layer(l: &QLayer, src: &[i8], dst: &mut [i8]) -> Result<(), microcnn:
         QOp::Clamp => {
             dst.copy_from_slice(src);
             clamp_in_place_i8(activation, dst)
+        }
+        QOp::Add {
+            skip_q,
+            left_shift,
+            input1_multiplier,
+            input1_shift,
+            input2_multiplier,
+            input2_shift,
+            output_multiplier,
+            output_shift,
+            ..
+        } => {
+            let p = microcnn::add::AddParams {
+                input1_zero_point: zi,
+                input2_zero_point: skip_q.zero_point as i32,
+                output_zero_point: zo,
+                left_shift: *left_shift,
+                input1: Requant { multiplier: *input1_multiplier, shift: *input1_shift },
+                input2: Requant { multiplier: *input2_multiplier, shift: *input2_shift },
+                output: Requant { multiplier: *output_multiplier, shift: *output_shift },
+                activation,
+            };
+            microcnn::add::add_i8(&p, src, skip.unwrap_or(&[]), dst)
         }
         QOp::Softmax { input_multiplier, input_left_shift, diff_min } => {
             let p = SoftmaxParams {

@@ -89,6 +89,7 @@ fn op_label(l: &crate::quantize::QLayer) -> &'static str {
         Mean { .. } => "global avg pool",
         Clamp => "relu",
         Softmax { .. } => "softmax",
+        Add { .. } => "residual add",
     }
 }
 

@@ -203,6 +203,18 @@ pub enum LayerSpec {
     },
     /// Softmax over the classes (fused with cross-entropy while training).
     Softmax,
+    /// A residual block: `activation(x + layers(x))`. The inner layers must give back the
+    /// block's input shape; the add rescales both operands as the runtime's `add_i8` does.
+    Residual {
+        /// Block name (defaults to `residual<N>`); inner layers are named `<block>.<layer>`.
+        #[serde(default)]
+        name: Option<String>,
+        /// The inner layers.
+        layers: Vec<LayerSpec>,
+        /// Activation after the add.
+        #[serde(default)]
+        activation: Act,
+    },
 }
 
 fn default_multiplier() -> usize {
@@ -235,6 +247,8 @@ pub struct Resolved {
     pub input: Shape,
     /// Output shape (batch 1).
     pub output: Shape,
+    /// The resolved inner layers of a residual block (empty otherwise).
+    pub children: Vec<Resolved>,
 }
 
 impl LayerSpec {
@@ -254,6 +268,7 @@ impl LayerSpec {
             LayerSpec::Flatten => "flatten",
             LayerSpec::Dense { .. } => "dense",
             LayerSpec::Softmax => "softmax",
+            LayerSpec::Residual { .. } => "residual",
         }
     }
 
@@ -263,7 +278,8 @@ impl LayerSpec {
             LayerSpec::Conv { name, .. }
             | LayerSpec::Pointwise { name, .. }
             | LayerSpec::Depthwise { name, .. }
-            | LayerSpec::Dense { name, .. } => name.as_deref(),
+            | LayerSpec::Dense { name, .. }
+            | LayerSpec::Residual { name, .. } => name.as_deref(),
             _ => None,
         }
     }
@@ -331,85 +347,8 @@ impl ModelSpec {
         if h == 0 || w == 0 || c == 0 {
             bail!("input [{h}, {w}, {c}] has a zero dimension");
         }
-        let mut shape = Shape::image(h, w, c);
-        let mut out = Vec::new();
-        let mut counts = std::collections::HashMap::<&str, usize>::new();
         let mut names = std::collections::HashSet::new();
-        for spec in &self.layers {
-            let n = counts.entry(spec.kind()).or_insert(0);
-            *n += 1;
-            let name = spec.explicit_name().map(str::to_string).unwrap_or_else(|| format!("{}{}", spec.kind(), n));
-            if !names.insert(name.clone()) {
-                bail!("two layers are named `{name}`: names must be unique");
-            }
-            let input = shape;
-            let pool = |size: &Size2, stride: &Option<Size2>, padding: &PadSpec| -> Result<Shape> {
-                let (kh, kw) = size.hw();
-                let (sh, sw) = stride.unwrap_or(*size).hw();
-                let p = padding.padding();
-                Ok(Shape::image(
-                    axis(&name, "height", input.h, kh, sh, 1, p, true)?,
-                    axis(&name, "width", input.w, kw, sw, 1, p, false)?,
-                    input.c,
-                ))
-            };
-            shape = match spec {
-                LayerSpec::Conv { filters, kernel, stride, padding, dilation, .. } => {
-                    let ((kh, kw), (sh, sw), (dh, dw)) = (kernel.hw(), stride.hw(), dilation.hw());
-                    if *filters == 0 {
-                        bail!("layer `{name}`: filters must be at least 1");
-                    }
-                    let p = padding.padding();
-                    Shape::image(
-                        axis(&name, "height", input.h, kh, sh, dh, p, true)?,
-                        axis(&name, "width", input.w, kw, sw, dw, p, false)?,
-                        *filters,
-                    )
-                }
-                LayerSpec::Pointwise { filters, stride, .. } => {
-                    let (sh, sw) = stride.hw();
-                    Shape::image(
-                        axis(&name, "height", input.h, 1, sh, 1, Padding::Valid, true)?,
-                        axis(&name, "width", input.w, 1, sw, 1, Padding::Valid, false)?,
-                        *filters,
-                    )
-                }
-                LayerSpec::Depthwise { kernel, stride, padding, multiplier, .. } => {
-                    let ((kh, kw), (sh, sw)) = (kernel.hw(), stride.hw());
-                    if *multiplier == 0 {
-                        bail!("layer `{name}`: multiplier must be at least 1");
-                    }
-                    let p = padding.padding();
-                    Shape::image(
-                        axis(&name, "height", input.h, kh, sh, 1, p, true)?,
-                        axis(&name, "width", input.w, kw, sw, 1, p, false)?,
-                        input.c * multiplier,
-                    )
-                }
-                LayerSpec::MaxPool { size, stride, padding }
-                | LayerSpec::AvgPool { size, stride, padding }
-                | LayerSpec::L2Pool { size, stride, padding } => pool(size, stride, padding)?,
-                LayerSpec::GlobalAvgPool => Shape::image(1, 1, input.c),
-                LayerSpec::Flatten => Shape::vector(1, input.len()),
-                LayerSpec::Dense { units, .. } => {
-                    if input.h != 1 || input.w != 1 {
-                        bail!("layer `{name}`: dense needs a vector input but gets {}×{}×{}: add a `flatten` or `global_avg_pool` layer before it", input.h, input.w, input.c);
-                    }
-                    if *units == 0 {
-                        bail!("layer `{name}`: units must be at least 1");
-                    }
-                    Shape::vector(1, *units)
-                }
-                LayerSpec::Dropout { rate } => {
-                    if !(0.0..1.0).contains(rate) {
-                        bail!("layer `{name}`: dropout rate {rate} must be in [0, 1)");
-                    }
-                    input
-                }
-                LayerSpec::Relu | LayerSpec::Relu6 | LayerSpec::Softmax => input,
-            };
-            out.push(Resolved { name, spec: spec.clone(), input, output: shape });
-        }
+        let out = resolve_chain(&self.layers, Shape::image(h, w, c), "", &mut names)?;
         let Some(last) = out.last() else { bail!("the model has no layers") };
         if last.output.h != 1 || last.output.w != 1 {
             bail!(
@@ -432,6 +371,113 @@ impl ModelSpec {
     }
 }
 
+/// Resolves a chain of layers starting from `input`, naming them under `prefix`.
+fn resolve_chain(
+    layers: &[LayerSpec],
+    input_shape: Shape,
+    prefix: &str,
+    names: &mut std::collections::HashSet<String>,
+) -> Result<Vec<Resolved>> {
+    let mut shape = input_shape;
+    let mut out = Vec::new();
+    let mut counts = std::collections::HashMap::<&str, usize>::new();
+    for spec in layers {
+        let n = counts.entry(spec.kind()).or_insert(0);
+        *n += 1;
+        let local = spec.explicit_name().map(str::to_string).unwrap_or_else(|| format!("{}{}", spec.kind(), n));
+        let name = format!("{prefix}{local}");
+        if !names.insert(name.clone()) {
+            bail!("two layers are named `{name}`: names must be unique");
+        }
+        let input = shape;
+        let pool = |size: &Size2, stride: &Option<Size2>, padding: &PadSpec| -> Result<Shape> {
+            let (kh, kw) = size.hw();
+            let (sh, sw) = stride.unwrap_or(*size).hw();
+            let p = padding.padding();
+            Ok(Shape::image(
+                axis(&name, "height", input.h, kh, sh, 1, p, true)?,
+                axis(&name, "width", input.w, kw, sw, 1, p, false)?,
+                input.c,
+            ))
+        };
+        let mut children = Vec::new();
+        shape = match spec {
+            LayerSpec::Residual { layers: inner, .. } => {
+                if inner.is_empty() {
+                    bail!("residual block `{name}` has no layers");
+                }
+                if inner.iter().any(|l| matches!(l, LayerSpec::Softmax)) {
+                    bail!("residual block `{name}`: softmax belongs at the end of the model, not inside a block");
+                }
+                children = resolve_chain(inner, input, &format!("{name}."), names)?;
+                let inner_out = children.last().map(|r| r.output).unwrap_or(input);
+                if inner_out != input {
+                    bail!(
+                        "residual block `{name}`: its layers turn {}×{}×{} into {}×{}×{}, but the add needs the same shape: use padding = \"same\", stride 1 and {} filters in the last inner layer",
+                        input.h, input.w, input.c, inner_out.h, inner_out.w, inner_out.c, input.c
+                    );
+                }
+                input
+            }
+            LayerSpec::Conv { filters, kernel, stride, padding, dilation, .. } => {
+                let ((kh, kw), (sh, sw), (dh, dw)) = (kernel.hw(), stride.hw(), dilation.hw());
+                if *filters == 0 {
+                    bail!("layer `{name}`: filters must be at least 1");
+                }
+                let p = padding.padding();
+                Shape::image(
+                    axis(&name, "height", input.h, kh, sh, dh, p, true)?,
+                    axis(&name, "width", input.w, kw, sw, dw, p, false)?,
+                    *filters,
+                )
+            }
+            LayerSpec::Pointwise { filters, stride, .. } => {
+                let (sh, sw) = stride.hw();
+                Shape::image(
+                    axis(&name, "height", input.h, 1, sh, 1, Padding::Valid, true)?,
+                    axis(&name, "width", input.w, 1, sw, 1, Padding::Valid, false)?,
+                    *filters,
+                )
+            }
+            LayerSpec::Depthwise { kernel, stride, padding, multiplier, .. } => {
+                let ((kh, kw), (sh, sw)) = (kernel.hw(), stride.hw());
+                if *multiplier == 0 {
+                    bail!("layer `{name}`: multiplier must be at least 1");
+                }
+                let p = padding.padding();
+                Shape::image(
+                    axis(&name, "height", input.h, kh, sh, 1, p, true)?,
+                    axis(&name, "width", input.w, kw, sw, 1, p, false)?,
+                    input.c * multiplier,
+                )
+            }
+            LayerSpec::MaxPool { size, stride, padding }
+            | LayerSpec::AvgPool { size, stride, padding }
+            | LayerSpec::L2Pool { size, stride, padding } => pool(size, stride, padding)?,
+            LayerSpec::GlobalAvgPool => Shape::image(1, 1, input.c),
+            LayerSpec::Flatten => Shape::vector(1, input.len()),
+            LayerSpec::Dense { units, .. } => {
+                if input.h != 1 || input.w != 1 {
+                    bail!("layer `{name}`: dense needs a vector input but gets {}×{}×{}: add a `flatten` or `global_avg_pool` layer before it", input.h, input.w, input.c);
+                }
+                if *units == 0 {
+                    bail!("layer `{name}`: units must be at least 1");
+                }
+                Shape::vector(1, *units)
+            }
+            LayerSpec::Dropout { rate } => {
+                if !(0.0..1.0).contains(rate) {
+                    bail!("layer `{name}`: dropout rate {rate} must be in [0, 1)");
+                }
+                input
+            }
+            LayerSpec::Relu | LayerSpec::Relu6 | LayerSpec::Softmax => input,
+        };
+        out.push(Resolved { name, spec: spec.clone(), input, output: shape, children });
+    }
+    Ok(out)
+}
+
 /// Parameters and MACs of one layer.
 pub fn cost(l: &Resolved) -> (usize, usize) {
     let o = l.output;
@@ -447,6 +493,7 @@ pub fn cost(l: &Resolved) -> (usize, usize) {
             (o.c * kh * kw + o.c, o.len() * kh * kw)
         }
         LayerSpec::Dense { units, .. } => (units * l.input.len() + units, units * l.input.len()),
+        LayerSpec::Residual { .. } => l.children.iter().map(cost).fold((0, 0), |(a, b), (c, d)| (a + c, b + d)),
         _ => (0, 0),
     }
 }
@@ -462,14 +509,20 @@ pub fn summary(spec: &ModelSpec) -> Result<String> {
     s += &"─".repeat(77);
     s.push('\n');
     let (mut tp, mut tm, mut peak) = (0, 0, 0);
-    for l in &layers {
+    let rows: Vec<(&Resolved, bool)> =
+        layers.iter().flat_map(|l| std::iter::once((l, false)).chain(l.children.iter().map(|c| (c, true)))).collect();
+    for (l, inner) in rows {
         let (p, m) = cost(l);
-        tp += p;
-        tm += m;
-        peak = peak.max(l.input.len() + l.output.len());
+        if !inner {
+            tp += p;
+            tm += m;
+        }
+        // A residual block keeps its input alive while its inner layers run.
+        let live = l.input.len() + l.output.len() + if inner { l.input.len().max(l.output.len()) } else { 0 };
+        peak = peak.max(live);
         s += &format!(
             "{:<14} {:<10} {:>14} {:>10} {:>12} {:>12}\n",
-            l.name,
+            if inner { format!("  {}", l.name) } else { l.name.clone() },
             l.spec.kind(),
             format!("{}×{}×{}", l.output.h, l.output.w, l.output.c),
             p,
@@ -478,6 +531,6 @@ pub fn summary(spec: &ModelSpec) -> Result<String> {
         );
     }
     s += &"─".repeat(77);
-    s += &format!("\ntotal: {tp} parameters, {tm} MACs per image, peak live activations (input + output of one layer) {peak} bytes\n");
+    s += &format!("\ntotal: {tp} parameters, {tm} MACs per image, peak live activations {peak} bytes (estimate; `quantize` reports the planned arena)\n");
     Ok(s)
 }

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
 // BuiltinOperator codes.
+const ADD: i32 = 0;
 const AVERAGE_POOL_2D: i32 = 1;
 const CONV_2D: i32 = 3;
 const DEPTHWISE_CONV_2D: i32 = 4;
@@ -22,6 +23,7 @@ const OPT_DEPTHWISE: u8 = 2;
 const OPT_POOL: u8 = 5;
 const OPT_FC: u8 = 8;
 const OPT_SOFTMAX: u8 = 9;
+const OPT_ADD: u8 = 11;
 const OPT_REDUCER: u8 = 27;
 // TensorType.
 const INT32: i8 = 2;
@@ -128,6 +130,7 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
     let shape4 = |s: [usize; 3]| vec![1, s[0] as i32, s[1] as i32, s[2] as i32];
     let input = act_tensor(&mut tensors, "input".into(), shape4(q.input), q.input_q);
     let mut cur = input;
+    let mut tensor_ids = vec![input]; // our tensor id → flatbuffer tensor index
     for (i, l) in q.layers.iter().enumerate() {
         let last = i + 1 == q.layers.len();
         let out_shape = if matches!(l.op, QOp::Dense { .. } | QOp::Softmax { .. }) {
@@ -259,6 +262,13 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
                     options: vec![(slot(0), OptVal::Bool(true))],
                 }
             }
+            QOp::Add { skip, .. } => Op {
+                opcode: opcode(ADD),
+                inputs: vec![cur, tensor_ids[*skip]],
+                outputs: vec![out],
+                options_type: OPT_ADD,
+                options: vec![(slot(0), OptVal::I8(fused))],
+            },
             QOp::Clamp => {
                 Op { opcode: opcode(RELU), inputs: vec![cur], outputs: vec![out], options_type: 0, options: vec![] }
             }
@@ -278,6 +288,7 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
         }
         ops.push(op);
         cur = out;
+        tensor_ids.push(out);
     }
 
     // Serialise bottom-up.

@@ -29,22 +29,20 @@ pub fn replace_head(net: &mut Net, classes: usize, names: Vec<String>, seed: u64
 pub fn freeze_named(net: &mut Net, names: &[String]) -> Result<()> {
     for n in names {
         let Some(l) = net.layers.iter_mut().find(|l| &l.r.name == n) else {
-            let known: Vec<&str> =
-                net.layers.iter().filter(|l| !l.params.is_empty()).map(|l| l.r.name.as_str()).collect();
+            let known: Vec<&str> = net.layers.iter().filter(|l| l.has_params()).map(|l| l.r.name.as_str()).collect();
             bail!("no layer named `{n}` to freeze; layers with weights: {}", known.join(", "));
         };
-        l.params.iter_mut().for_each(|p| p.frozen = true);
+        l.set_frozen(true);
     }
     Ok(())
 }
 
 /// Freezes every weighted layer except the last `n`.
 pub fn freeze_all_but_last(net: &mut Net, n: usize) {
-    let weighted: Vec<usize> =
-        net.layers.iter().enumerate().filter(|(_, l)| !l.params.is_empty()).map(|(i, _)| i).collect();
+    let weighted: Vec<usize> = net.layers.iter().enumerate().filter(|(_, l)| l.has_params()).map(|(i, _)| i).collect();
     let keep = weighted.len().saturating_sub(n);
     for &i in &weighted[..keep] {
-        net.layers[i].params.iter_mut().for_each(|p| p.frozen = true);
+        net.layers[i].set_frozen(true);
     }
 }
 
@@ -55,7 +53,7 @@ pub fn unfreeze_all(net: &mut Net) {
 
 /// Names of frozen layers.
 pub fn frozen_layers(net: &Net) -> Vec<String> {
-    net.layers.iter().filter(|l| l.params.first().is_some_and(|p| p.frozen)).map(|l| l.r.name.clone()).collect()
+    net.layers.iter().filter(|l| l.is_frozen()).map(|l| l.r.name.clone()).collect()
 }
 
 /// Clears the optimiser moments so fine-tuning starts a fresh optimiser (the pre-training
@@ -70,8 +68,7 @@ pub fn reset_optimizer(net: &mut Net) {
 /// Re-initialises the last `n` weighted layers (beyond the head that [`replace_head`] already
 /// renewed), keeping only the earlier feature extractor from pre-training.
 pub fn reinit_last(net: &mut Net, n: usize, seed: u64) {
-    let weighted: Vec<usize> =
-        net.layers.iter().enumerate().filter(|(_, l)| !l.params.is_empty()).map(|(i, _)| i).collect();
+    let weighted: Vec<usize> = net.layers.iter().enumerate().filter(|(_, l)| l.has_params()).map(|(i, _)| i).collect();
     let mut rng = Rng::new(seed ^ 0x5EED);
     for &i in weighted.iter().rev().take(n) {
         let r = net.layers[i].r.clone();

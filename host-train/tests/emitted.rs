@@ -37,16 +37,9 @@ macro_rules! check_model {
             let q = qmodel($name);
             let plan = q.plan();
             assert_eq!(plan.bytes, $model::ARENA_BYTES);
-            // The planned arena is the largest live input + output pair (no scratch is needed).
-            let largest_pair = (0..q.layers.len())
-                .map(|i| {
-                    let input = if i == 0 { 0 } else { q.out_len(i - 1) };
-                    let output = if i + 1 == q.layers.len() { 0 } else { q.out_len(i) };
-                    input + output
-                })
-                .max()
-                .unwrap();
-            assert!(plan.bytes <= largest_pair);
+            // The planned arena is no larger than the most bytes alive during any layer (for a
+            // plain chain: the largest input + output pair); no kernel needs scratch.
+            assert!(plan.bytes <= plan.peak_live, "arena {} > peak live {}", plan.bytes, plan.peak_live);
             const POISON: i8 = 0x5A;
             for i in 0..$vectors::COUNT {
                 // Generated code, compiled on the host.

@@ -199,6 +199,37 @@ fn gradients_depthwise_multiplier_2() {
 }
 
 #[test]
+fn gradients_residual_block() {
+    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 3\n[[layers]]\ntype = \"residual\"\nactivation = \"relu\"\nlayers = [ { type = \"depthwise\", kernel = 3, padding = \"same\", activation = \"relu6\" }, { type = \"pointwise\", filters = 3 } ]");
+}
+
+#[test]
+fn residual_blocks_validate_and_round_trip() {
+    let bad = r#"
+name = "r"
+input = [8, 8, 2]
+[[layers]]
+type = "residual"
+name = "blk"
+layers = [ { type = "conv", filters = 3, kernel = 3, padding = "same" } ]
+"#;
+    let e = ModelSpec::from_toml(bad).unwrap().resolve().unwrap_err().to_string();
+    assert!(e.contains("residual block `blk`") && e.contains("8×8×2 into 8×8×3"), "{e}");
+    let good = bad.replace("filters = 3", "filters = 2")
+        + "[[layers]]\ntype = \"global_avg_pool\"\n[[layers]]\ntype = \"dense\"\nunits = 4\n";
+    let spec = ModelSpec::from_toml(&good).unwrap();
+    let r = spec.resolve().unwrap();
+    assert_eq!(r[0].children[0].name, "blk.conv1");
+    let net = Net::new(spec, 3).unwrap();
+    assert!(net.params().any(|p| p.name == "blk.conv1.weight"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.safetensors");
+    checkpoint::save(&net, Progress::default(), &path).unwrap();
+    let (loaded, _) = checkpoint::load(&path).unwrap();
+    assert!(net.params().zip(loaded.params()).all(|(a, b)| a.name == b.name && a.value == b.value));
+}
+
+#[test]
 fn gradients_pointwise_and_pools() {
     grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"avg_pool\"\nsize = 2\nstride = 1\npadding = \"same\"");
     grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"max_pool\"\nsize = 3\nstride = 1\npadding = \"same\"");

@@ -7,6 +7,7 @@
 
 #![allow(clippy::all, clippy::unreadable_literal, clippy::excessive_precision, missing_docs)]
 
+use microcnn::memory::arena_io;
 use microcnn::conv::{conv2d_i8, conv2d_output_shape, ConvParams, ConvWeights};
 use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
 use microcnn::pool::{max_pool2d_i8, pool2d_output_shape, PoolParams};
@@ -2847,9 +2848,9 @@ const _: () = assert!(L6_OUT.len() == NUM_CLASSES);
 const _: () = assert!(0 + L0_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(12544 + L1_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(0 + L2_OUT.len() <= ARENA_BYTES);
-const _: () = assert!(14880 + L3_OUT.len() <= ARENA_BYTES);
+const _: () = assert!(3200 + L3_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(0 + L4_OUT.len() <= ARENA_BYTES);
-const _: () = assert!(15670 + L5_OUT.len() <= ARENA_BYTES);
+const _: () = assert!(64 + L5_OUT.len() <= ARENA_BYTES);
 
 /// Runs one inference: `input` (quantized with INPUT_SCALE/INPUT_ZERO_POINT) to int8 class
 /// scores in `scores`, using only `arena` as working memory. No heap, no set-up.
@@ -2869,48 +2870,45 @@ pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut 
 pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], mut after_layer: impl FnMut(usize)) -> Result<(), Error> {
     // conv1: convolution
     {
-        let (src, dst) = (&input[..], &mut arena[0..12544]);
+        let dst = &mut arena[0..12544];
+        let src = &input[..];
         conv2d_i8(&CONV1, &ConvWeights { filter: &CONV1_W, filter_shape: CONV1_FILTER, bias: Some(&CONV1_B), multiplier: &CONV1_M, shift: &CONV1_S }, src, L0_IN, dst)?;
     }
     after_layer(0);
     // maxpool1: max pool
     {
-        let (lo, hi) = arena.split_at_mut(12544);
-        let (src, dst) = (&lo[0..12544], &mut hi[..3136]);
+        let ([src], dst) = arena_io(arena, [(0, 12544)], (12544, 3136))?;
         max_pool2d_i8(&MAXPOOL1, src, L1_IN, dst)?;
     }
     after_layer(1);
     // conv2: convolution
     {
-        let (lo, hi) = arena.split_at_mut(12544);
-        let (src, dst) = (&hi[..3136], &mut lo[0..3200]);
+        let ([src], dst) = arena_io(arena, [(12544, 3136)], (0, 3200))?;
         conv2d_i8(&CONV2, &ConvWeights { filter: &CONV2_W, filter_shape: CONV2_FILTER, bias: Some(&CONV2_B), multiplier: &CONV2_M, shift: &CONV2_S }, src, L2_IN, dst)?;
     }
     after_layer(2);
     // maxpool2: max pool
     {
-        let (lo, hi) = arena.split_at_mut(14880);
-        let (src, dst) = (&lo[0..3200], &mut hi[..800]);
+        let ([src], dst) = arena_io(arena, [(0, 3200)], (3200, 800))?;
         max_pool2d_i8(&MAXPOOL2, src, L3_IN, dst)?;
     }
     after_layer(3);
     // fc1: dense
     {
-        let (lo, hi) = arena.split_at_mut(14880);
-        let (src, dst) = (&hi[..800], &mut lo[0..64]);
+        let ([src], dst) = arena_io(arena, [(3200, 800)], (0, 64))?;
         dense_i8(&FC1, &DenseWeights { weights: &FC1_W, units: 64, bias: Some(&FC1_B), multiplier: &FC1_M, shift: &FC1_S }, src, L4_IN, dst)?;
     }
     after_layer(4);
     // fc2: dense
     {
-        let (lo, hi) = arena.split_at_mut(15670);
-        let (src, dst) = (&lo[0..64], &mut hi[..10]);
+        let ([src], dst) = arena_io(arena, [(0, 64)], (64, 10))?;
         dense_i8(&FC2, &DenseWeights { weights: &FC2_W, units: 10, bias: Some(&FC2_B), multiplier: &FC2_M, shift: &FC2_S }, src, L5_IN, dst)?;
     }
     after_layer(5);
     // softmax1: softmax
     {
-        let (src, dst) = (&arena[15670..15680], &mut scores[..]);
+        let src = &arena[64..74];
+        let dst = &mut scores[..];
         softmax_i8(&SOFTMAX1, src, 10, dst)?;
     }
     after_layer(6);
