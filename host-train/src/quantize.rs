@@ -536,39 +536,78 @@ impl QModel {
         }
         let in_arena = |t: usize| t != 0 && t != n;
         let life = |t: usize| (t - 1, last_use[t].max(t - 1));
-        let mut order: Vec<usize> = (1..n).collect();
-        order.sort_by_key(|&t| (std::cmp::Reverse(self.tensor_len(t)), t));
-        let mut offset: Vec<Option<usize>> = vec![None; tensors];
-        let mut bytes = 0;
-        for &t in &order {
-            let (s, e) = life(t);
-            let len = self.tensor_len(t);
-            // Busy ranges of already placed tensors alive at the same time, by offset.
-            let mut busy: Vec<(usize, usize)> = (1..n)
-                .filter(|&u| u != t && offset[u].is_some())
-                .filter(|&u| {
-                    let (us, ue) = life(u);
-                    us <= e && s <= ue
-                })
-                .map(|u| (offset[u].unwrap_or(0), offset[u].unwrap_or(0) + self.tensor_len(u)))
-                .collect();
-            busy.sort_unstable();
-            let mut at = 0;
-            for (bs, be) in busy {
-                if at + len <= bs {
-                    break;
-                }
-                at = at.max(be);
-            }
-            offset[t] = Some(at);
-            bytes = bytes.max(at + len);
-        }
         let peak_live = (0..n)
             .map(|i| {
                 (1..n).filter(|&t| in_arena(t) && life(t).0 <= i && i <= life(t).1).map(|t| self.tensor_len(t)).sum()
             })
             .max()
             .unwrap_or(0);
+        // First-fit placement in a given order.
+        let place = |order: &[usize]| -> (usize, Vec<Option<usize>>) {
+            let mut offset: Vec<Option<usize>> = vec![None; tensors];
+            let mut bytes = 0;
+            for &t in order {
+                let (s, e) = life(t);
+                let len = self.tensor_len(t);
+                let mut busy: Vec<(usize, usize)> = (1..n)
+                    .filter(|&u| u != t)
+                    .filter_map(|u| offset[u].map(|o| (u, o)))
+                    .filter(|&(u, _)| {
+                        let (us, ue) = life(u);
+                        us <= e && s <= ue
+                    })
+                    .map(|(u, o)| (o, o + self.tensor_len(u)))
+                    .collect();
+                busy.sort_unstable();
+                let mut at = 0;
+                for (bs, be) in busy {
+                    if at + len <= bs {
+                        break;
+                    }
+                    at = at.max(be);
+                }
+                offset[t] = Some(at);
+                bytes = bytes.max(at + len);
+            }
+            (bytes, offset)
+        };
+        // A few classic orders, then deterministic pseudo-random ones; the smallest arena wins
+        // (first found on ties, so the plan is reproducible). Chains reach the optimum at once.
+        let base: Vec<usize> = (1..n).collect();
+        let mut orders: Vec<Vec<usize>> = Vec::new();
+        let mut by_size = base.clone();
+        by_size.sort_by_key(|&t| (std::cmp::Reverse(self.tensor_len(t)), t));
+        orders.push(by_size);
+        orders.push(base.clone());
+        let mut by_length = base.clone();
+        by_length
+            .sort_by_key(|&t| (std::cmp::Reverse(life(t).1 - life(t).0), std::cmp::Reverse(self.tensor_len(t)), t));
+        orders.push(by_length);
+        let mut best = place(&orders[0]);
+        for o in &orders[1..] {
+            let cand = place(o);
+            if cand.0 < best.0 {
+                best = cand;
+            }
+        }
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut shuffled = base;
+        for _ in 0..400 {
+            if best.0 <= peak_live {
+                break;
+            }
+            for i in (1..shuffled.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let cand = place(&shuffled);
+            if cand.0 < best.0 {
+                best = cand;
+            }
+        }
+        let (bytes, offset) = best;
         ArenaPlan { bytes, offset, peak_live }
     }
 
