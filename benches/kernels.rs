@@ -5,7 +5,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use microcnn::conv::{conv2d_1x1_i8, conv2d_i8_fast, conv2d_i8_reference, ConvParams, ConvWeights};
 use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
-use microcnn::depthwise::depthwise_conv2d_i8;
+use microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_i8_reference};
 use microcnn::pool::{avg_pool2d_i8, l2_pool2d_i8, max_pool2d_i8, L2PoolParams, PoolParams};
 use microcnn::softmax::{softmax_i8, SoftmaxParams};
 use microcnn::{ActivationRange, Padding, Requant, Shape, Window};
@@ -86,7 +86,12 @@ fn bench(c: &mut Criterion) {
     };
     let mut out = vec![0; xs.len()];
     g.throughput(Throughput::Elements((xs.len() * 9) as u64));
-    g.bench_function("depthwise3x3_28x28x16 (MAC/s)", |b| {
+    g.bench_function("depthwise3x3_28x28x16 reference (MAC/s)", |b| {
+        b.iter(|| {
+            depthwise_conv2d_i8_reference(&conv_params(Padding::Same), 1, &w, black_box(&x), xs, &mut out).unwrap()
+        })
+    });
+    g.bench_function("depthwise3x3_28x28x16 fast (MAC/s)", |b| {
         b.iter(|| depthwise_conv2d_i8(&conv_params(Padding::Same), 1, &w, black_box(&x), xs, &mut out).unwrap())
     });
 

@@ -78,6 +78,36 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 
+    /// The fast depthwise convolution equals the reference for any multiplier, kernel, stride,
+    /// dilation and padding.
+    #[test]
+    fn fast_depthwise_equals_reference(n in 1usize..3, h in 1usize..9, w in 1usize..9, ic in 1usize..70, m in 1usize..4,
+                                       kh in 1usize..5, kw in 1usize..5, sh in 1usize..3, sw in 1usize..3,
+                                       dh in 1usize..3, dw in 1usize..3, pad in proptest::array::uniform4(0usize..3),
+                                       zi in -128i32..128, seed in any::<u64>()) {
+        use microcnn::depthwise::{depthwise_conv2d_i8_fast, depthwise_conv2d_i8_reference};
+        let p = ConvParams { stride_h: sh, stride_w: sw, dilation_h: dh, dilation_w: dw,
+            padding: Padding::Explicit { top: pad[0], bottom: pad[1], left: pad[2], right: pad[3] },
+            input_zero_point: zi, output_zero_point: 3, activation: ActivationRange::NONE };
+        let input_shape = Shape::new(n, h, w, ic);
+        let filter_shape = Shape::new(1, kh, kw, ic * m);
+        let Ok(out_shape) = microcnn::depthwise::depthwise_conv2d_output_shape(&p, m, input_shape, filter_shape) else { return Ok(()); };
+        let mut r = seed;
+        let mut next = || { r = r.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (r >> 33) as i32 };
+        let x: Vec<i8> = (0..input_shape.len()).map(|_| next() as i8).collect();
+        let f: Vec<i8> = (0..filter_shape.len()).map(|_| (next() % 127) as i8).collect();
+        let oc = ic * m;
+        let bias: Vec<i32> = (0..oc).map(|_| next() % 20000).collect();
+        let mult: Vec<i32> = (0..oc).map(|_| (1 << 30) + next() % (1 << 29)).collect();
+        let shift: Vec<i32> = (0..oc).map(|_| -(next().rem_euclid(10))).collect();
+        let wts = ConvWeights { filter: &f, filter_shape, bias: Some(&bias), multiplier: &mult, shift: &shift };
+        let mut a = vec![0i8; out_shape.len()];
+        let mut b = vec![0i8; out_shape.len()];
+        prop_assert_eq!(depthwise_conv2d_i8_reference(&p, m, &wts, &x, input_shape, &mut a), Ok(out_shape));
+        prop_assert_eq!(depthwise_conv2d_i8_fast(&p, m, &wts, &x, input_shape, &mut b), Ok(out_shape));
+        prop_assert_eq!(a, b);
+    }
+
     /// SAME padding equals the explicit padding it resolves to (one code path, two spellings).
     #[test]
     fn same_equals_its_explicit_padding(h in 1usize..10, w in 1usize..10, k in 1usize..5, s in 1usize..4,

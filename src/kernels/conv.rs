@@ -280,7 +280,7 @@ pub fn conv2d_1x1_i8(
 /// The in-bounds tap range `[k0, k1)` along one axis for a window starting at `start`
 /// (possibly negative) with dilation `d` over an input of length `len`.
 #[inline(always)]
-fn tap_range(start: isize, k: usize, d: usize, len: usize) -> (usize, usize) {
+pub(crate) fn tap_range(start: isize, k: usize, d: usize, len: usize) -> (usize, usize) {
     let d = d as isize;
     let k0 = if start < 0 { ((-start) + d - 1) / d } else { 0 };
     let k1 = if start >= len as isize { 0 } else { ((len as isize - start) + d - 1) / d };

@@ -2,7 +2,7 @@
 //! `multiplier` filters, never mixed with other channels.
 
 use crate::error::{Error, Result};
-use crate::kernels::conv::{check_channel_params, ConvParams, ConvWeights, MAX_TAPS};
+use crate::kernels::conv::{check_channel_params, tap_range, ConvParams, ConvWeights, MAX_TAPS};
 use crate::quant::multiply_by_quantized_multiplier;
 use crate::shape::Shape;
 
@@ -50,7 +50,7 @@ pub const fn depthwise_conv2d_output_shape(
 ///
 /// As [`depthwise_conv2d_output_shape`], plus [`Error::LengthMismatch`] for slices of the wrong
 /// length and [`Error::InvalidQuantization`] for out-of-range quantization parameters.
-pub fn depthwise_conv2d_i8(
+pub fn depthwise_conv2d_i8_reference(
     p: &ConvParams,
     depth_multiplier: usize,
     w: &ConvWeights<'_>,
@@ -112,4 +112,110 @@ pub fn depthwise_conv2d_i8(
         }
     }
     Ok(out_shape)
+}
+
+/// Output channels accumulated at once by [`depthwise_conv2d_i8_fast`] (stack: 4 bytes each).
+const DW_BLOCK: usize = 64;
+
+/// Depthwise convolution, optimised and bit-exact with [`depthwise_conv2d_i8_reference`]: the
+/// in-bounds tap ranges are computed once per output pixel, and for each tap a whole block of
+/// output channels is accumulated from contiguous input and filter rows (no per-tap bounds
+/// tests, no division by the multiplier in the inner loop). Integer sums are reordered only,
+/// which is exact in `i32` (see [`MAX_TAPS`]).
+///
+/// # Errors
+///
+/// As [`depthwise_conv2d_i8_reference`].
+pub fn depthwise_conv2d_i8_fast(
+    p: &ConvParams,
+    depth_multiplier: usize,
+    w: &ConvWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    output: &mut [i8],
+) -> Result<Shape> {
+    if depth_multiplier > DW_BLOCK {
+        return depthwise_conv2d_i8_reference(p, depth_multiplier, w, input, input_shape, output);
+    }
+    p.activation.check()?;
+    crate::quant::check_zero_point(p.input_zero_point)?;
+    crate::quant::check_zero_point(p.output_zero_point)?;
+    input_shape.expect_len(input.len())?;
+    let out_shape = depthwise_conv2d_output_shape(p, depth_multiplier, input_shape, w.filter_shape)?;
+    w.filter_shape.expect_len(w.filter.len())?;
+    check_channel_params(w.bias, w.multiplier, w.shift, out_shape.c)?;
+    out_shape.expect_len(output.len())?;
+    if w.filter_shape.h * w.filter_shape.w > MAX_TAPS {
+        return Err(Error::TooLarge);
+    }
+    let g = p.window(w.filter_shape.h, w.filter_shape.w).resolve(input_shape.h, input_shape.w)?;
+    let (kh, kw, ic, oc, m) = (w.filter_shape.h, w.filter_shape.w, input_shape.c, out_shape.c, depth_multiplier);
+    let (ih, iw) = (input_shape.h, input_shape.w);
+    let input_offset = -p.input_zero_point;
+    let block_ic = DW_BLOCK / m; // ≥ 1
+    let mut acc = [0i32; DW_BLOCK];
+    let mut o = 0;
+    for b in 0..input_shape.n {
+        let image = &input[b * input_shape.item_len()..(b + 1) * input_shape.item_len()];
+        for oy in 0..out_shape.h {
+            let y0 = (oy * p.stride_h) as isize - g.y.pad_before as isize;
+            let (ky0, ky1) = tap_range(y0, kh, p.dilation_h, ih);
+            for ox in 0..out_shape.w {
+                let x0 = (ox * p.stride_w) as isize - g.x.pad_before as isize;
+                let (kx0, kx1) = tap_range(x0, kw, p.dilation_w, iw);
+                for i0 in (0..ic).step_by(block_ic) {
+                    let i1 = (i0 + block_ic).min(ic);
+                    let (c0, c1) = (i0 * m, i1 * m);
+                    let acc = &mut acc[..c1 - c0];
+                    acc.fill(0);
+                    for ky in ky0..ky1 {
+                        let iy = (y0 + (ky * p.dilation_h) as isize) as usize;
+                        for kx in kx0..kx1 {
+                            let ix = (x0 + (kx * p.dilation_w) as isize) as usize;
+                            let xs = &image[(iy * iw + ix) * ic + i0..][..i1 - i0];
+                            let ws = &w.filter[(ky * kw + kx) * oc + c0..][..c1 - c0];
+                            if m == 1 {
+                                for ((a, &wv), &xv) in acc.iter_mut().zip(ws).zip(xs) {
+                                    *a += wv as i32 * (xv as i32 + input_offset);
+                                }
+                            } else {
+                                for ((a, wv), &xv) in acc.chunks_exact_mut(m).zip(ws.chunks_exact(m)).zip(xs) {
+                                    let x = xv as i32 + input_offset;
+                                    for (aa, &ww) in a.iter_mut().zip(wv) {
+                                        *aa += ww as i32 * x;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for (k, &a) in acc.iter().enumerate() {
+                        let c = c0 + k;
+                        let total = a.wrapping_add(w.bias.map_or(0, |bb| bb[c]));
+                        let v =
+                            multiply_by_quantized_multiplier(total, w.multiplier[c], w.shift[c]) + p.output_zero_point;
+                        output[o + c] = p.activation.clamp(v);
+                    }
+                }
+                o += oc;
+            }
+        }
+    }
+    Ok(out_shape)
+}
+
+/// Depthwise convolution: the fast kernel (bit-exact with the reference). Same contract as
+/// [`depthwise_conv2d_i8_reference`].
+///
+/// # Errors
+///
+/// As [`depthwise_conv2d_i8_reference`].
+pub fn depthwise_conv2d_i8(
+    p: &ConvParams,
+    depth_multiplier: usize,
+    w: &ConvWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    output: &mut [i8],
+) -> Result<Shape> {
+    depthwise_conv2d_i8_fast(p, depth_multiplier, w, input, input_shape, output)
 }
