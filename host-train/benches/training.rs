@@ -1,8 +1,9 @@
 //! Training throughput of the default (LeNet-sized) model, next to PyTorch in the same run.
 //!
 //! `cargo bench -p host-train --bench training` — trains one epoch of 6,400 images (batch 64,
-//! Adam, dropout active) with microcnn's trainer (one thread), then runs tools/bench_torch.py
-//! with the same network with 1 thread and with all cores, and prints images/s and the ratios.
+//! Adam, dropout active) with microcnn's trainer on 1 thread and on all cores, then runs
+//! tools/bench_torch.py with the same network on 1 thread and on all cores, and prints images/s
+//! and the ratios at equal thread counts.
 //! PyTorch is optional (`pip install torch`); without it only microcnn's figure is printed.
 
 use host_train::checkpoint::Progress;
@@ -37,17 +38,23 @@ fn main() {
         augment: Default::default(),
         checkpoint: None,
         progress: false,
+        threads: 1,
     };
-    let mut best = 0.0f64;
-    for _ in 0..2 {
-        let mut net = Net::new(spec.clone(), 1).unwrap();
-        let t0 = Instant::now();
-        train(&mut net, &data, None, &cfg, Progress::default()).unwrap();
-        best = best.max(images as f64 / t0.elapsed().as_secs_f64());
-    }
-    println!("microcnn images/s: {best:.0} threads: 1");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/bench_torch.py");
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut ours = Vec::new();
+    for threads in [1, cores] {
+        let mut best = 0.0f64;
+        for _ in 0..2 {
+            let mut net = Net::new(spec.clone(), 1).unwrap();
+            let cfg = TrainConfig { threads, ..cfg.clone() };
+            let t0 = Instant::now();
+            train(&mut net, &data, None, &cfg, Progress::default()).unwrap();
+            best = best.max(images as f64 / t0.elapsed().as_secs_f64());
+        }
+        println!("microcnn images/s: {best:.0} threads: {threads}");
+        ours.push(best);
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/bench_torch.py");
     for threads in [1, cores] {
         match Command::new("python3").args([script, &images.to_string(), &threads.to_string()]).output() {
             Ok(o) if o.status.success() => {
@@ -55,7 +62,8 @@ fn main() {
                 let torch: f64 = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
                 println!("{line}");
                 let s = if threads == 1 { "" } else { "s" };
-                println!("ratio microcnn / torch ({threads} thread{s}): {:.2}", best / torch);
+                let mine = if threads == 1 { ours[0] } else { ours[ours.len() - 1] };
+                println!("ratio microcnn / torch, {threads} thread{s} each: {:.2}", mine / torch);
             }
             _ => {
                 println!("PyTorch not available (pip install torch) — no comparison");

@@ -202,6 +202,10 @@ struct OptArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Training threads (each batch is split between them; results are reproducible for a
+    /// given thread count). Defaults to the number of CPU cores.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -297,6 +301,7 @@ fn config(o: &OptArgs, aug: Augment, checkpoint: Option<PathBuf>) -> TrainConfig
         augment: aug,
         checkpoint,
         progress: !o.quiet,
+        threads: o.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
     }
 }
 

@@ -57,6 +57,9 @@ pub struct TrainConfig {
     pub checkpoint: Option<PathBuf>,
     /// Show a progress bar.
     pub progress: bool,
+    /// Threads: each mini-batch is split into this many equal parts whose gradients are summed
+    /// in a fixed order, so a run is reproducible for a given thread count.
+    pub threads: usize,
 }
 
 /// Per-epoch figures.
@@ -121,6 +124,62 @@ pub fn step(net: &mut Net, cfg: &TrainConfig, lr: f32, t: u64) {
     }
 }
 
+/// One data-parallel forward/backward: the batch is split into `replicas.len() + 1` contiguous
+/// parts; part 0 runs on this thread with `net`, the others on scoped threads with replicas
+/// holding a copy of the current weights. Gradients (each part's mean scaled by its share of the
+/// batch) are summed into `net` in part order, so the result does not depend on timing.
+fn parallel_step(
+    net: &mut Net,
+    replicas: &mut [Net],
+    x: &[f32],
+    labels: &[u8],
+    il: usize,
+    k: usize,
+    rng: &mut Rng,
+) -> (f32, usize) {
+    let n = labels.len();
+    let parts = replicas.len() + 1;
+    let bounds: Vec<(usize, usize)> = (0..parts).map(|p| (p * n / parts, (p + 1) * n / parts)).collect();
+    for r in replicas.iter_mut() {
+        for (dst, src) in r.params_mut().zip(net.params()) {
+            dst.value.copy_from_slice(&src.value);
+            dst.grad.iter_mut().for_each(|g| *g = 0.0);
+        }
+    }
+    let seeds: Vec<u64> = (0..parts).map(|_| rng.next_u64()).collect();
+    let run = |model: &mut Net, (a, b): (usize, usize), seed: u64| -> (f32, usize) {
+        let m = b - a;
+        let mut prng = Rng::new(seed);
+        let logits = model.forward(&x[a * il..b * il], m, true, &mut prng);
+        let mut grad = vec![0.0f32; m * k];
+        let loss = softmax_cross_entropy(&logits, &labels[a..b], k, &mut grad);
+        let share = m as f32 / n as f32;
+        grad.iter_mut().for_each(|g| *g *= share);
+        let right =
+            logits.chunks_exact(k).zip(&labels[a..b]).filter(|(r, &l)| crate::net::argmax(r) == l as usize).count();
+        model.backward(grad, m);
+        (loss * share, right)
+    };
+    let results: Vec<(f32, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = replicas
+            .iter_mut()
+            .enumerate()
+            .map(|(i, r)| {
+                let (bnd, seed) = (bounds[i + 1], seeds[i + 1]);
+                s.spawn(move || run(r, bnd, seed))
+            })
+            .collect();
+        let first = run(net, bounds[0], seeds[0]);
+        std::iter::once(first).chain(handles.into_iter().map(|h| h.join().unwrap_or((f32::NAN, 0)))).collect()
+    });
+    for r in replicas.iter() {
+        for (dst, src) in net.params_mut().zip(r.params()) {
+            dst.grad.iter_mut().zip(&src.grad).for_each(|(d, s)| *d += s);
+        }
+    }
+    results.iter().fold((0.0, 0), |(l, c), &(pl, pc)| (l + pl, c + pc))
+}
+
 /// Accuracy of `net` on `data`.
 pub fn accuracy(net: &mut Net, data: &Dataset) -> f32 {
     let pred = net.predict(&data.images, 256);
@@ -168,6 +227,8 @@ pub fn train(
         let t0 = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut xb = vec![0.0f32; cfg.batch * il];
+        // Worker replicas for data-parallel steps (the main thread is worker 0).
+        let mut replicas: Vec<Net> = (1..cfg.threads.max(1)).map(|_| net.clone()).collect();
         let mut grad = vec![0.0f32; cfg.batch * k];
         for batch in order.chunks(cfg.batch) {
             let n = batch.len();
@@ -182,14 +243,20 @@ pub fn train(
                 }
                 labels.push(train.labels[idx]);
             }
-            let logits = net.forward(&xb[..n * il], n, true, &mut rng);
-            let loss = softmax_cross_entropy(&logits, &labels, k, &mut grad[..n * k]);
+            let (loss, right) = if replicas.is_empty() || n < 2 * (replicas.len() + 1) {
+                let logits = net.forward(&xb[..n * il], n, true, &mut rng);
+                let loss = softmax_cross_entropy(&logits, &labels, k, &mut grad[..n * k]);
+                let right =
+                    logits.chunks_exact(k).zip(&labels).filter(|(r, &l)| crate::net::argmax(r) == l as usize).count();
+                net.backward(grad[..n * k].to_vec(), n);
+                (loss, right)
+            } else {
+                parallel_step(net, &mut replicas, &xb[..n * il], &labels, il, k, &mut rng)
+            };
             if !loss.is_finite() {
                 bail!("training diverged (loss is {loss}) at epoch {}: lower the learning rate (--lr)", epoch + 1);
             }
-            correct +=
-                logits.chunks_exact(k).zip(&labels).filter(|(r, &l)| crate::net::argmax(r) == l as usize).count();
-            net.backward(grad[..n * k].to_vec(), n);
+            correct += right;
             t += 1;
             step(net, cfg, lr_at(cfg, t as f32 / total as f32), t);
             loss_sum += loss as f64 * n as f64;

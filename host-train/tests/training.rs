@@ -47,6 +47,7 @@ fn cfg(epochs: usize) -> TrainConfig {
         augment: Default::default(),
         checkpoint: None,
         progress: false,
+        threads: 1,
     }
 }
 
@@ -64,6 +65,23 @@ fn training_learns_and_is_reproducible() {
     let h2 = train::train(&mut b, &d, None, &cfg(4), Progress::default()).unwrap();
     assert_eq!(h1.last().unwrap().loss, h2.last().unwrap().loss, "same seed, same run");
     assert!(a.params().zip(b.params()).all(|(x, y)| x.value == y.value));
+}
+
+#[test]
+fn data_parallel_training_is_reproducible_and_learns() {
+    let d = common::fashion300();
+    let spec = ModelSpec::from_toml(SMALL).unwrap();
+    let run = || {
+        let mut net = Net::new(spec.clone(), 1).unwrap();
+        let c = TrainConfig { threads: 2, ..cfg(4) };
+        let h = train::train(&mut net, &d, None, &c, Progress::default()).unwrap();
+        (net, h)
+    };
+    let (mut a, ha) = run();
+    let (b, hb) = run();
+    assert_eq!(ha.last().unwrap().loss, hb.last().unwrap().loss);
+    assert!(a.params().zip(b.params()).all(|(x, y)| x.value == y.value), "2-thread runs differ");
+    assert!(train::accuracy(&mut a, &d) > 0.5);
 }
 
 #[test]
