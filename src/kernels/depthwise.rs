@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::kernels::conv::{check_channel_params, tap_range, ConvParams, ConvWeights, MAX_TAPS};
 use crate::quant::multiply_by_quantized_multiplier;
-use crate::shape::Shape;
+use crate::shape::{Geometry, Shape};
 
 /// The output shape of a depthwise convolution: channels `in_c · depth_multiplier`.
 ///
@@ -37,6 +37,30 @@ pub const fn depthwise_conv2d_output_shape(
     }
 }
 
+/// Checks everything a depthwise convolution needs; returns the geometry and output shape.
+fn prepare(
+    p: &ConvParams,
+    depth_multiplier: usize,
+    w: &ConvWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    output: &[i8],
+) -> Result<(Geometry, Shape)> {
+    p.activation.check()?;
+    crate::quant::check_zero_point(p.input_zero_point)?;
+    crate::quant::check_zero_point(p.output_zero_point)?;
+    input_shape.expect_len(input.len())?;
+    let out_shape = depthwise_conv2d_output_shape(p, depth_multiplier, input_shape, w.filter_shape)?;
+    w.filter_shape.expect_len(w.filter.len())?;
+    check_channel_params(w.bias, w.multiplier, w.shift, out_shape.c)?;
+    out_shape.expect_len(output.len())?;
+    if w.filter_shape.h * w.filter_shape.w > MAX_TAPS {
+        return Err(Error::TooLarge);
+    }
+    let g = p.window(w.filter_shape.h, w.filter_shape.w).resolve(input_shape.h, input_shape.w)?;
+    Ok((g, out_shape))
+}
+
 /// Depthwise convolution (TFLite Micro's `DepthwiseConvPerChannel`, bit for bit).
 ///
 /// Output channel `o = i · depth_multiplier + m` reads input channel `i` and filter channel `o`:
@@ -58,18 +82,7 @@ pub fn depthwise_conv2d_i8_reference(
     input_shape: Shape,
     output: &mut [i8],
 ) -> Result<Shape> {
-    p.activation.check()?;
-    crate::quant::check_zero_point(p.input_zero_point)?;
-    crate::quant::check_zero_point(p.output_zero_point)?;
-    input_shape.expect_len(input.len())?;
-    let out_shape = depthwise_conv2d_output_shape(p, depth_multiplier, input_shape, w.filter_shape)?;
-    w.filter_shape.expect_len(w.filter.len())?;
-    check_channel_params(w.bias, w.multiplier, w.shift, out_shape.c)?;
-    out_shape.expect_len(output.len())?;
-    if w.filter_shape.h * w.filter_shape.w > MAX_TAPS {
-        return Err(Error::TooLarge);
-    }
-    let g = p.window(w.filter_shape.h, w.filter_shape.w).resolve(input_shape.h, input_shape.w)?;
+    let (g, out_shape) = prepare(p, depth_multiplier, w, input, input_shape, output)?;
     let (kh, kw, ic, oc) = (w.filter_shape.h, w.filter_shape.w, input_shape.c, out_shape.c);
     let (ih, iw) = (input_shape.h as isize, input_shape.w as isize);
     let input_offset = -p.input_zero_point;
@@ -137,18 +150,7 @@ pub fn depthwise_conv2d_i8_fast(
     if depth_multiplier > DW_BLOCK {
         return depthwise_conv2d_i8_reference(p, depth_multiplier, w, input, input_shape, output);
     }
-    p.activation.check()?;
-    crate::quant::check_zero_point(p.input_zero_point)?;
-    crate::quant::check_zero_point(p.output_zero_point)?;
-    input_shape.expect_len(input.len())?;
-    let out_shape = depthwise_conv2d_output_shape(p, depth_multiplier, input_shape, w.filter_shape)?;
-    w.filter_shape.expect_len(w.filter.len())?;
-    check_channel_params(w.bias, w.multiplier, w.shift, out_shape.c)?;
-    out_shape.expect_len(output.len())?;
-    if w.filter_shape.h * w.filter_shape.w > MAX_TAPS {
-        return Err(Error::TooLarge);
-    }
-    let g = p.window(w.filter_shape.h, w.filter_shape.w).resolve(input_shape.h, input_shape.w)?;
+    let (g, out_shape) = prepare(p, depth_multiplier, w, input, input_shape, output)?;
     let (kh, kw, ic, oc, m) = (w.filter_shape.h, w.filter_shape.w, input_shape.c, out_shape.c, depth_multiplier);
     let (ih, iw) = (input_shape.h, input_shape.w);
     let input_offset = -p.input_zero_point;
