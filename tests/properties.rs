@@ -179,6 +179,55 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// No shape, length or parameter makes the other kernels panic either.
+    #[test]
+    fn other_kernels_never_panic(n in 0usize..3, h in 0usize..6, w in 0usize..6, c in 0usize..5, k in 0usize..5,
+                                 s in 0usize..4, m in 0usize..3, pad in 0usize..4, zp in -300i32..300,
+                                 shift in -40i32..40, mult in any::<i32>(), xlen in 0usize..200, olen in 0usize..200,
+                                 units in 0usize..5, depth in 0usize..12) {
+        use microcnn::pool::*;
+        use microcnn::depthwise::depthwise_conv2d_i8;
+        use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
+        use microcnn::softmax::{softmax_i8, SoftmaxParams};
+        use microcnn::add::{add_i8, AddParams};
+        let shape = Shape::new(n, h, w, c);
+        let x = vec![-7i8; xlen];
+        let mut out = vec![0i8; olen];
+        let window = Window { kernel_h: k, kernel_w: k + 1, stride_h: s, stride_w: s.max(1), dilation_h: 1, dilation_w: 1,
+            padding: Padding::Explicit { top: pad, bottom: 0, left: 0, right: pad } };
+        let act = ActivationRange { min: (zp.clamp(-128, 127)) as i8, max: 100 };
+        let pp = PoolParams { window, activation: act };
+        let _ = max_pool2d_i8(&pp, &x, shape, &mut out);
+        let _ = avg_pool2d_i8(&pp, &x, shape, &mut out);
+        let rq = microcnn::Requant { multiplier: mult, shift };
+        let lp = L2PoolParams { window, input_zero_point: zp, output_zero_point: zp, requant: rq, activation: act };
+        let _ = l2_pool2d_i8(&lp, &x, shape, &mut out);
+        let mp = MeanParams { input_zero_point: zp, output_zero_point: 0, requant: rq, activation: act };
+        let _ = global_avg_pool_i8(&mp, &x, shape, &mut out);
+        let f = vec![3i8; k * k * c * m.max(1)];
+        let mults = vec![mult; c * m];
+        let shifts = vec![shift; c * m];
+        let cp = ConvParams { stride_h: s, stride_w: s, dilation_h: 1, dilation_w: 1, padding: window.padding,
+            input_zero_point: zp, output_zero_point: 0, activation: act };
+        let dw = ConvWeights { filter: &f, filter_shape: Shape::new(1, k, k, c * m), bias: None, multiplier: &mults, shift: &shifts };
+        let _ = depthwise_conv2d_i8(&cp, m, &dw, &x, shape, &mut out);
+        let wts = vec![1i8; units * depth];
+        let dp = DenseParams { input_zero_point: zp, output_zero_point: 0, activation: act };
+        let dwt = DenseWeights { weights: &wts, units, bias: None, multiplier: &mults, shift: &shifts };
+        let _ = dense_i8(&dp, &dwt, &x, Shape::vector(n, depth), &mut out);
+        let sp = SoftmaxParams { input_multiplier: mult, input_left_shift: shift, diff_min: -zp };
+        let _ = softmax_i8(&sp, &x, c, &mut out);
+        let ap = AddParams { input1_zero_point: zp, input2_zero_point: -zp, output_zero_point: 0, left_shift: shift,
+            input1: rq, input2: rq, output: rq, activation: act };
+        let _ = add_i8(&ap, &x, &x, &mut out);
+        let _ = microcnn::classify::argmax_i8(&x);
+        let _ = microcnn::classify::top_k_i8::<3>(&x);
+    }
+}
+
 #[test]
 fn fractional_output_is_an_error_not_a_floor() {
     // 7×7 input, 3×3 kernel, stride 3, no padding: (7 − 3)/3 + 1 = 2.33.

@@ -1,0 +1,68 @@
+//! The `microcnn` binary: bad input gives a clear error and writes nothing; image folders load.
+
+use std::process::Command;
+
+fn microcnn(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_microcnn")).args(args).output().expect("run microcnn")
+}
+
+#[test]
+fn bad_model_file_fails_before_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("bad.toml");
+    std::fs::write(
+        &model,
+        "name = \"bad\"\ninput = [7, 7, 1]\n[[layers]]\ntype = \"conv\"\nname = \"c\"\nfilters = 2\nkernel = 3\nstride = 3\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nunits = 2\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let o =
+        microcnn(&["train", "--model", model.to_str().unwrap(), "--data", fixtures, "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("layer `c`") && err.contains("4/3"), "{err}");
+    assert!(!out.exists(), "a failed command must not create its output folder");
+}
+
+#[test]
+fn missing_dataset_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let o =
+        microcnn(&["train", "--data", dir.path().to_str().unwrap(), "--out", dir.path().join("o").to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("apt-get install dataset-fashion-mnist"), "{err}");
+}
+
+#[test]
+fn summary_prints_the_table() {
+    let o = microcnn(&["summary"]);
+    assert!(o.status.success());
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("conv1") && s.contains("65162 parameters"), "{s}");
+}
+
+#[test]
+fn image_folders_load_resized_with_sorted_class_names() {
+    let dir = tempfile::tempdir().unwrap();
+    for (class, shade) in [("cat", 40u8), ("dog", 200u8)] {
+        let d = dir.path().join(class);
+        std::fs::create_dir(&d).unwrap();
+        for i in 0..3 {
+            let img = image::RgbImage::from_pixel(10 + i, 12, image::Rgb([shade, shade, shade]));
+            img.save(d.join(format!("{i}.png"))).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("dog/readme.txt"), "not an image").unwrap();
+    let grey = host_train::data::load_folder(dir.path(), 8, 8, 1).unwrap();
+    assert_eq!((grey.len(), grey.h, grey.w, grey.c), (6, 8, 8, 1));
+    assert_eq!(grey.classes, vec!["cat", "dog"]);
+    assert_eq!(grey.labels, vec![0, 0, 0, 1, 1, 1]);
+    assert!((grey.image(0)[0] - 40.0 / 255.0).abs() < 0.01 && (grey.image(5)[10] - 200.0 / 255.0).abs() < 0.01);
+    let rgb = host_train::data::load_folder(dir.path(), 4, 5, 3).unwrap();
+    assert_eq!(rgb.image(0).len(), 4 * 5 * 3);
+    std::fs::write(dir.path().join("cat/broken.png"), b"\x89PNG garbage").unwrap();
+    let e = format!("{:#}", host_train::data::load_folder(dir.path(), 8, 8, 1).unwrap_err());
+    assert!(e.contains("broken.png"), "{e}");
+}
