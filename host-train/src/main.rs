@@ -111,6 +111,15 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Redraw the loss/accuracy curves of a finished run from its history.json.
+    PlotHistory {
+        /// history.json written by `train` or `finetune`.
+        #[arg(long)]
+        history: PathBuf,
+        /// Output PNG.
+        #[arg(long, default_value = "curves.png")]
+        out: PathBuf,
+    },
     /// Write a PNG grid of augmented training images, to see what the network will see.
     AugmentPreview {
         #[command(flatten)]
@@ -306,6 +315,19 @@ fn config(o: &OptArgs, aug: Augment, checkpoint: Option<PathBuf>) -> TrainConfig
     }
 }
 
+/// Loss (scaled to its maximum), train and test accuracy per epoch as a PNG.
+fn plot_curves(hist: &[train::EpochStats], path: &Path) -> Result<()> {
+    let max_loss = hist.iter().map(|h| h.loss).fold(1e-6, f32::max);
+    plot::curves(
+        &[
+            ("loss", hist.iter().map(|h| h.loss / max_loss).collect(), [200, 60, 40]),
+            ("train acc", hist.iter().map(|h| h.train_acc).collect(), [40, 90, 200]),
+            ("test acc", hist.iter().filter_map(|h| h.val_acc).collect(), [30, 160, 60]),
+        ],
+        path,
+    )
+}
+
 /// Writes curves, confusion matrix and history; prints the test accuracy.
 fn report(net: &mut Net, hist: &[train::EpochStats], test: &Dataset, out: &Path) -> Result<f32> {
     let k = net.num_classes();
@@ -315,15 +337,7 @@ fn report(net: &mut Net, hist: &[train::EpochStats], test: &Dataset, out: &Path)
         cm[l as usize][*p] += 1;
     }
     let acc = pred.iter().zip(&test.labels).filter(|(p, &l)| **p == l as usize).count() as f32 / test.len() as f32;
-    let max_loss = hist.iter().map(|h| h.loss).fold(1e-6, f32::max);
-    plot::curves(
-        &[
-            ("loss", hist.iter().map(|h| h.loss / max_loss).collect(), [200, 60, 40]),
-            ("train acc", hist.iter().map(|h| h.train_acc).collect(), [40, 90, 200]),
-            ("test acc", hist.iter().filter_map(|h| h.val_acc).collect(), [30, 160, 60]),
-        ],
-        &out.join("curves.png"),
-    )?;
+    plot_curves(hist, &out.join("curves.png"))?;
     plot::confusion(&cm, &out.join("confusion.png"))?;
     checkpoint::write_atomic(&out.join("history.json"), serde_json::to_string_pretty(hist)?.as_bytes())?;
     let names: Vec<String> =
@@ -507,6 +521,14 @@ fn main() -> Result<()> {
                 checkpoint::write_atomic(&path, &bytes)?;
                 println!("wrote {} ({} bytes)", path.display(), bytes.len());
             }
+        }
+        Cmd::PlotHistory { history, out } => {
+            let text =
+                std::fs::read_to_string(&history).with_context(|| format!("cannot read {}", history.display()))?;
+            let hist: Vec<train::EpochStats> = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a training history", history.display()))?;
+            plot_curves(&hist, &out)?;
+            println!("wrote {}", out.display());
         }
         Cmd::AugmentPreview { data, aug, out, images, seed } => {
             let (d, _) = load_data(&data, [28, 28, 1])?;

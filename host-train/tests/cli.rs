@@ -66,3 +66,14 @@ fn image_folders_load_resized_with_sorted_class_names() {
     let e = format!("{:#}", host_train::data::load_folder(dir.path(), 8, 8, 1).unwrap_err());
     assert!(e.contains("broken.png"), "{e}");
 }
+
+#[test]
+fn plot_history_draws_a_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.png");
+    let hist = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/tiny/history.json");
+    let o = microcnn(&["plot-history", "--history", hist, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = image::open(&out).unwrap();
+    assert_eq!((img.width(), img.height()), (640, 400));
+}
