@@ -47,11 +47,14 @@ enum Cmd {
     /// Transfer learning: start from a trained checkpoint, replace the classifier head, freeze
     /// layers and fine-tune on new data.
     Finetune(FinetuneArgs),
-    /// Accuracy of a checkpoint on a data set.
+    /// Accuracy of a checkpoint on a data set (and optionally its confusion matrix as a PNG).
     Evaluate {
         /// Checkpoint to evaluate.
         #[arg(long)]
         checkpoint: PathBuf,
+        /// Also write the confusion matrix heat map here.
+        #[arg(long)]
+        confusion: Option<PathBuf>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -462,11 +465,24 @@ fn main() -> Result<()> {
         Cmd::Summary { model } => print!("{}", host_train::spec::summary(&load_spec(&model)?)?),
         Cmd::Train(a) => cmd_train(a)?,
         Cmd::Finetune(a) => cmd_finetune(a)?,
-        Cmd::Evaluate { checkpoint, data } => {
+        Cmd::Evaluate { checkpoint, confusion, data } => {
             let (mut net, _) = checkpoint::load(&checkpoint)?;
             let (train_set, test) = load_data(&data, net.spec.input)?;
             let d = test.unwrap_or(train_set);
-            println!("accuracy: {:.2}% on {} images", 100.0 * train::accuracy(&mut net, &d), d.len());
+            let pred = net.predict(&d.images, 256);
+            let k = net.num_classes();
+            let mut cm = vec![vec![0usize; k]; k];
+            for (p, &l) in pred.iter().zip(&d.labels) {
+                if (l as usize) < k {
+                    cm[l as usize][*p] += 1;
+                }
+            }
+            let right = pred.iter().zip(&d.labels).filter(|(p, &l)| **p == l as usize).count();
+            println!("accuracy: {:.2}% on {} images", 100.0 * right as f32 / d.len().max(1) as f32, d.len());
+            if let Some(path) = confusion {
+                plot::confusion(&cm, &path)?;
+                println!("wrote {}", path.display());
+            }
         }
         Cmd::Quantize { checkpoint, data, calibration, calib_count, max_accuracy_drop, test_limit, out } => {
             let (mut net, _) = checkpoint::load(&checkpoint)?;
