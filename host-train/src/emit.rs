@@ -304,21 +304,19 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             let _ = writeln!(s, "const {name}: ActivationRange = {act};");
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
-        QOp::Add {
-            skip_q,
-            left_shift,
-            input1_multiplier,
-            input1_shift,
-            input2_multiplier,
-            input2_shift,
-            output_multiplier,
-            output_shift,
-            ..
-        } => {
+        QOp::Add { .. } => {
+            let p = crate::quantize::add_params(l);
+            let rq = |r: microcnn::Requant| format!("Requant {{ multiplier: {}, shift: {} }}", r.multiplier, r.shift);
             let _ = writeln!(
                 s,
-                "const {name}: AddParams = AddParams {{ input1_zero_point: {zi}, input2_zero_point: {}, output_zero_point: {zo}, left_shift: {left_shift}, input1: Requant {{ multiplier: {input1_multiplier}, shift: {input1_shift} }}, input2: Requant {{ multiplier: {input2_multiplier}, shift: {input2_shift} }}, output: Requant {{ multiplier: {output_multiplier}, shift: {output_shift} }}, activation: {act} }};",
-                skip_q.zero_point
+                "const {name}: AddParams = AddParams {{ input1_zero_point: {}, input2_zero_point: {}, output_zero_point: {}, left_shift: {}, input1: {}, input2: {}, output: {}, activation: {act} }};",
+                p.input1_zero_point,
+                p.input2_zero_point,
+                p.output_zero_point,
+                p.left_shift,
+                rq(p.input1),
+                rq(p.input2),
+                rq(p.output)
             );
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }

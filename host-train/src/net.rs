@@ -448,13 +448,15 @@ impl Layer {
     }
 }
 
-/// Builds the im2col matrix `[P][kh·kw·c]`; taps in padding stay zero (zero in the real domain).
-fn im2col(x: &[f32], i: Shape, win: &Window, g: &Geometry, o: Shape, col: &mut [f32]) {
+/// Calls `f(col_offset, input_offset)` for every in-bounds tap of every output position, where
+/// `col_offset` indexes the im2col matrix `[P][kh·kw·c]` and `input_offset` the image; each
+/// pair names a run of `c` values. Taps in padding are skipped (zero in the real domain, as in
+/// the runtime).
+fn for_each_tap(i: Shape, win: &Window, g: &Geometry, o: Shape, mut f: impl FnMut(usize, usize)) {
     let k = win.kernel_h * win.kernel_w * i.c;
-    col.iter_mut().for_each(|v| *v = 0.0);
     for oy in 0..o.h {
         for ox in 0..o.w {
-            let row = &mut col[(oy * o.w + ox) * k..(oy * o.w + ox + 1) * k];
+            let row = (oy * o.w + ox) * k;
             for ky in 0..win.kernel_h {
                 let iy = (oy * win.stride_h + ky * win.dilation_h) as isize - g.y.pad_before as isize;
                 if iy < 0 || iy >= i.h as isize {
@@ -465,38 +467,22 @@ fn im2col(x: &[f32], i: Shape, win: &Window, g: &Geometry, o: Shape, col: &mut [
                     if ix < 0 || ix >= i.w as isize {
                         continue;
                     }
-                    let src = (iy as usize * i.w + ix as usize) * i.c;
-                    let dst = (ky * win.kernel_w + kx) * i.c;
-                    row[dst..dst + i.c].copy_from_slice(&x[src..src + i.c]);
+                    f(row + (ky * win.kernel_w + kx) * i.c, (iy as usize * i.w + ix as usize) * i.c);
                 }
             }
         }
     }
 }
 
+/// Builds the im2col matrix `[P][kh·kw·c]`; taps in padding stay zero.
+fn im2col(x: &[f32], i: Shape, win: &Window, g: &Geometry, o: Shape, col: &mut [f32]) {
+    col.iter_mut().for_each(|v| *v = 0.0);
+    for_each_tap(i, win, g, o, |c, s| col[c..c + i.c].copy_from_slice(&x[s..s + i.c]));
+}
+
 /// Adds the im2col gradient back onto the input gradient.
 fn col2im(dcol: &[f32], i: Shape, win: &Window, g: &Geometry, o: Shape, dx: &mut [f32]) {
-    let k = win.kernel_h * win.kernel_w * i.c;
-    for oy in 0..o.h {
-        for ox in 0..o.w {
-            let row = &dcol[(oy * o.w + ox) * k..(oy * o.w + ox + 1) * k];
-            for ky in 0..win.kernel_h {
-                let iy = (oy * win.stride_h + ky * win.dilation_h) as isize - g.y.pad_before as isize;
-                if iy < 0 || iy >= i.h as isize {
-                    continue;
-                }
-                for kx in 0..win.kernel_w {
-                    let ix = (ox * win.stride_w + kx * win.dilation_w) as isize - g.x.pad_before as isize;
-                    if ix < 0 || ix >= i.w as isize {
-                        continue;
-                    }
-                    let dst = (iy as usize * i.w + ix as usize) * i.c;
-                    let src = (ky * win.kernel_w + kx) * i.c;
-                    dx[dst..dst + i.c].iter_mut().zip(&row[src..src + i.c]).for_each(|(a, b)| *a += b);
-                }
-            }
-        }
-    }
+    for_each_tap(i, win, g, o, |c, s| dx[s..s + i.c].iter_mut().zip(&dcol[c..c + i.c]).for_each(|(a, b)| *a += b));
 }
 
 /// Calls `f(output_index, input_index, weight_index)` for every in-bounds depthwise tap.

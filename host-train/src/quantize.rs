@@ -129,20 +129,6 @@ pub enum QOp {
         skip: usize,
         /// Quantization of the second operand.
         skip_q: QParams,
-        /// Common left shift (20).
-        left_shift: i32,
-        /// First operand's multiplier.
-        input1_multiplier: i32,
-        /// First operand's shift.
-        input1_shift: i32,
-        /// Second operand's multiplier.
-        input2_multiplier: i32,
-        /// Second operand's shift.
-        input2_shift: i32,
-        /// Output multiplier.
-        output_multiplier: i32,
-        /// Output shift.
-        output_shift: i32,
     },
     /// Softmax (output scale 1/256, zero point −128).
     Softmax {
@@ -297,15 +283,6 @@ fn quantize_chain(
             let (lo, hi) = range_of(&mut v, method);
             let out_q = QParams::from_range(lo, hi);
             let act = act_range(activation, out_q);
-            let p = microcnn::add::AddParams::new(
-                inner_q.scale,
-                inner_q.zero_point,
-                skip_q.scale,
-                skip_q.zero_point,
-                out_q.scale,
-                out_q.zero_point,
-                ActivationRange { min: act[0], max: act[1] },
-            );
             layers.push(QLayer {
                 name: format!("{}.add", l.r.name),
                 input: shape3(l.r.input),
@@ -313,17 +290,7 @@ fn quantize_chain(
                 input_q: inner_q,
                 output_q: out_q,
                 act,
-                op: QOp::Add {
-                    skip,
-                    skip_q,
-                    left_shift: p.left_shift,
-                    input1_multiplier: p.input1.multiplier,
-                    input1_shift: p.input1.shift,
-                    input2_multiplier: p.input2.multiplier,
-                    input2_shift: p.input2.shift,
-                    output_multiplier: p.output.multiplier,
-                    output_shift: p.output.shift,
-                },
+                op: QOp::Add { skip, skip_q },
             });
             cur_q = out_q;
             a = y;
@@ -734,29 +701,7 @@ pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) ->
             dst.copy_from_slice(src);
             clamp_in_place_i8(activation, dst)
         }
-        QOp::Add {
-            skip_q,
-            left_shift,
-            input1_multiplier,
-            input1_shift,
-            input2_multiplier,
-            input2_shift,
-            output_multiplier,
-            output_shift,
-            ..
-        } => {
-            let p = microcnn::add::AddParams {
-                input1_zero_point: zi,
-                input2_zero_point: skip_q.zero_point as i32,
-                output_zero_point: zo,
-                left_shift: *left_shift,
-                input1: Requant { multiplier: *input1_multiplier, shift: *input1_shift },
-                input2: Requant { multiplier: *input2_multiplier, shift: *input2_shift },
-                output: Requant { multiplier: *output_multiplier, shift: *output_shift },
-                activation,
-            };
-            microcnn::add::add_i8(&p, src, skip.unwrap_or(&[]), dst)
-        }
+        QOp::Add { .. } => microcnn::add::add_i8(&add_params(l), src, skip.unwrap_or(&[]), dst),
         QOp::Softmax { input_multiplier, input_left_shift, diff_min } => {
             let p = SoftmaxParams {
                 input_multiplier: *input_multiplier,
@@ -766,6 +711,25 @@ pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) ->
             softmax_i8(&p, src, l.output[2], dst)
         }
     }
+}
+
+/// The runtime parameters of a residual add, derived from the three quantizations exactly as
+/// TFLite Micro derives them (so they are never stored twice). Default parameters for any
+/// other layer.
+pub fn add_params(l: &QLayer) -> microcnn::add::AddParams {
+    let skip_q = match &l.op {
+        QOp::Add { skip_q, .. } => *skip_q,
+        _ => l.input_q,
+    };
+    microcnn::add::AddParams::new(
+        l.input_q.scale,
+        l.input_q.zero_point,
+        skip_q.scale,
+        skip_q.zero_point,
+        l.output_q.scale,
+        l.output_q.zero_point,
+        ActivationRange { min: l.act[0], max: l.act[1] },
+    )
 }
 
 /// The runtime window of a pooling layer.
