@@ -42,9 +42,11 @@ pub struct Layer {
     /// Weight and bias, for layers that have them.
     pub params: Vec<Param>,
     cache: Vec<f32>,
-    cache_idx: Vec<u32>,
     input: Vec<f32>,
     output: Vec<f32>,
+    act_mask: Vec<u8>,
+    /// Max pooling: which tap of each window held the maximum.
+    argmax: Vec<u32>,
     /// Whether `backward` must compute the input gradient (false for the first layer).
     pub need_input_grad: bool,
     /// Reused im2col-gradient buffer (allocating it per batch costs page faults).
@@ -96,31 +98,33 @@ pub fn fused(spec: &LayerSpec) -> Act {
     }
 }
 
-fn apply_act(a: Act, y: &mut [f32]) {
-    match a {
-        Act::None => {}
-        Act::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Act::Relu6 => y.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
+/// Applies the activation in place; with `mask`, also records per element whether the gradient
+/// passes (1) or is cut (0).
+fn apply_act(a: Act, y: &mut [f32], mask: Option<&mut Vec<u8>>) {
+    let hi = match a {
+        Act::None => return,
+        Act::Relu => f32::INFINITY,
+        Act::Relu6 => 6.0,
+    };
+    match mask {
+        Some(m) => {
+            m.clear();
+            m.resize(y.len(), 0);
+            for (v, mk) in y.iter_mut().zip(m.iter_mut()) {
+                *mk = (*v > 0.0 && *v < hi) as u8;
+                *v = v.clamp(0.0, hi);
+            }
+        }
+        None => y.iter_mut().for_each(|v| *v = v.clamp(0.0, hi)),
     }
 }
 
-fn act_grad(a: Act, y: &[f32], dy: &mut [f32]) {
-    match a {
-        Act::None => {}
-        Act::Relu => dy.iter_mut().zip(y).for_each(|(d, &v)| {
-            if v <= 0.0 {
-                *d = 0.0
-            }
-        }),
-        Act::Relu6 => dy.iter_mut().zip(y).for_each(|(d, &v)| {
-            if v <= 0.0 || v >= 6.0 {
-                *d = 0.0
-            }
-        }),
-    }
+/// Zeroes the gradient where the activation was saturated (branch-free, so it vectorises).
+fn act_grad(mask: &[u8], dy: &mut [f32]) {
+    dy.iter_mut().zip(mask).for_each(|(d, &m)| *d = if m != 0 { *d } else { 0.0 });
 }
 
-/// `C[m×n] = beta·C + A[m×k]·B[k×n]` with arbitrary strides (row, column) for each matrix.
+/// `C[m×n] = beta·C + A[m×k]·B[k×n]`, C row-major.
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     m: usize,
@@ -135,30 +139,114 @@ fn gemm(
     beta: f32,
     c: &mut [f32],
 ) {
-    assert!(c.len() >= m * n);
+    gemm_strided(m, k, n, (a, ars, acs), (b, brs, bcs), beta, (c, n as isize, 1));
+}
+
+/// `C[m×n] = beta·C + A[m×k]·B[k×n]` with arbitrary non-negative strides (row, column) for
+/// each matrix.
+fn gemm_strided(
+    m: usize,
+    k: usize,
+    n: usize,
+    (a, ars, acs): (&[f32], isize, isize),
+    (b, brs, bcs): (&[f32], isize, isize),
+    beta: f32,
+    (c, crs, ccs): (&mut [f32], isize, isize),
+) {
+    assert!(ars >= 0 && acs >= 0 && brs >= 0 && bcs >= 0 && crs >= 0 && ccs >= 0);
+    assert!(m == 0 || n == 0 || c.len() as isize > (m as isize - 1) * crs + (n as isize - 1) * ccs);
     assert!(m == 0 || k == 0 || a.len() as isize > (m as isize - 1) * ars + (k as isize - 1) * acs);
     assert!(k == 0 || n == 0 || b.len() as isize > (k as isize - 1) * brs + (n as isize - 1) * bcs);
-    // SAFETY: the asserts above bound the largest index of A, B and C by their lengths; the
-    // strides are non-negative, and C does not alias A or B (distinct borrows).
+    // SAFETY: the asserts above bound the largest index of A, B and C by their lengths with
+    // non-negative strides, and C does not alias A or B (distinct borrows).
     #[allow(unsafe_code)]
     unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            ars,
-            acs,
-            b.as_ptr(),
-            brs,
-            bcs,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
+        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), ars, acs, b.as_ptr(), brs, bcs, beta, c.as_mut_ptr(), crs, ccs);
     }
+}
+
+std::thread_local! {
+    static CHUNK_FLOATS: std::cell::Cell<usize> = const { std::cell::Cell::new(1 << 18) };
+}
+
+/// Sets, for the calling thread, how many floats of im2col matrix a convolution builds at once
+/// (default 2¹⁸ = 1 MiB, to stay in cache). Tests set 1 to force one image per chunk.
+#[doc(hidden)]
+pub fn set_im2col_chunk_floats(floats: usize) {
+    CHUNK_FLOATS.with(|c| c.set(floats));
+}
+
+/// Images per im2col chunk: enough rows for an efficient GEMM, few enough to stay in cache.
+fn conv_chunk(n: usize, per_image: usize) -> usize {
+    (CHUNK_FLOATS.with(|c| c.get()) / per_image.max(1)).clamp(1, n.max(1))
+}
+
+/// How a convolution's im2col matrix `[m·P × K]` (`K = kh·kw·c`) is laid out for a chunk of `m`
+/// images.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ColLayout {
+    /// 1×1, stride 1, no padding: the input itself is the matrix.
+    Direct,
+    /// Row per output pixel (`[m·P][K]`); kernel rows are runs of `kw·c` input values.
+    Pixel,
+    /// Column per kernel tap (`[K][m·P]`), for inputs with few channels: a tap's values along an
+    /// output row are one strided run of the input, instead of many runs of `kw·c` values.
+    Tap,
+}
+
+impl ColLayout {
+    fn of(r: &Resolved, win: &Window, g: &Geometry) -> Self {
+        let one = |k: usize, s: usize, pad: usize| k == 1 && s == 1 && pad == 0;
+        if one(win.kernel_h, win.stride_h, g.y.pad_before)
+            && one(win.kernel_w, win.stride_w, g.x.pad_before)
+            && (r.input.h, r.input.w) == (r.output.h, r.output.w)
+        {
+            ColLayout::Direct
+        } else if r.input.c <= 4 {
+            ColLayout::Tap
+        } else {
+            ColLayout::Pixel
+        }
+    }
+
+    /// (row, column) strides of the `[m·P × K]` matrix.
+    fn strides(self, mp: usize, k: usize) -> (isize, isize) {
+        match self {
+            ColLayout::Tap => (1, mp as isize),
+            _ => (k as isize, 1),
+        }
+    }
+}
+
+/// Builds the im2col matrix of images `b0..b0 + m` of `x` (in `cache` unless the layout is
+/// `Direct`) and returns it with its strides.
+#[allow(clippy::too_many_arguments)]
+fn im2col_chunk<'a>(
+    cache: &'a mut Vec<f32>,
+    layout: ColLayout,
+    x: &'a [f32],
+    b0: usize,
+    m: usize,
+    (i, o): (Shape, Shape),
+    win: &Window,
+    g: &Geometry,
+) -> (&'a [f32], isize, isize) {
+    let (p, k) = (o.h * o.w, win.kernel_h * win.kernel_w * i.c);
+    let (rs, cs) = layout.strides(m * p, k);
+    let xs = &x[b0 * i.len()..(b0 + m) * i.len()];
+    if layout == ColLayout::Direct {
+        return (xs, rs, cs);
+    }
+    cache.resize(m * p * k, 0.0);
+    let col = &mut cache[..m * p * k];
+    if layout == ColLayout::Tap {
+        im2col_taps(xs, m, i, win, g, o, col);
+    } else {
+        for (xb, cb) in xs.chunks_exact(i.len()).zip(col.chunks_exact_mut(p * k)) {
+            im2col(xb, i, win, g, o, cb);
+        }
+    }
+    (col, rs, cs)
 }
 
 impl Layer {
@@ -202,9 +290,10 @@ impl Layer {
             r,
             params,
             cache: Vec::new(),
-            cache_idx: Vec::new(),
             input: Vec::new(),
             output: Vec::new(),
+            act_mask: Vec::new(),
+            argmax: Vec::new(),
             need_input_grad: true,
             dcol: Vec::new(),
             children,
@@ -222,15 +311,19 @@ impl Layer {
                 let (win, g) = geometry(&self.r).expect("validated");
                 let k = win.kernel_h * win.kernel_w * i.c;
                 let p = o.h * o.w;
-                self.cache.resize(n * p * k, 0.0);
-                for b in 0..n {
-                    let col = &mut self.cache[b * p * k..(b + 1) * p * k];
-                    im2col(&x[b * ilen..(b + 1) * ilen], i, &win, &g, o, col);
-                }
-                // One GEMM for the whole batch: [n·P × K] · [K × OC].
-                gemm(n * p, k, o.c, &self.cache, k as isize, 1, &self.params[0].value, 1, k as isize, 0.0, &mut y);
+                // Chunks of images small enough for the im2col matrix to stay in cache; one GEMM
+                // per chunk: [m·P × K] · [K × OC], starting from the bias (beta = 1).
                 for row in y.chunks_exact_mut(o.c) {
-                    row.iter_mut().zip(&self.params[1].value).for_each(|(v, b)| *v += b);
+                    row.copy_from_slice(&self.params[1].value);
+                }
+                let layout = ColLayout::of(&self.r, &win, &g);
+                let chunk = conv_chunk(n, p * k);
+                for b0 in (0..n).step_by(chunk) {
+                    let m = chunk.min(n - b0);
+                    let col = im2col_chunk(&mut self.cache, layout, x, b0, m, (i, o), &win, &g);
+                    let w = (&self.params[0].value[..], 1, k as isize);
+                    let yc = &mut y[b0 * olen..(b0 + m) * olen];
+                    gemm_strided(m * p, k, o.c, col, w, 1.0, (yc, o.c as isize, 1));
                 }
             }
             LayerSpec::Depthwise { multiplier, .. } => {
@@ -255,27 +348,40 @@ impl Layer {
             LayerSpec::Relu6 => y.iter_mut().zip(x).for_each(|(v, &a)| *v = a.clamp(0.0, 6.0)),
             LayerSpec::MaxPool { .. } | LayerSpec::AvgPool { .. } | LayerSpec::L2Pool { .. } => {
                 let (win, g) = geometry(&self.r).expect("validated");
-                self.cache_idx = vec![0; n * olen];
-                for b in 0..n {
+                let c = i.c;
+                let kind = &self.r.spec;
+                self.argmax.clear();
+                self.argmax.resize(y.len(), 0);
+                for ((xb, yb), ab) in
+                    x.chunks_exact(ilen).zip(y.chunks_exact_mut(olen)).zip(self.argmax.chunks_exact_mut(olen))
+                {
+                    // Whole channel rows per tap, so the channel loops vectorise.
                     pool_windows(i, o, &win, &g, |oi, taps| {
-                        for ch in 0..i.c {
-                            let vals = taps.iter().map(|&t| x[b * ilen + t * i.c + ch]);
-                            let out = b * olen + oi * i.c + ch;
-                            y[out] = match self.r.spec {
-                                LayerSpec::MaxPool { .. } => {
-                                    let (mut best, mut at) = (f32::NEG_INFINITY, 0);
-                                    for (j, v) in vals.enumerate() {
-                                        if v > best {
-                                            best = v;
-                                            at = j;
-                                        }
-                                    }
-                                    self.cache_idx[out] = (taps[at] * i.c + ch) as u32;
-                                    best
+                        let out = &mut yb[oi * c..(oi + 1) * c];
+                        let rows = taps.iter().map(|&t| &xb[t * c..(t + 1) * c]);
+                        match kind {
+                            LayerSpec::MaxPool { .. } => {
+                                out.fill(f32::NEG_INFINITY);
+                                for row in rows.clone() {
+                                    out.iter_mut().zip(row).for_each(|(o, &v)| *o = if v > *o { v } else { *o });
                                 }
-                                LayerSpec::AvgPool { .. } => vals.sum::<f32>() / taps.len() as f32,
-                                _ => (vals.map(|v| v * v).sum::<f32>() / taps.len() as f32).sqrt(),
-                            };
+                                // Which tap of the window holds the maximum (the first, when
+                                // several do: taps are visited last to first).
+                                let arg = &mut ab[oi * c..(oi + 1) * c];
+                                for (j, row) in rows.enumerate().rev() {
+                                    for ((a, &o), &v) in arg.iter_mut().zip(&*out).zip(row) {
+                                        *a = if v == o { j as u32 } else { *a };
+                                    }
+                                }
+                            }
+                            _ => {
+                                let l2 = matches!(kind, LayerSpec::L2Pool { .. });
+                                for row in rows {
+                                    out.iter_mut().zip(row).for_each(|(o, &v)| *o += if l2 { v * v } else { v });
+                                }
+                                let cnt = taps.len() as f32;
+                                out.iter_mut().for_each(|o| *o = if l2 { (*o / cnt).sqrt() } else { *o / cnt });
+                            }
                         }
                     });
                 }
@@ -309,11 +415,10 @@ impl Layer {
                 y.iter_mut().zip(a.iter().zip(x)).for_each(|(v, (&inner, &skip))| *v = inner + skip);
             }
         }
-        apply_act(fused(&self.r.spec), &mut y);
+        apply_act(fused(&self.r.spec), &mut y, train.then_some(&mut self.act_mask));
         if train {
-            // Keep only what backward reads: the output for activation/L2 gradients.
-            let needs_output = fused(&self.r.spec) != Act::None || matches!(self.r.spec, LayerSpec::L2Pool { .. });
-            if needs_output {
+            // Keep only what backward reads: the output for L2 gradients.
+            if matches!(self.r.spec, LayerSpec::L2Pool { .. }) {
                 self.output.clear();
                 self.output.extend_from_slice(&y);
             }
@@ -326,7 +431,9 @@ impl Layer {
     pub fn backward(&mut self, dy: &mut [f32], n: usize) -> Vec<f32> {
         let (i, o) = (self.r.input, self.r.output);
         let (ilen, olen) = (i.len(), o.len());
-        act_grad(fused(&self.r.spec), &self.output, dy);
+        if fused(&self.r.spec) != Act::None {
+            act_grad(&self.act_mask, dy);
+        }
         let x = &self.input;
         let mut dx = vec![0.0f32; n * ilen];
         match self.r.spec.clone() {
@@ -334,25 +441,46 @@ impl Layer {
                 let (win, g) = geometry(&self.r).expect("validated");
                 let k = win.kernel_h * win.kernel_w * i.c;
                 let p = o.h * o.w;
-                // Whole-batch GEMMs: dW += dYᵀ·col, dcol = dY·W.
-                gemm(o.c, n * p, k, dy, 1, o.c as isize, &self.cache, k as isize, 1, 1.0, &mut self.params[0].grad);
                 for row in dy.chunks_exact(o.c) {
                     self.params[1].grad.iter_mut().zip(row).for_each(|(g, d)| *g += d);
                 }
-                if self.need_input_grad {
-                    self.dcol.resize(n * p * k, 0.0);
-                    gemm(n * p, o.c, k, dy, o.c as isize, 1, &self.params[0].value, k as isize, 1, 0.0, &mut self.dcol);
-                    for b in 0..n {
-                        col2im(
-                            &self.dcol[b * p * k..(b + 1) * p * k],
-                            i,
-                            &win,
-                            &g,
-                            o,
-                            &mut dx[b * ilen..(b + 1) * ilen],
-                        );
+                // Per chunk (the im2col matrix is rebuilt from the stored input rather than kept
+                // for the whole batch): dW += dYᵀ·col, dcol = dY·W, then col2im.
+                let x = std::mem::take(&mut self.input);
+                let mut gw = std::mem::take(&mut self.params[0].grad);
+                let mut dcol = std::mem::take(&mut self.dcol);
+                let layout = ColLayout::of(&self.r, &win, &g);
+                let chunk = conv_chunk(n, p * k);
+                for b0 in (0..n).step_by(chunk) {
+                    let m = chunk.min(n - b0);
+                    let dyc = &dy[b0 * olen..(b0 + m) * olen];
+                    let col = im2col_chunk(&mut self.cache, layout, &x, b0, m, (i, o), &win, &g);
+                    gemm_strided(o.c, m * p, k, (dyc, 1, o.c as isize), col, 1.0, (&mut gw, k as isize, 1));
+                    if !self.need_input_grad {
+                        continue;
+                    }
+                    let w = (&self.params[0].value[..], k as isize, 1);
+                    let dxc = &mut dx[b0 * ilen..(b0 + m) * ilen];
+                    let (rs, cs) = layout.strides(m * p, k);
+                    let dyc = (dyc, o.c as isize, 1);
+                    if layout == ColLayout::Direct {
+                        gemm_strided(m * p, o.c, k, dyc, w, 0.0, (dxc, rs, cs));
+                        continue;
+                    }
+                    dcol.resize(m * p * k, 0.0);
+                    let dc = &mut dcol[..m * p * k];
+                    gemm_strided(m * p, o.c, k, dyc, w, 0.0, (&mut *dc, rs, cs));
+                    if layout == ColLayout::Tap {
+                        col2im_taps(dc, m, i, &win, &g, o, dxc);
+                    } else {
+                        for (dcb, dxb) in dc.chunks_exact(p * k).zip(dxc.chunks_exact_mut(ilen)) {
+                            col2im(dcb, i, &win, &g, o, dxb);
+                        }
                     }
                 }
+                self.params[0].grad = gw;
+                self.dcol = dcol;
+                self.input = x;
             }
             LayerSpec::Depthwise { multiplier, .. } => {
                 let (win, g) = geometry(&self.r).expect("validated");
@@ -386,10 +514,19 @@ impl Layer {
                 .zip(x)
                 .for_each(|((g, &d), &a)| *g = if a > 0.0 && a < 6.0 { d } else { 0.0 }),
             LayerSpec::MaxPool { .. } => {
+                // The gradient goes to the tap holding the window's maximum (the first of equal
+                // maxima, recorded by the forward pass).
+                let (win, g) = geometry(&self.r).expect("validated");
+                let c = i.c;
                 for b in 0..n {
-                    for oi in 0..olen {
-                        dx[b * ilen + self.cache_idx[b * olen + oi] as usize] += dy[b * olen + oi];
-                    }
+                    let dxb = &mut dx[b * ilen..(b + 1) * ilen];
+                    let (ab, dyb) = (&self.argmax[b * olen..(b + 1) * olen], &dy[b * olen..(b + 1) * olen]);
+                    pool_windows(i, o, &win, &g, |oi, taps| {
+                        for ch in 0..c {
+                            let t = taps[ab[oi * c + ch] as usize];
+                            dxb[t * c + ch] += dyb[oi * c + ch];
+                        }
+                    });
                 }
             }
             LayerSpec::AvgPool { .. } | LayerSpec::L2Pool { .. } => {
@@ -448,41 +585,150 @@ impl Layer {
     }
 }
 
-/// Calls `f(col_offset, input_offset)` for every in-bounds tap of every output position, where
-/// `col_offset` indexes the im2col matrix `[P][kh·kw·c]` and `input_offset` the image; each
-/// pair names a run of `c` values. Taps in padding are skipped (zero in the real domain, as in
-/// the runtime).
-fn for_each_tap(i: Shape, win: &Window, g: &Geometry, o: Shape, mut f: impl FnMut(usize, usize)) {
-    let k = win.kernel_h * win.kernel_w * i.c;
+/// Walks the im2col matrix `[P][kh·kw·c]` row by row and calls `f(col_offset, source, len)` for
+/// runs that together cover every row exactly once: `source` is `Some(input_offset)` for `len`
+/// values copied from the image, `None` for `len` zeros (taps in padding, zero in the real domain
+/// as in the runtime). Without horizontal dilation the in-bounds taps of one kernel row are one
+/// contiguous run in both the matrix and the image.
+fn for_each_run(i: Shape, win: &Window, g: &Geometry, o: Shape, mut f: impl FnMut(usize, Option<usize>, usize)) {
+    let (c, kw) = (i.c, win.kernel_w);
+    let k = win.kernel_h * kw * c;
+    // In-bounds kernel columns [lo, hi) for an output column: 0 ≤ ox·s + kx·d − pad < W.
+    let cols: Vec<(usize, usize)> = (0..o.w)
+        .map(|ox| {
+            let start = (ox * win.stride_w) as isize - g.x.pad_before as isize;
+            let ok = |kx: usize| {
+                let ix = start + (kx * win.dilation_w) as isize;
+                ix >= 0 && ix < i.w as isize
+            };
+            let lo = (0..kw).find(|&kx| ok(kx)).unwrap_or(kw);
+            let hi = (lo..kw).find(|&kx| !ok(kx)).unwrap_or(kw);
+            (lo, hi)
+        })
+        .collect();
     for oy in 0..o.h {
-        for ox in 0..o.w {
+        for (ox, &(lo, hi)) in cols.iter().enumerate() {
             let row = (oy * o.w + ox) * k;
+            let x0 = (ox * win.stride_w) as isize - g.x.pad_before as isize;
             for ky in 0..win.kernel_h {
+                let at = row + ky * kw * c;
                 let iy = (oy * win.stride_h + ky * win.dilation_h) as isize - g.y.pad_before as isize;
-                if iy < 0 || iy >= i.h as isize {
+                if iy < 0 || iy >= i.h as isize || lo >= hi {
+                    f(at, None, kw * c);
                     continue;
                 }
-                for kx in 0..win.kernel_w {
-                    let ix = (ox * win.stride_w + kx * win.dilation_w) as isize - g.x.pad_before as isize;
-                    if ix < 0 || ix >= i.w as isize {
-                        continue;
+                let src = |kx: usize| (iy as usize * i.w + (x0 + (kx * win.dilation_w) as isize) as usize) * c;
+                if lo > 0 {
+                    f(at, None, lo * c);
+                }
+                if win.dilation_w == 1 {
+                    f(at + lo * c, Some(src(lo)), (hi - lo) * c);
+                } else {
+                    for kx in lo..hi {
+                        f(at + kx * c, Some(src(kx)), c);
                     }
-                    f(row + (ky * win.kernel_w + kx) * i.c, (iy as usize * i.w + ix as usize) * i.c);
+                }
+                if hi < kw {
+                    f(at + hi * c, None, (kw - hi) * c);
                 }
             }
         }
     }
 }
 
-/// Builds the im2col matrix `[P][kh·kw·c]`; taps in padding stay zero.
+/// Builds the im2col matrix `[P][kh·kw·c]`; taps in padding are zero. Every value is written
+/// once (no clearing pass over the whole matrix).
 fn im2col(x: &[f32], i: Shape, win: &Window, g: &Geometry, o: Shape, col: &mut [f32]) {
-    col.iter_mut().for_each(|v| *v = 0.0);
-    for_each_tap(i, win, g, o, |c, s| col[c..c + i.c].copy_from_slice(&x[s..s + i.c]));
+    for_each_run(i, win, g, o, |at, src, len| match src {
+        Some(s) => col[at..at + len].copy_from_slice(&x[s..s + len]),
+        None => col[at..at + len].fill(0.0),
+    });
 }
 
 /// Adds the im2col gradient back onto the input gradient.
 fn col2im(dcol: &[f32], i: Shape, win: &Window, g: &Geometry, o: Shape, dx: &mut [f32]) {
-    for_each_tap(i, win, g, o, |c, s| dx[s..s + i.c].iter_mut().zip(&dcol[c..c + i.c]).for_each(|(a, b)| *a += b));
+    for_each_run(i, win, g, o, |at, src, len| {
+        if let Some(s) = src {
+            dx[s..s + len].iter_mut().zip(&dcol[at..at + len]).for_each(|(a, b)| *a += b);
+        }
+    });
+}
+
+/// Walks the tap-major im2col matrix: for every kernel tap `t = (ky·kw + kx)·c + ci` and
+/// output row `oy`, calls `f(t, oy, run)`. `run` is `None` when the whole output row reads
+/// padding, else `(lo, hi, base, step)`: output columns `lo..hi` read input offset
+/// `base + ox·step` (within one image), the others read padding.
+fn for_each_tap_row(
+    i: Shape,
+    win: &Window,
+    g: &Geometry,
+    o: Shape,
+    mut f: impl FnMut(usize, usize, Option<(usize, usize, isize, usize)>),
+) {
+    let c = i.c;
+    for ky in 0..win.kernel_h {
+        for kx in 0..win.kernel_w {
+            let dx = (kx * win.dilation_w) as isize - g.x.pad_before as isize;
+            let ok = |ox: usize| {
+                let ix = (ox * win.stride_w) as isize + dx;
+                ix >= 0 && ix < i.w as isize
+            };
+            let lo = (0..o.w).find(|&ox| ok(ox)).unwrap_or(o.w);
+            let hi = (lo..o.w).find(|&ox| !ok(ox)).unwrap_or(o.w);
+            for ci in 0..c {
+                let t = (ky * win.kernel_w + kx) * c + ci;
+                for oy in 0..o.h {
+                    let iy = (oy * win.stride_h + ky * win.dilation_h) as isize - g.y.pad_before as isize;
+                    if iy < 0 || iy >= i.h as isize || lo >= hi {
+                        f(t, oy, None);
+                    } else {
+                        let base = (iy * i.w as isize + dx) * c as isize + ci as isize;
+                        f(t, oy, Some((lo, hi, base, win.stride_w * c)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Builds the tap-major im2col matrix `col[t·(m·P) + b·P + p]` of `m` images.
+fn im2col_taps(x: &[f32], m: usize, i: Shape, win: &Window, g: &Geometry, o: Shape, col: &mut [f32]) {
+    let p = o.h * o.w;
+    for_each_tap_row(i, win, g, o, |t, oy, run| {
+        for b in 0..m {
+            let at = t * m * p + b * p + oy * o.w;
+            let dst = &mut col[at..at + o.w];
+            let Some((lo, hi, base, step)) = run else {
+                dst.fill(0.0);
+                continue;
+            };
+            let xb = &x[b * i.len()..(b + 1) * i.len()];
+            dst[..lo].fill(0.0);
+            dst[hi..].fill(0.0);
+            // `base + lo·step` is in bounds by construction of `lo..hi`.
+            let s0 = (base + (lo * step) as isize) as usize;
+            if step == 1 {
+                dst[lo..hi].copy_from_slice(&xb[s0..s0 + hi - lo]);
+            } else {
+                dst[lo..hi].iter_mut().zip(xb[s0..].iter().step_by(step)).for_each(|(d, v)| *d = *v);
+            }
+        }
+    });
+}
+
+/// Adds a tap-major im2col gradient (see [`im2col_taps`]) back onto the input gradient.
+fn col2im_taps(dcol: &[f32], m: usize, i: Shape, win: &Window, g: &Geometry, o: Shape, dx: &mut [f32]) {
+    let p = o.h * o.w;
+    for_each_tap_row(i, win, g, o, |t, oy, run| {
+        let Some((lo, hi, base, step)) = run else { return };
+        let s0 = (base + (lo * step) as isize) as usize;
+        for b in 0..m {
+            let at = t * m * p + b * p + oy * o.w;
+            let src = &dcol[at + lo..at + hi];
+            let db = &mut dx[b * i.len()..(b + 1) * i.len()];
+            db[s0..].iter_mut().step_by(step).zip(src).for_each(|(d, v)| *d += v);
+        }
+    });
 }
 
 /// Calls `f(output_index, input_index, weight_index)` for every in-bounds depthwise tap.

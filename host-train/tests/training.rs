@@ -161,6 +161,15 @@ fn truncated_or_wrong_data_names_the_file() {
 
 /// Checks backprop against central finite differences for a network `body` + dense head.
 fn grad_check(body: &str) {
+    // Whole batch in one im2col chunk, then one image per chunk.
+    for floats in [1 << 18, 1] {
+        host_train::net::set_im2col_chunk_floats(floats);
+        grad_check_once(body);
+    }
+    host_train::net::set_im2col_chunk_floats(1 << 18);
+}
+
+fn grad_check_once(body: &str) {
     let spec = format!("name = \"grad\"\ninput = [7, 6, 2]\n{body}\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nunits = 3\n");
     let spec = ModelSpec::from_toml(&spec).unwrap();
     let mut net = Net::new(spec, 5).unwrap();
@@ -202,6 +211,17 @@ fn grad_check(body: &str) {
 #[test]
 fn gradients_conv_same_rect_stride_relu6() {
     grad_check("[[layers]]\ntype = \"conv\"\nfilters = 3\nkernel = [3, 2]\nstride = [2, 1]\npadding = \"same\"\nactivation = \"relu6\"");
+}
+
+/// Inputs with more than 4 channels take the pixel-major im2col path (few channels take the
+/// tap-major one, covered above): same geometry, same checks.
+#[test]
+fn gradients_conv_many_channels_pixel_major_path() {
+    let widen = "[[layers]]\ntype = \"pointwise\"\nfilters = 6\n";
+    grad_check(&format!("{widen}[[layers]]\ntype = \"conv\"\nfilters = 3\nkernel = [3, 2]\nstride = [2, 1]\npadding = \"same\"\nactivation = \"relu6\""));
+    grad_check(&format!(
+        "{widen}[[layers]]\ntype = \"conv\"\nfilters = 2\nkernel = 2\ndilation = 2\npadding = [1, 0, 1, 1]"
+    ));
 }
 
 #[test]
