@@ -66,6 +66,7 @@ impl Shape {
 
     /// The number of elements, saturating at `usize::MAX` (use in `const` sizing, where an
     /// overflow then fails the build when the buffer is declared).
+    #[inline]
     pub const fn len(&self) -> usize {
         match self.checked_len() {
             Ok(l) => l,

@@ -1,10 +1,11 @@
 //! Training throughput of the default (LeNet-sized) model, next to PyTorch in the same run.
 //!
-//! `cargo bench -p host-train --bench training` — trains one epoch of 6,400 images (batch 64,
-//! Adam, dropout active) with microcnn's trainer on 1 thread and on all cores, then runs
-//! tools/bench_torch.py with the same network on 1 thread and on all cores, and prints images/s
-//! and the ratios at equal thread counts.
-//! PyTorch is optional (`pip install torch`); without it only microcnn's figure is printed.
+//! `cargo bench -p host-train --bench training` — trains epochs of 3,200 images (batch 64, Adam,
+//! dropout active) with microcnn's trainer and with PyTorch (tools/bench_torch.py, the same
+//! network) on 1 thread and on all cores. The two are interleaved round by round, so on a
+//! shared, noisy machine both see the same interference; each side's best round is compared
+//! (the best round is the one least disturbed by other load). Prints images/s and the ratios.
+//! PyTorch is optional (`pip install torch`); without it only microcnn's figures are printed.
 
 use host_train::checkpoint::Progress;
 use host_train::data::Dataset;
@@ -12,15 +13,45 @@ use host_train::net::Net;
 use host_train::rng::Rng;
 use host_train::spec::ModelSpec;
 use host_train::train::{train, Optimizer, Schedule, TrainConfig};
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
+const IMAGES: usize = 3200;
+const ROUNDS: usize = 5;
+
+/// A PyTorch process answering `IMAGES THREADS` requests with one timed epoch each.
+struct Torch {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Torch {
+    fn start() -> Option<Self> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/bench_torch.py");
+        let mut child = Command::new("python3")
+            .args([script, "--serve"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let out = BufReader::new(child.stdout.take()?);
+        Some(Torch { child, out })
+    }
+
+    fn epoch(&mut self, threads: usize) -> Option<f64> {
+        writeln!(self.child.stdin.as_mut()?, "{IMAGES} {threads}").ok()?;
+        let mut line = String::new();
+        self.out.read_line(&mut line).ok()?;
+        line.split_whitespace().nth(2)?.parse().ok()
+    }
+}
+
 fn main() {
-    let images = 6400;
     let mut rng = Rng::new(1);
     let data = Dataset {
-        images: (0..images * 784).map(|_| rng.f32()).collect(),
-        labels: (0..images).map(|i| (i % 10) as u8).collect(),
+        images: (0..IMAGES * 784).map(|_| rng.f32()).collect(),
+        labels: (0..IMAGES).map(|i| (i % 10) as u8).collect(),
         h: 28,
         w: 28,
         c: 1,
@@ -41,34 +72,36 @@ fn main() {
         threads: 1,
     };
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let mut ours = Vec::new();
-    for threads in [1, cores] {
-        let mut best = 0.0f64;
-        for _ in 0..2 {
+    let mut torch = Torch::start();
+    let mut thread_counts = vec![1];
+    if cores > 1 {
+        thread_counts.push(cores);
+    }
+    for threads in thread_counts {
+        let cfg = TrainConfig { threads, ..cfg.clone() };
+        let (mut ours, mut theirs): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
             let mut net = Net::new(spec.clone(), 1).unwrap();
-            let cfg = TrainConfig { threads, ..cfg.clone() };
             let t0 = Instant::now();
             train(&mut net, &data, None, &cfg, Progress::default()).unwrap();
-            best = best.max(images as f64 / t0.elapsed().as_secs_f64());
+            ours.push(IMAGES as f64 / t0.elapsed().as_secs_f64());
+            match torch.as_mut().and_then(|t| t.epoch(threads)) {
+                Some(v) => theirs.push(v),
+                None => torch = None,
+            }
         }
-        println!("microcnn images/s: {best:.0} threads: {threads}");
-        ours.push(best);
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tools/bench_torch.py");
-    for threads in [1, cores] {
-        match Command::new("python3").args([script, &images.to_string(), &threads.to_string()]).output() {
-            Ok(o) if o.status.success() => {
-                let line = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                let torch: f64 = line.split_whitespace().nth(2).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
-                println!("{line}");
-                let s = if threads == 1 { "" } else { "s" };
-                let mine = if threads == 1 { ours[0] } else { ours[ours.len() - 1] };
-                println!("ratio microcnn / torch, {threads} thread{s} each: {:.2}", mine / torch);
-            }
-            _ => {
-                println!("PyTorch not available (pip install torch) — no comparison");
-                break;
-            }
+        let best = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+        let s = if threads == 1 { "" } else { "s" };
+        let list = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" ");
+        println!("microcnn images/s: {:.0} threads: {threads}   (rounds: {})", best(&ours), list(&ours));
+        if theirs.len() == ROUNDS {
+            println!("torch    images/s: {:.0} threads: {threads}   (rounds: {})", best(&theirs), list(&theirs));
+            println!(
+                "ratio microcnn / torch, {threads} thread{s} each: {:.2} (best rounds)",
+                best(&ours) / best(&theirs)
+            );
+        } else {
+            println!("PyTorch not available (pip install torch) — no comparison");
         }
     }
 }

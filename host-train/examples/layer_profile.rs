@@ -5,6 +5,9 @@ use host_train::spec::ModelSpec;
 use std::time::Instant;
 
 fn main() {
+    if let Some(f) = std::env::var("CHUNK_FLOATS").ok().and_then(|v| v.parse().ok()) {
+        host_train::net::set_im2col_chunk_floats(f);
+    }
     let spec = ModelSpec::from_toml(include_str!("../../models/fashion/model.toml")).unwrap();
     let mut net = Net::new(spec, 1).unwrap();
     let n = 64;

@@ -305,17 +305,23 @@ impl Layer {
         let x = &x_owned[..];
         let (i, o) = (self.r.input, self.r.output);
         let (ilen, olen) = (i.len(), o.len());
-        let mut y = vec![0.0f32; n * olen];
+        // Convolutions start from their bias; everything else from zero.
+        let mut y = match &self.r.spec {
+            LayerSpec::Conv { .. } | LayerSpec::Pointwise { .. } => {
+                let bias = &self.params[1].value;
+                let mut y = Vec::with_capacity(n * olen);
+                (0..n * o.h * o.w).for_each(|_| y.extend_from_slice(bias));
+                y
+            }
+            _ => vec![0.0f32; n * olen],
+        };
         match self.r.spec.clone() {
             LayerSpec::Conv { .. } | LayerSpec::Pointwise { .. } => {
                 let (win, g) = geometry(&self.r).expect("validated");
                 let k = win.kernel_h * win.kernel_w * i.c;
                 let p = o.h * o.w;
                 // Chunks of images small enough for the im2col matrix to stay in cache; one GEMM
-                // per chunk: [m·P × K] · [K × OC], starting from the bias (beta = 1).
-                for row in y.chunks_exact_mut(o.c) {
-                    row.copy_from_slice(&self.params[1].value);
-                }
+                // per chunk: [m·P × K] · [K × OC], added to the bias (beta = 1).
                 let layout = ColLayout::of(&self.r, &win, &g);
                 let chunk = conv_chunk(n, p * k);
                 for b0 in (0..n).step_by(chunk) {
