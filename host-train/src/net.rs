@@ -529,8 +529,10 @@ impl Layer {
                     let (ab, dyb) = (&self.argmax[b * olen..(b + 1) * olen], &dy[b * olen..(b + 1) * olen]);
                     pool_windows(i, o, &win, &g, |oi, taps| {
                         for ch in 0..c {
-                            let t = taps[ab[oi * c + ch] as usize];
-                            dxb[t * c + ch] += dyb[oi * c + ch];
+                            // (A window lying wholly in padding has no taps and no gradient.)
+                            if let Some(&t) = taps.get(ab[oi * c + ch] as usize) {
+                                dxb[t * c + ch] += dyb[oi * c + ch];
+                            }
                         }
                     });
                 }
