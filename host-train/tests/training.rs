@@ -277,3 +277,27 @@ fn gradients_pointwise_and_pools() {
         "[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"relu6\"",
     );
 }
+
+/// Max pooling hands each window's gradient to its first maximum when several taps tie, and to
+/// nothing else.
+#[test]
+fn max_pool_gradient_goes_to_the_first_of_tied_maxima() {
+    let spec = "name = \"tie\"\ninput = [2, 4, 2]\n[[layers]]\ntype = \"max_pool\"\nsize = 2\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nunits = 2\n";
+    let mut net = Net::new(ModelSpec::from_toml(spec).unwrap(), 1).unwrap();
+    // Two 2×2 windows, two channels (layout y, x, c). Window 0: channel 0 ties everywhere at 1,
+    // channel 1 has its maximum 5 at the last tap. Window 1: channel 0 ties at 3 on taps 1 and 2.
+    #[rustfmt::skip]
+    let x = vec![
+        1.0, 0.0,   1.0, 0.0,   0.0, 0.0,   3.0, 0.0,
+        1.0, 0.0,   1.0, 5.0,   3.0, 0.0,   2.0, 9.0,
+    ];
+    let y = net.layers[0].forward(x, 1, true, &mut Rng::new(0));
+    assert_eq!(y, vec![1.0, 5.0, 3.0, 9.0]);
+    let dx = net.layers[0].backward(&mut [10.0, 20.0, 30.0, 40.0], 1);
+    #[rustfmt::skip]
+    let want = vec![
+        10.0, 0.0,   0.0, 0.0,    0.0, 0.0,   30.0, 0.0,
+        0.0, 0.0,    0.0, 20.0,   0.0, 0.0,   0.0, 40.0,
+    ];
+    assert_eq!(dx, want);
+}
