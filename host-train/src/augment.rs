@@ -30,6 +30,9 @@ pub struct Augment {
     pub hue: f32,
     /// Probability of converting an RGB image to grey (kept as 3 channels).
     pub grayscale: f32,
+    /// Probability of replacing the image by its outline (Sobel edge magnitude, scaled to
+    /// `[0, 1]`): filled shapes become strokes.
+    pub outline: f32,
 }
 
 impl Default for Augment {
@@ -45,6 +48,7 @@ impl Default for Augment {
             saturation: 0.0,
             hue: 0.0,
             grayscale: 0.0,
+            outline: 0.0,
         }
     }
 }
@@ -84,6 +88,8 @@ impl Augment {
             if self.saturation > 0.0 && c == 3 { 1.0 + rng.range(-self.saturation, self.saturation) } else { 1.0 };
         let hue = if self.hue > 0.0 && c == 3 { rng.range(-self.hue, self.hue) } else { 0.0 };
         let grey = c == 3 && rng.chance(self.grayscale);
+        // (Drawn only when enabled, so the other presets keep their random streams.)
+        let outline = self.outline > 0.0 && rng.chance(self.outline);
 
         warp(src, dst, h, w, c, flip_x, flip_y, angle, tx, ty);
         if contrast != 1.0 {
@@ -99,6 +105,38 @@ impl Augment {
             }
         }
         dst.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+        if outline {
+            sobel_outline(dst, h, w, c);
+        }
+    }
+}
+
+/// Replaces each channel by its Sobel gradient magnitude (zero outside the image), scaled so
+/// the strongest edge is 1.
+fn sobel_outline(img: &mut [f32], h: usize, w: usize, c: usize) {
+    let src = img.to_vec();
+    let at = |y: isize, x: isize, ch: usize| {
+        if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+            0.0
+        } else {
+            src[(y as usize * w + x as usize) * c + ch]
+        }
+    };
+    let mut peak = 0.0f32;
+    for y in 0..h as isize {
+        for x in 0..w as isize {
+            for ch in 0..c {
+                let p = |dy: isize, dx: isize| at(y + dy, x + dx, ch);
+                let gx = p(-1, 1) + 2.0 * p(0, 1) + p(1, 1) - p(-1, -1) - 2.0 * p(0, -1) - p(1, -1);
+                let gy = p(1, -1) + 2.0 * p(1, 0) + p(1, 1) - p(-1, -1) - 2.0 * p(-1, 0) - p(-1, 1);
+                let m = (gx * gx + gy * gy).sqrt();
+                img[(y as usize * w + x as usize) * c + ch] = m;
+                peak = peak.max(m);
+            }
+        }
+    }
+    if peak > 0.0 {
+        img.iter_mut().for_each(|v| *v /= peak);
     }
 }
 

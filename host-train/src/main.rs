@@ -157,8 +157,10 @@ struct DataArgs {
 #[derive(Args, Clone)]
 struct AugArgs {
     /// Augmentation preset: `none` (default; best for the default 15-epoch Fashion-MNIST run),
-    /// `fashion` (flips + 2-pixel shifts), `digits` (shifts and small rotations, no flips) or
-    /// `strong` (flips, rotation, translation, colour jitter). See them with `augment-preview`.
+    /// `fashion` (flips + 2-pixel shifts), `digits` (shifts and small rotations, no flips),
+    /// `outline` (flips + shifts, and half the images replaced by their edge outline, so filled
+    /// shapes also appear as strokes) or `strong` (flips, rotation, translation, colour jitter).
+    /// See them with `augment-preview`.
     #[arg(long, default_value = "none")]
     augment: String,
 }
@@ -169,6 +171,7 @@ impl AugArgs {
             "none" => Augment::default(),
             "fashion" => Augment::fashion(),
             "digits" => Augment { crop_pad: 2, rotate_deg: 8.0, ..Default::default() },
+            "outline" => Augment { hflip: 0.5, crop_pad: 2, rotate_deg: 10.0, outline: 0.5, ..Default::default() },
             "strong" => Augment {
                 hflip: 0.5,
                 crop_pad: 2,
@@ -181,7 +184,7 @@ impl AugArgs {
                 grayscale: 0.1,
                 ..Default::default()
             },
-            other => bail!("unknown augmentation preset `{other}`: use none, fashion or strong"),
+            other => bail!("unknown augmentation preset `{other}`: use none, fashion, digits, outline or strong"),
         })
     }
 }

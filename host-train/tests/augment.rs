@@ -106,3 +106,28 @@ fn rgb_grayscale_makes_channels_equal() {
     hue.apply(&img, &mut out, 8, 8, 3, &mut Rng::new(3));
     assert!(out.iter().all(|v| (0.0..=1.0).contains(v)));
 }
+
+#[test]
+fn outline_turns_a_filled_square_into_its_border() {
+    // A filled 10×10 square in a 28×28 image.
+    let mut img = vec![0.0f32; 784];
+    for y in 9..19 {
+        for x in 9..19 {
+            img[y * 28 + x] = 1.0;
+        }
+    }
+    let a = Augment { outline: 1.0, ..Default::default() };
+    let out = apply(&a, &img, 1);
+    // Inside the square (two pixels in) and far outside it there is no edge.
+    assert_eq!(out[14 * 28 + 14], 0.0);
+    assert_eq!(out[2 * 28 + 2], 0.0);
+    // The edge pixels light up, the strongest at exactly 1.
+    assert!(out[14 * 28 + 9] > 0.5 && out[14 * 28 + 8] > 0.5, "left edge");
+    assert!(out.iter().all(|&v| (0.0..=1.0).contains(&v)));
+    assert_eq!(out.iter().cloned().fold(0.0, f32::max), 1.0);
+    // A blank image stays blank, and on real images the result is reproducible under the seed.
+    assert_eq!(apply(&a, &[0.0; 784], 1), vec![0.0; 784]);
+    let d = common::fashion300();
+    let half = Augment { outline: 0.5, ..Default::default() };
+    assert_eq!(apply(&half, d.image(5), 77), apply(&half, d.image(5), 77));
+}
