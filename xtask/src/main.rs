@@ -163,7 +163,8 @@ fn drift_check() -> Result<(), String> {
     let mut models: Vec<PathBuf> = std::fs::read_dir(r.join("models"))
         .map_err(|e| e.to_string())?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
+        // Deployable models (with generated code); a pre-training checkpoint alone has none.
+        .filter(|p| p.is_dir() && p.join("quantized.json").exists())
         .collect();
     models.sort();
     for m in models {
