@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod augment;
+pub mod builder;
 pub mod checkpoint;
 pub mod data;
 pub mod emit;
