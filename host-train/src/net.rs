@@ -335,11 +335,22 @@ impl Layer {
             LayerSpec::Depthwise { multiplier, .. } => {
                 let (win, g) = geometry(&self.r).expect("validated");
                 let w = &self.params[0].value;
-                for b in 0..n {
-                    depthwise_taps(i, o, &win, &g, multiplier, |oi, ii, wi| {
-                        y[b * olen + oi] += w[wi] * x[b * ilen + ii];
+                let (ic, oc, m) = (i.c, o.c, multiplier);
+                for (xb, yb) in x.chunks_exact(ilen).zip(y.chunks_exact_mut(olen)) {
+                    // Whole channel rows per tap (output channel `c·m + j` reads input channel c).
+                    depthwise_windows(i, o, &win, &g, |out, inp, wt| {
+                        let (yr, xr, wr) = (&mut yb[out..out + oc], &xb[inp..inp + ic], &w[wt..wt + oc]);
+                        if m == 1 {
+                            yr.iter_mut().zip(xr).zip(wr).for_each(|((y, &xv), &wv)| *y += wv * xv);
+                        } else {
+                            for (ch, &xv) in xr.iter().enumerate() {
+                                for j in ch * m..(ch + 1) * m {
+                                    yr[j] += wr[j] * xv;
+                                }
+                            }
+                        }
                     });
-                    for row in y[b * olen..(b + 1) * olen].chunks_exact_mut(o.c) {
+                    for row in yb.chunks_exact_mut(oc) {
                         row.iter_mut().zip(&self.params[1].value).for_each(|(v, bb)| *v += bb);
                     }
                 }
@@ -490,19 +501,32 @@ impl Layer {
             }
             LayerSpec::Depthwise { multiplier, .. } => {
                 let (win, g) = geometry(&self.r).expect("validated");
-                let w = self.params[0].value.clone();
-                let mut gw = std::mem::take(&mut self.params[0].grad);
-                for b in 0..n {
-                    depthwise_taps(i, o, &win, &g, multiplier, |oi, ii, wi| {
-                        let d = dy[b * olen + oi];
-                        gw[wi] += d * x[b * ilen + ii];
-                        dx[b * ilen + ii] += d * w[wi];
+                let (wp, bp) = self.params.split_at_mut(1);
+                let (w, gw, gb) = (&wp[0].value, &mut wp[0].grad, &mut bp[0].grad);
+                let (ic, oc, m) = (i.c, o.c, multiplier);
+                for ((xb, dxb), dyb) in x.chunks_exact(ilen).zip(dx.chunks_exact_mut(ilen)).zip(dy.chunks_exact(olen)) {
+                    depthwise_windows(i, o, &win, &g, |out, inp, wt| {
+                        let d = &dyb[out..out + oc];
+                        let (xr, dxr) = (&xb[inp..inp + ic], &mut dxb[inp..inp + ic]);
+                        let (wr, gr) = (&w[wt..wt + oc], &mut gw[wt..wt + oc]);
+                        if m == 1 {
+                            for ((((g, &dv), &xv), dxv), &wv) in gr.iter_mut().zip(d).zip(xr).zip(dxr).zip(wr) {
+                                *g += dv * xv;
+                                *dxv += dv * wv;
+                            }
+                        } else {
+                            for ch in 0..ic {
+                                for j in ch * m..(ch + 1) * m {
+                                    gr[j] += d[j] * xr[ch];
+                                    dxr[ch] += d[j] * wr[j];
+                                }
+                            }
+                        }
                     });
-                    for row in dy[b * olen..(b + 1) * olen].chunks_exact(o.c) {
-                        self.params[1].grad.iter_mut().zip(row).for_each(|(g, d)| *g += d);
+                    for row in dyb.chunks_exact(oc) {
+                        gb.iter_mut().zip(row).for_each(|(g, d)| *g += d);
                     }
                 }
-                self.params[0].grad = gw;
             }
             LayerSpec::Dense { units, .. } => {
                 gemm(units, n, ilen, dy, 1, units as isize, x, ilen as isize, 1, 1.0, &mut self.params[0].grad);
@@ -739,8 +763,10 @@ fn col2im_taps(dcol: &[f32], m: usize, i: Shape, win: &Window, g: &Geometry, o: 
     });
 }
 
-/// Calls `f(output_index, input_index, weight_index)` for every in-bounds depthwise tap.
-fn depthwise_taps(i: Shape, o: Shape, win: &Window, g: &Geometry, m: usize, mut f: impl FnMut(usize, usize, usize)) {
+/// Calls `f(output_offset, input_offset, weight_offset)` for every output pixel and every
+/// in-bounds kernel tap of its window, in `(oy, ox, ky, kx)` order. Offsets are to the first
+/// channel: `(oy·W' + ox)·C_out`, `(iy·W + ix)·C_in` and `(ky·kw + kx)·C_out`.
+fn depthwise_windows(i: Shape, o: Shape, win: &Window, g: &Geometry, mut f: impl FnMut(usize, usize, usize)) {
     for oy in 0..o.h {
         for ox in 0..o.w {
             for ky in 0..win.kernel_h {
@@ -753,16 +779,7 @@ fn depthwise_taps(i: Shape, o: Shape, win: &Window, g: &Geometry, m: usize, mut 
                     if ix < 0 || ix >= i.w as isize {
                         continue;
                     }
-                    for ic in 0..i.c {
-                        for mm in 0..m {
-                            let oc = ic * m + mm;
-                            f(
-                                (oy * o.w + ox) * o.c + oc,
-                                (iy as usize * i.w + ix as usize) * i.c + ic,
-                                (ky * win.kernel_w + kx) * o.c + oc,
-                            );
-                        }
-                    }
+                    f((oy * o.w + ox) * o.c, (iy as usize * i.w + ix as usize) * i.c, (ky * win.kernel_w + kx) * o.c);
                 }
             }
         }
