@@ -51,7 +51,24 @@ pub fn save(net: &Net, progress: Progress, path: &Path) -> Result<()> {
     meta.insert("epoch".to_string(), progress.epoch.to_string());
     meta.insert("step".to_string(), progress.step.to_string());
     let bytes = safetensors::serialize(views, &Some(meta))?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &canonical_header(&bytes)?)
+}
+
+/// Rewrites a safetensors file's JSON header with its keys sorted: the crate writes the
+/// metadata in hash-map order, which differs from run to run, so the same weights would not
+/// always give the same bytes. The header stays padded with spaces to a multiple of 8 bytes.
+fn canonical_header(bytes: &[u8]) -> Result<Vec<u8>> {
+    let n = bytes.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0) as usize;
+    let (header, data) = bytes.get(8..).unwrap_or_default().split_at(n.min(bytes.len().saturating_sub(8)));
+    // serde_json's objects are sorted maps, so parsing and writing back sorts every key.
+    let value: serde_json::Value = serde_json::from_slice(header)?;
+    let mut header = serde_json::to_vec(&value)?;
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + data.len());
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(data);
+    Ok(out)
 }
 
 /// Loads a checkpoint: the network it describes with its weights, and the progress.
