@@ -183,6 +183,19 @@ pub const fn output_size(
     Ok(span / stride + 1)
 }
 
+/// The in-bounds kernel taps `[k0, k1)` along one axis for a window starting at input position
+/// `start` (negative inside the leading padding), with `k` taps at dilation `d`, over an input
+/// of length `len`: tap `t` reads `start + t·d`, and exactly the taps in `k0..k1` land inside
+/// `0..len`. The optimised kernels and the trainer's im2col share it.
+#[inline(always)]
+pub fn tap_range(start: isize, k: usize, d: usize, len: usize) -> (usize, usize) {
+    let d = d as isize;
+    let k0 = if start < 0 { ((-start) + d - 1) / d } else { 0 };
+    let k1 = if start >= len as isize { 0 } else { ((len as isize - start) + d - 1) / d };
+    let k1 = (k1 as usize).min(k);
+    ((k0 as usize).min(k1), k1)
+}
+
 /// Resolves one axis of a window under `padding`'s rule for that axis.
 ///
 /// `before`/`after` are the explicit paddings (ignored for `Valid` and `Same`).

@@ -58,8 +58,9 @@ pub fn save(net: &Net, progress: Progress, path: &Path) -> Result<()> {
 /// metadata in hash-map order, which differs from run to run, so the same weights would not
 /// always give the same bytes. The header stays padded with spaces to a multiple of 8 bytes.
 fn canonical_header(bytes: &[u8]) -> Result<Vec<u8>> {
-    let n = bytes.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0) as usize;
-    let (header, data) = bytes.get(8..).unwrap_or_default().split_at(n.min(bytes.len().saturating_sub(8)));
+    let Some((len, rest)) = bytes.split_first_chunk::<8>() else { bail!("safetensors output without a header") };
+    let (header, data) =
+        rest.split_at_checked(u64::from_le_bytes(*len) as usize).context("short safetensors header")?;
     // serde_json's objects are sorted maps, so parsing and writing back sorts every key.
     let value: serde_json::Value = serde_json::from_slice(header)?;
     let mut header = serde_json::to_vec(&value)?;

@@ -5,7 +5,7 @@
 use crate::rng::Rng;
 use crate::spec::{Act, LayerSpec, ModelSpec, Resolved};
 use anyhow::Result;
-use microcnn::shape::Geometry;
+use microcnn::shape::{tap_range, Geometry};
 use microcnn::{Shape, Window};
 
 /// A trainable tensor with its gradient and optimiser state.
@@ -41,9 +41,13 @@ pub struct Layer {
     pub r: Resolved,
     /// Weight and bias, for layers that have them.
     pub params: Vec<Param>,
+    /// Reused buffer: a convolution's im2col chunk, or dropout's keep mask.
     cache: Vec<f32>,
+    /// The last training batch's input (what backward reads).
     input: Vec<f32>,
+    /// The last training batch's output, kept for L2 pooling only.
     output: Vec<f32>,
+    /// Where a fused ReLU/ReLU6 let the gradient through (1) or cut it (0).
     act_mask: Vec<u8>,
     /// Max pooling: which tap of each window held the maximum.
     argmax: Vec<u32>,
@@ -625,31 +629,21 @@ impl Layer {
 fn for_each_run(i: Shape, win: &Window, g: &Geometry, o: Shape, mut f: impl FnMut(usize, Option<usize>, usize)) {
     let (c, kw) = (i.c, win.kernel_w);
     let k = win.kernel_h * kw * c;
-    // In-bounds kernel columns [lo, hi) for an output column: 0 ≤ ox·s + kx·d − pad < W.
-    let cols: Vec<(usize, usize)> = (0..o.w)
-        .map(|ox| {
-            let start = (ox * win.stride_w) as isize - g.x.pad_before as isize;
-            let ok = |kx: usize| {
-                let ix = start + (kx * win.dilation_w) as isize;
-                ix >= 0 && ix < i.w as isize
-            };
-            let lo = (0..kw).find(|&kx| ok(kx)).unwrap_or(kw);
-            let hi = (lo..kw).find(|&kx| !ok(kx)).unwrap_or(kw);
-            (lo, hi)
-        })
-        .collect();
     for oy in 0..o.h {
-        for (ox, &(lo, hi)) in cols.iter().enumerate() {
+        let y0 = (oy * win.stride_h) as isize - g.y.pad_before as isize;
+        let (ky0, ky1) = tap_range(y0, win.kernel_h, win.dilation_h, i.h);
+        for ox in 0..o.w {
             let row = (oy * o.w + ox) * k;
             let x0 = (ox * win.stride_w) as isize - g.x.pad_before as isize;
+            let (lo, hi) = tap_range(x0, kw, win.dilation_w, i.w);
             for ky in 0..win.kernel_h {
                 let at = row + ky * kw * c;
-                let iy = (oy * win.stride_h + ky * win.dilation_h) as isize - g.y.pad_before as isize;
-                if iy < 0 || iy >= i.h as isize || lo >= hi {
+                if ky < ky0 || ky >= ky1 || lo >= hi {
                     f(at, None, kw * c);
                     continue;
                 }
-                let src = |kx: usize| (iy as usize * i.w + (x0 + (kx * win.dilation_w) as isize) as usize) * c;
+                let iy = (y0 + (ky * win.dilation_h) as isize) as usize;
+                let src = |kx: usize| (iy * i.w + (x0 + (kx * win.dilation_w) as isize) as usize) * c;
                 if lo > 0 {
                     f(at, None, lo * c);
                 }
@@ -768,18 +762,16 @@ fn col2im_taps(dcol: &[f32], m: usize, i: Shape, win: &Window, g: &Geometry, o: 
 /// channel: `(oy·W' + ox)·C_out`, `(iy·W + ix)·C_in` and `(ky·kw + kx)·C_out`.
 fn depthwise_windows(i: Shape, o: Shape, win: &Window, g: &Geometry, mut f: impl FnMut(usize, usize, usize)) {
     for oy in 0..o.h {
+        let y0 = (oy * win.stride_h) as isize - g.y.pad_before as isize;
+        let (ky0, ky1) = tap_range(y0, win.kernel_h, win.dilation_h, i.h);
         for ox in 0..o.w {
-            for ky in 0..win.kernel_h {
-                let iy = (oy * win.stride_h + ky * win.dilation_h) as isize - g.y.pad_before as isize;
-                if iy < 0 || iy >= i.h as isize {
-                    continue;
-                }
-                for kx in 0..win.kernel_w {
-                    let ix = (ox * win.stride_w + kx * win.dilation_w) as isize - g.x.pad_before as isize;
-                    if ix < 0 || ix >= i.w as isize {
-                        continue;
-                    }
-                    f((oy * o.w + ox) * o.c, (iy as usize * i.w + ix as usize) * i.c, (ky * win.kernel_w + kx) * o.c);
+            let x0 = (ox * win.stride_w) as isize - g.x.pad_before as isize;
+            let (kx0, kx1) = tap_range(x0, win.kernel_w, win.dilation_w, i.w);
+            for ky in ky0..ky1 {
+                let iy = (y0 + (ky * win.dilation_h) as isize) as usize;
+                for kx in kx0..kx1 {
+                    let ix = (x0 + (kx * win.dilation_w) as isize) as usize;
+                    f((oy * o.w + ox) * o.c, (iy * i.w + ix) * i.c, (ky * win.kernel_w + kx) * o.c);
                 }
             }
         }

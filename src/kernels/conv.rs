@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::quant::{check_requant, check_zero_point, multiply_by_quantized_multiplier, ActivationRange};
-use crate::shape::{Geometry, Padding, Shape, Window};
+use crate::shape::{tap_range, Geometry, Padding, Shape, Window};
 
 /// The largest `|w · (x − zp)|`: `127 · 255`. With at most [`MAX_TAPS`] products an `i32`
 /// accumulator cannot overflow (`66_000 · 32_385 < 2^31`); the bias is then added wrapping.
@@ -275,17 +275,6 @@ pub fn conv2d_1x1_i8(
         }
     }
     Ok(out_shape)
-}
-
-/// The in-bounds tap range `[k0, k1)` along one axis for a window starting at `start`
-/// (possibly negative) with dilation `d` over an input of length `len`.
-#[inline(always)]
-pub(crate) fn tap_range(start: isize, k: usize, d: usize, len: usize) -> (usize, usize) {
-    let d = d as isize;
-    let k0 = if start < 0 { ((-start) + d - 1) / d } else { 0 };
-    let k1 = if start >= len as isize { 0 } else { ((len as isize - start) + d - 1) / d };
-    let k1 = (k1 as usize).min(k);
-    ((k0 as usize).min(k1), k1)
 }
 
 /// General convolution, optimised and bit-exact with [`conv2d_i8_reference`].

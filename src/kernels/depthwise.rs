@@ -2,8 +2,9 @@
 //! `multiplier` filters, never mixed with other channels.
 
 use crate::error::{Error, Result};
-use crate::kernels::conv::{check_channel_params, tap_range, ConvParams, ConvWeights, MAX_TAPS};
+use crate::kernels::conv::{check_channel_params, ConvParams, ConvWeights, MAX_TAPS};
 use crate::quant::multiply_by_quantized_multiplier;
+use crate::shape::tap_range;
 use crate::shape::{Geometry, Shape};
 
 /// The output shape of a depthwise convolution: channels `in_c · depth_multiplier`.
