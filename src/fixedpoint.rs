@@ -8,8 +8,16 @@
 use crate::quant::{rounding_divide_by_pot, saturating_rounding_doubling_high_mul as mul};
 
 /// `x · 2^exponent` with saturation (left) or rounding (right): `SaturatingRoundingMultiplyByPOT`.
+/// `exponent` is meaningful in `−31..=31`; outside it is clamped there, so the function is total.
 #[inline(always)]
 pub const fn saturating_rounding_multiply_by_pot(x: i32, exponent: i32) -> i32 {
+    let exponent = if exponent < -31 {
+        -31
+    } else if exponent > 31 {
+        31
+    } else {
+        exponent
+    };
     if exponent == 0 {
         x
     } else if exponent < 0 {
@@ -29,7 +37,7 @@ pub const fn saturating_rounding_multiply_by_pot(x: i32, exponent: i32) -> i32 {
 /// Converts a fixed-point value from `src_int_bits` to `dst_int_bits` integer bits.
 #[inline(always)]
 pub const fn rescale(x: i32, src_int_bits: i32, dst_int_bits: i32) -> i32 {
-    saturating_rounding_multiply_by_pot(x, src_int_bits - dst_int_bits)
+    saturating_rounding_multiply_by_pot(x, src_int_bits.saturating_sub(dst_int_bits))
 }
 
 /// `exp(a)` for `a ∈ [−1/4, 0)`, both in Q0.31: a fourth-order Taylor expansion around −1/8.
@@ -47,7 +55,17 @@ const fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 
 
 /// `exp(a)` for `a ≤ 0` given with `int_bits` integer bits; result in Q0.31
 /// (gemmlowp's `exp_on_negative_values`).
+///
+/// The domain is `a ≤ 0` and `int_bits` in `0..=29`; `int_bits` outside is clamped there and a
+/// positive `a` gives an unspecified value, never a panic.
 pub const fn exp_on_negative_values(a: i32, int_bits: i32) -> i32 {
+    let int_bits = if int_bits < 0 {
+        0
+    } else if int_bits > 29 {
+        29
+    } else {
+        int_bits
+    };
     let frac_bits = 31 - int_bits;
     let one_quarter = 1i32 << (frac_bits - 2);
     let mask = one_quarter - 1;
@@ -118,7 +136,7 @@ pub const fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
 /// mantissa and the number of bits it lies over one (TFLite's `GetReciprocal`).
 pub const fn reciprocal(x: i32, int_bits: i32) -> (i32, i32) {
     let headroom_plus_one = (x as u32).leading_zeros() as i32;
-    let num_bits_over_unit = int_bits - headroom_plus_one;
+    let num_bits_over_unit = int_bits.saturating_sub(headroom_plus_one);
     let shifted_sum_minus_one = ((x as u32).wrapping_shl(headroom_plus_one as u32)).wrapping_sub(1u32 << 31) as i32;
     (one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit)
 }

@@ -8,7 +8,7 @@
 //! firmware's stack reserve covers. The functions below still report scratch explicitly so a plan
 //! stays correct if a future fast path needs arena scratch.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kernels::conv::{conv2d_output_shape, ConvParams};
 use crate::kernels::depthwise::depthwise_conv2d_output_shape;
 use crate::kernels::pool::pool2d_output_shape;
@@ -28,21 +28,42 @@ pub struct LayerMemory {
 
 impl LayerMemory {
     /// Input, output and scratch together: what must be live at once.
-    pub const fn total(&self) -> usize {
-        self.input_bytes + self.output_bytes + self.scratch_bytes
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] if the sum overflows `usize`.
+    pub const fn total(&self) -> Result<usize> {
+        match self.input_bytes.checked_add(self.output_bytes) {
+            Some(t) => match t.checked_add(self.scratch_bytes) {
+                Some(t) => Ok(t),
+                None => Err(Error::TooLarge),
+            },
+            None => Err(Error::TooLarge),
+        }
     }
 }
 
 const fn mem(input: Shape, output: Result<Shape>) -> Result<LayerMemory> {
+    let input_bytes = match input.checked_len() {
+        Ok(l) => l,
+        Err(e) => return Err(e),
+    };
     match output {
-        Ok(o) => Ok(LayerMemory { input_bytes: input.len(), output_bytes: o.len(), scratch_bytes: 0 }),
+        Ok(o) => match o.checked_len() {
+            Ok(output_bytes) => Ok(LayerMemory { input_bytes, output_bytes, scratch_bytes: 0 }),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     }
 }
 
 /// Bytes of an int8 activation of `shape`.
-pub const fn activation_bytes(shape: Shape) -> usize {
-    shape.len()
+///
+/// # Errors
+///
+/// [`Error::TooLarge`] if the element count overflows `usize`.
+pub const fn activation_bytes(shape: Shape) -> Result<usize> {
+    shape.checked_len()
 }
 
 /// Memory of a convolution (general or 1×1).
@@ -78,13 +99,28 @@ pub const fn pool2d_memory(window: &Window, input: Shape) -> Result<LayerMemory>
 }
 
 /// Memory of a dense layer with `units` outputs.
-pub const fn dense_memory(input: Shape, units: usize) -> LayerMemory {
-    LayerMemory { input_bytes: input.len(), output_bytes: input.n * units, scratch_bytes: 0 }
+///
+/// # Errors
+///
+/// [`Error::TooLarge`] if a byte count overflows `usize`.
+pub const fn dense_memory(input: Shape, units: usize) -> Result<LayerMemory> {
+    mem(input, Ok(Shape::vector(input.n, units)))
 }
 
 /// Memory of an element-wise layer (activation, softmax, add of two inputs of `shape`).
-pub const fn elementwise_memory(shape: Shape, inputs: usize) -> LayerMemory {
-    LayerMemory { input_bytes: shape.len() * inputs, output_bytes: shape.len(), scratch_bytes: 0 }
+///
+/// # Errors
+///
+/// [`Error::TooLarge`] if a byte count overflows `usize`.
+pub const fn elementwise_memory(shape: Shape, inputs: usize) -> Result<LayerMemory> {
+    let len = match shape.checked_len() {
+        Ok(l) => l,
+        Err(e) => return Err(e),
+    };
+    match len.checked_mul(inputs) {
+        Some(input_bytes) => Ok(LayerMemory { input_bytes, output_bytes: len, scratch_bytes: 0 }),
+        None => Err(Error::TooLarge),
+    }
 }
 
 /// Borrows one layer's read-only inputs and its output from a shared arena, checking that every
@@ -94,31 +130,31 @@ pub const fn elementwise_memory(shape: Shape, inputs: usize) -> LayerMemory {
 ///
 /// # Errors
 ///
-/// [`crate::Error::LengthMismatch`] if a region ends past the arena, [`crate::Error::ShapeMismatch`]
-/// if an input overlaps the output.
+/// [`Error::LengthMismatch`] if a region ends past the arena, [`Error::ShapeMismatch`] if an
+/// input overlaps the output, [`Error::TooLarge`] if an offset plus length overflows.
 pub fn arena_io<const N: usize>(
     arena: &mut [i8],
     inputs: [(usize, usize); N],
     output: (usize, usize),
 ) -> Result<([&[i8]; N], &mut [i8])> {
     let (o, olen) = output;
-    let end = o.checked_add(olen).ok_or(crate::Error::TooLarge)?;
+    let end = o.checked_add(olen).ok_or(Error::TooLarge)?;
     if end > arena.len() {
-        return Err(crate::Error::LengthMismatch { expected: end, actual: arena.len() });
+        return Err(Error::LengthMismatch { expected: end, actual: arena.len() });
     }
     let (left, rest) = arena.split_at_mut(o);
     let (out, right) = rest.split_at_mut(olen);
     let (left, right): (&[i8], &[i8]) = (left, right);
     let mut views: [&[i8]; N] = [&[]; N];
     for (view, &(off, len)) in views.iter_mut().zip(inputs.iter()) {
-        let stop = off.checked_add(len).ok_or(crate::Error::TooLarge)?;
+        let stop = off.checked_add(len).ok_or(Error::TooLarge)?;
         *view = if stop <= o {
             &left[off..stop]
         } else if off >= end {
             let (a, b) = (off - end, stop - end);
-            right.get(a..b).ok_or(crate::Error::LengthMismatch { expected: stop, actual: end + right.len() })?
+            right.get(a..b).ok_or(Error::LengthMismatch { expected: stop, actual: end + right.len() })?
         } else {
-            return Err(crate::Error::ShapeMismatch);
+            return Err(Error::ShapeMismatch);
         };
     }
     Ok((views, out))

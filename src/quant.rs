@@ -20,7 +20,7 @@ pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
 }
 
 /// `x / 2^exponent`, rounding half away from zero (gemmlowp's `RoundingDivideByPOT`).
-/// `exponent` must be in `0..=31`; larger values are treated as 31.
+/// `exponent` must be in `0..=31`; values below are treated as 0 and above as 31.
 #[inline(always)]
 pub const fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
     let e = if exponent < 0 {
@@ -33,17 +33,44 @@ pub const fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
     let mask: i32 = ((1i64 << e) - 1) as i32;
     let remainder = x & mask;
     let threshold = (mask >> 1) + if x < 0 { 1 } else { 0 };
+    // `x >> e` is below 2^30 in magnitude when e ≥ 1, and the +1 only happens when e ≥ 1.
     (x >> e) + if remainder > threshold { 1 } else { 0 }
 }
 
 /// Multiplies `x` by the real number `multiplier · 2^(shift − 31)`: TFLM's
 /// `MultiplyByQuantizedMultiplier` (left shift, then rounding doubling high multiply, then
-/// rounding right shift). `shift` is in `−31..=30`.
+/// rounding right shift). `shift` is documented as `−31..=30`; outside it the left shift is
+/// capped at 31 and the right shift at 31, so the function is total.
+///
+/// The left shift `x · 2^shift` wraps in `i32`, as TFLM's C++ does on two's-complement
+/// hardware; kernels only reach it with accumulators that TFLite's converter sized for it.
 #[inline(always)]
 pub const fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i32) -> i32 {
-    let left = if shift > 0 { shift } else { 0 };
-    let right = if shift > 0 { 0 } else { -shift };
-    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x.wrapping_mul(1 << left), multiplier), right)
+    let left = if shift > 31 {
+        31
+    } else if shift > 0 {
+        shift
+    } else {
+        0
+    };
+    let right = if shift >= 0 {
+        0
+    } else if shift < -31 {
+        31
+    } else {
+        -shift
+    };
+    rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x.wrapping_shl(left as u32), multiplier), right)
+}
+
+/// The requantize-and-store step every accumulating kernel ends with:
+/// `clamp(MultiplyByQuantizedMultiplier(acc, M, shift) + zp_out, act.min, act.max)`.
+///
+/// The zero point is added saturating, which equals TFLM's plain `+` whenever that does not
+/// overflow and clamps to the same int8 value when it would.
+#[inline(always)]
+pub const fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point: i8, act: ActivationRange) -> i8 {
+    act.clamp(multiply_by_quantized_multiplier(acc, multiplier, shift).saturating_add(output_zero_point as i32))
 }
 
 /// The inclusive output clamp `[min, max]` that a fused activation becomes.
@@ -66,8 +93,11 @@ impl ActivationRange {
     }
 
     /// Fused ReLU6: `[max(−128, zp), min(127, zp + round(6 / scale))]` (TFLite's rule).
+    /// Total for any scale: a zero, negative, infinite or NaN scale gives a range that the
+    /// saturating arithmetic clamps into `[zp, 127]`.
     pub fn relu6(zp: i8, scale: f32) -> Self {
-        let six = zp as i32 + libm::roundf(6.0 / scale) as i32;
+        // `as i32` saturates (NaN → 0), and the add saturates too.
+        let six = (zp as i32).saturating_add(libm::roundf(6.0 / scale) as i32);
         ActivationRange { min: zp, max: six.clamp(zp as i32, 127) as i8 }
     }
 
@@ -121,15 +151,6 @@ impl Requant {
 /// Checks that a multiplier/shift pair is in the documented range.
 pub(crate) const fn check_requant(multiplier: i32, shift: i32) -> Result<()> {
     if multiplier < 0 || shift < -31 || shift > 30 {
-        Err(Error::InvalidQuantization)
-    } else {
-        Ok(())
-    }
-}
-
-/// Checks a zero point lies in the int8 range.
-pub(crate) const fn check_zero_point(zp: i32) -> Result<()> {
-    if zp < -128 || zp > 127 {
         Err(Error::InvalidQuantization)
     } else {
         Ok(())

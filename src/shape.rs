@@ -79,6 +79,20 @@ impl Shape {
         self.n == 0 || self.h == 0 || self.w == 0 || self.c == 0
     }
 
+    /// Checks that no dimension is zero and the element count fits `usize`; returns the count.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ZeroParameter`] for a zero dimension (kernels refuse empty tensors: there is
+    /// nothing to compute, and a zero channel count would hide arbitrarily long loops over
+    /// nothing), [`Error::TooLarge`] on overflow.
+    pub const fn checked_nonempty_len(&self) -> Result<usize> {
+        if self.is_empty() {
+            return Err(Error::ZeroParameter);
+        }
+        self.checked_len()
+    }
+
     /// Elements per batch item (`H·W·C`).
     pub const fn item_len(&self) -> usize {
         Shape::new(1, self.h, self.w, self.c).len()
@@ -133,12 +147,49 @@ pub struct AxisGeometry {
     pub pad_after: usize,
 }
 
-/// The effective extent of a dilated kernel: `(K − 1)·D + 1`.
-pub const fn dilated_kernel(kernel: usize, dilation: usize) -> usize {
+/// The largest extent along one axis that the geometry functions accept: input length,
+/// kernel, stride, dilation, each padding, the dilated kernel `(K − 1)·D + 1` and the padded
+/// input `W + P_before + P_after` (2^28). Keeping every position inside `±2^29` lets the kernels
+/// index with `isize` arithmetic that provably cannot overflow, even where `usize` is 32 bits.
+/// Anything larger is [`Error::TooLarge`].
+pub const MAX_EXTENT: usize = 1 << 28;
+
+/// The most inner-loop steps (multiply-accumulates, or window taps for pooling) one kernel call
+/// may need per batch item: 2^32, minutes on a Cortex-M and seconds on a PC. A call that would
+/// need more is refused with [`Error::TooLarge`] before it starts, so no argument makes a kernel
+/// run for hours.
+pub const MAX_WORK_PER_ITEM: u64 = 1 << 32;
+
+/// The effective extent of a dilated kernel: `(K − 1)·D + 1` (0 for a zero kernel).
+///
+/// # Errors
+///
+/// [`Error::TooLarge`] if it overflows `usize`.
+pub const fn dilated_kernel(kernel: usize, dilation: usize) -> Result<usize> {
     if kernel == 0 {
-        0
-    } else {
-        (kernel - 1) * dilation + 1
+        return Ok(0);
+    }
+    match (kernel - 1).checked_mul(dilation) {
+        Some(k) => match k.checked_add(1) {
+            Some(k) => Ok(k),
+            None => Err(Error::TooLarge),
+        },
+        None => Err(Error::TooLarge),
+    }
+}
+
+/// Checks the per-axis arguments every window shares: none zero, none above [`MAX_EXTENT`],
+/// and the dilated kernel within it too. Returns `K_eff`.
+const fn check_axis(input: usize, kernel: usize, stride: usize, dilation: usize) -> Result<usize> {
+    if input == 0 || kernel == 0 || stride == 0 || dilation == 0 {
+        return Err(Error::ZeroParameter);
+    }
+    if input > MAX_EXTENT || kernel > MAX_EXTENT || stride > MAX_EXTENT || dilation > MAX_EXTENT {
+        return Err(Error::TooLarge);
+    }
+    match dilated_kernel(kernel, dilation) {
+        Ok(k) if k <= MAX_EXTENT => Ok(k),
+        _ => Err(Error::TooLarge),
     }
 }
 
@@ -150,7 +201,8 @@ pub const fn dilated_kernel(kernel: usize, dilation: usize) -> usize {
 /// - [`Error::KernelLargerThanInput`] if `K_eff` exceeds the padded input;
 /// - [`Error::FractionalOutput`] if the stride does not divide `W + P − K_eff`: a geometry that
 ///   would leave input unread is an error, never a silent floor;
-/// - [`Error::TooLarge`] on arithmetic overflow.
+/// - [`Error::TooLarge`] if any argument, the dilated kernel or the padded input exceeds
+///   [`MAX_EXTENT`].
 pub const fn output_size(
     input: usize,
     kernel: usize,
@@ -159,20 +211,18 @@ pub const fn output_size(
     pad_before: usize,
     pad_after: usize,
 ) -> Result<usize> {
-    if input == 0 || kernel == 0 || stride == 0 || dilation == 0 {
-        return Err(Error::ZeroParameter);
+    let k_eff = match check_axis(input, kernel, stride, dilation) {
+        Ok(k) => k,
+        Err(e) => return Err(e),
+    };
+    if pad_before > MAX_EXTENT || pad_after > MAX_EXTENT {
+        return Err(Error::TooLarge);
     }
-    let k_eff = match (kernel - 1).checked_mul(dilation) {
-        Some(k) => k + 1,
-        None => return Err(Error::TooLarge),
-    };
-    let padded = match input.checked_add(pad_before) {
-        Some(p) => match p.checked_add(pad_after) {
-            Some(p) => p,
-            None => return Err(Error::TooLarge),
-        },
-        None => return Err(Error::TooLarge),
-    };
+    // Each term ≤ 2^28, so the sum cannot overflow.
+    let padded = input + pad_before + pad_after;
+    if padded > MAX_EXTENT {
+        return Err(Error::TooLarge);
+    }
     if k_eff > padded {
         return Err(Error::KernelLargerThanInput);
     }
@@ -187,13 +237,29 @@ pub const fn output_size(
 /// `start` (negative inside the leading padding), with `k` taps at dilation `d`, over an input
 /// of length `len`: tap `t` reads `start + t·d`, and exactly the taps in `k0..k1` land inside
 /// `0..len`. The optimised kernels and the trainer's im2col share it.
+///
+/// Total for every argument: a zero dilation reads `start` for every tap, and no value
+/// overflows (the result is exact, not saturated, whenever it is below `k`).
 #[inline(always)]
 pub fn tap_range(start: isize, k: usize, d: usize, len: usize) -> (usize, usize) {
-    let d = d as isize;
-    let k0 = if start < 0 { ((-start) + d - 1) / d } else { 0 };
-    let k1 = if start >= len as isize { 0 } else { ((len as isize - start) + d - 1) / d };
-    let k1 = (k1 as usize).min(k);
-    ((k0 as usize).min(k1), k1)
+    if d == 0 {
+        let inside = start >= 0 && start.unsigned_abs() < len;
+        return if inside { (0, k) } else { (0, 0) };
+    }
+    // First tap at or after position 0, and the position `p0 ≥ 0` it reads.
+    let (k0, p0) = if start < 0 {
+        let a = start.unsigned_abs();
+        let k0 = a.div_ceil(d);
+        (k0, (d - a % d) % d)
+    } else {
+        (0, start.unsigned_abs())
+    };
+    if p0 >= len || k0 >= k {
+        return (k.min(k0), k.min(k0));
+    }
+    // Taps k0, k0 + 1, … read p0, p0 + d, …: those below `len` are ⌈(len − p0)/d⌉ many.
+    let k1 = k0.saturating_add((len - p0).div_ceil(d)).min(k);
+    (k0, k1)
 }
 
 /// Resolves one axis of a window under `padding`'s rule for that axis.
@@ -221,22 +287,17 @@ pub const fn resolve_axis(
             }
         }
         Padding::Same => {
-            if input == 0 || kernel == 0 || stride == 0 || dilation == 0 {
-                return Err(Error::ZeroParameter);
-            }
-            let k_eff = match (kernel - 1).checked_mul(dilation) {
-                Some(k) => k + 1,
-                None => return Err(Error::TooLarge),
+            let k_eff = match check_axis(input, kernel, stride, dilation) {
+                Ok(k) => k,
+                Err(e) => return Err(e),
             };
             let out = input.div_ceil(stride);
-            let needed = match (out - 1).checked_mul(stride) {
-                Some(v) => match v.checked_add(k_eff) {
-                    Some(v) => v,
-                    None => return Err(Error::TooLarge),
-                },
-                None => return Err(Error::TooLarge),
-            };
+            // (out − 1)·stride < input ≤ 2^28 and k_eff ≤ 2^28: no overflow.
+            let needed = (out - 1) * stride + k_eff;
             let total = needed.saturating_sub(input);
+            if input + total > MAX_EXTENT {
+                return Err(Error::TooLarge);
+            }
             return Ok(AxisGeometry { out, pad_before: total / 2, pad_after: total - total / 2 });
         }
     };

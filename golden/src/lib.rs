@@ -120,11 +120,11 @@ fn shape4(s: &[usize]) -> Shape {
     }
 }
 
-fn act_range(a: Act, zp: i32, scale: f32) -> ActivationRange {
+fn act_range(a: Act, zp: i8, scale: f32) -> ActivationRange {
     match a {
         Act::None => ActivationRange::NONE,
-        Act::Relu => ActivationRange::relu(zp as i8),
-        Act::Relu6 => ActivationRange::relu6(zp as i8, scale),
+        Act::Relu => ActivationRange::relu(zp),
+        Act::Relu6 => ActivationRange::relu6(zp, scale),
     }
 }
 
@@ -139,6 +139,8 @@ fn act_range(a: Act, zp: i32, scale: f32) -> ActivationRange {
 pub fn run(case: &Case, inputs: &[&[i8]], out: &mut [i8], reference: bool) -> Result<(), Error> {
     let (s_in, zp_in) = case.input_quant;
     let (s_out, zp_out) = case.output_quant;
+    let zp_in = i8::try_from(zp_in).map_err(|_| Error::InvalidQuantization)?;
+    let zp_out = i8::try_from(zp_out).map_err(|_| Error::InvalidQuantization)?;
     let input = inputs.first().copied().unwrap_or(&[]);
     let in_shape = shape4(case.input_shape);
     let activation = act_range(case.activation, zp_out, s_out);
@@ -189,7 +191,7 @@ pub fn run(case: &Case, inputs: &[&[i8]], out: &mut [i8], reference: bool) -> Re
         Op::MaxPool => max_pool2d_i8(&pool, input, in_shape, out).map(|_| ()),
         Op::AvgPool => avg_pool2d_i8(&pool, input, in_shape, out).map(|_| ()),
         Op::Mean => {
-            let p = MeanParams::new(s_in, zp_in as i8, s_out, zp_out as i8, in_shape.h * in_shape.w, activation);
+            let p = MeanParams::new(s_in, zp_in, s_out, zp_out, in_shape.h * in_shape.w, activation);
             global_avg_pool_i8(&p, input, in_shape, out).map(|_| ())
         }
         Op::Dense => {

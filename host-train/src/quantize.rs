@@ -628,7 +628,7 @@ impl QModel {
 /// Runs one layer with the runtime kernels.
 pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) -> Result<(), microcnn::Error> {
     let activation = ActivationRange { min: l.act[0], max: l.act[1] };
-    let (zi, zo) = (l.input_q.zero_point as i32, l.output_q.zero_point as i32);
+    let (zi, zo) = (l.input_q.zero_point, l.output_q.zero_point);
     let ishape = img(l.input);
     match &l.op {
         QOp::Conv {

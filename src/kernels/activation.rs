@@ -1,7 +1,7 @@
 //! Standalone activations and dropout.
 
 use crate::error::{Error, Result};
-use crate::quant::{check_zero_point, quantize_multiplier, ActivationRange, Requant};
+use crate::quant::{quantize_multiplier, requantize, ActivationRange, Requant};
 
 /// A standalone ReLU or ReLU6 that may change scale (TFLite Micro's `RELU`):
 /// `out = clamp(zp_out + MultiplyByQuantizedMultiplier(x − zp_in, M, shift), min, max)`.
@@ -9,9 +9,9 @@ use crate::quant::{check_zero_point, quantize_multiplier, ActivationRange, Requa
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReluParams {
     /// Input zero point.
-    pub input_zero_point: i32,
+    pub input_zero_point: i8,
     /// Output zero point.
-    pub output_zero_point: i32,
+    pub output_zero_point: i8,
     /// `s_in / s_out`.
     pub requant: Requant,
     /// `[zp_out, 127]` for ReLU, `[zp_out, zp_out + round(6 / s_out)]` for ReLU6.
@@ -22,8 +22,8 @@ impl ReluParams {
     /// ReLU (`relu6 = false`) or ReLU6 from the float quantization. Build-time helper.
     pub fn new(s_in: f32, zp_in: i8, s_out: f32, zp_out: i8, relu6: bool) -> Self {
         ReluParams {
-            input_zero_point: zp_in as i32,
-            output_zero_point: zp_out as i32,
+            input_zero_point: zp_in,
+            output_zero_point: zp_out,
             requant: quantize_multiplier(s_in as f64 / s_out as f64),
             activation: if relu6 { ActivationRange::relu6(zp_out, s_out) } else { ActivationRange::relu(zp_out) },
         }
@@ -37,15 +37,14 @@ impl ReluParams {
 /// [`Error::LengthMismatch`] if the lengths differ; [`Error::InvalidQuantization`] for
 /// out-of-range parameters.
 pub fn relu_i8(p: &ReluParams, input: &[i8], output: &mut [i8]) -> Result<()> {
-    check_zero_point(p.input_zero_point)?;
-    check_zero_point(p.output_zero_point)?;
     p.requant.check()?;
     p.activation.check()?;
     if input.len() != output.len() {
         return Err(Error::LengthMismatch { expected: input.len(), actual: output.len() });
     }
     for (o, &x) in output.iter_mut().zip(input) {
-        *o = p.activation.clamp(p.output_zero_point + p.requant.apply(x as i32 - p.input_zero_point));
+        let d = x as i32 - p.input_zero_point as i32;
+        *o = requantize(d, p.requant.multiplier, p.requant.shift, p.output_zero_point, p.activation);
     }
     Ok(())
 }

@@ -2,14 +2,25 @@
 //! ("network in network") fast path and the dispatcher that picks between them.
 
 use crate::error::{Error, Result};
-use crate::quant::{check_requant, check_zero_point, multiply_by_quantized_multiplier, ActivationRange};
-use crate::shape::{tap_range, Geometry, Padding, Shape, Window};
+use crate::quant::{check_requant, requantize, ActivationRange};
+use crate::shape::{tap_range, Geometry, Padding, Shape, Window, MAX_WORK_PER_ITEM};
 
-/// The largest `|w · (x − zp)|`: `127 · 255`. With at most [`MAX_TAPS`] products an `i32`
-/// accumulator cannot overflow (`66_000 · 32_385 < 2^31`); the bias is then added wrapping.
-pub const MAX_PRODUCT: i64 = 127 * 255;
-/// The largest number of multiply-accumulates into one output (`K_h · K_w · C_in`).
-pub const MAX_TAPS: usize = 66_000;
+/// The largest `|w · (x − zp)|`: weights are `−128..=127` and `x − zp` is `−255..=255`, so
+/// `128 · 255 = 32_640` (weight −128 against an input 255 steps from its zero point).
+pub const MAX_PRODUCT: i64 = 128 * 255;
+/// The largest number of multiply-accumulates into one output (`K_h · K_w · C_in`, the dense
+/// depth, or the depthwise `K_h · K_w`): `⌊(2^31 − 1) / 32_640⌋ = 65_793`.
+///
+/// Headroom argument, used by every accumulating kernel: with `T ≤ MAX_TAPS` taps,
+/// `|Σ w·(x − zp)| ≤ 32_640 · 65_793 = 2_147_483_520 ≤ i32::MAX`, so the exact sum never
+/// overflows. The fast paths compute `Σ w·x − zp·Σ w` instead; each of those two terms is at
+/// most `128 · 128 · T ≤ 1_077_944_512` in magnitude and their difference is the exact sum, so
+/// no partial result overflows either. The bias is then added with `wrapping_add`, as TFLM adds
+/// it in `int32` (a converter never produces a bias that overflows there). One more tap
+/// (65_794) could reach `2_147_516_160 > i32::MAX`, so it is refused with [`Error::TooLarge`].
+pub const MAX_TAPS: usize = (i32::MAX as i64 / MAX_PRODUCT) as usize;
+const _: () = assert!(MAX_TAPS as i64 * MAX_PRODUCT <= i32::MAX as i64);
+const _: () = assert!((MAX_TAPS as i64 + 1) * MAX_PRODUCT > i32::MAX as i64);
 
 /// Geometry and quantization of a convolution, everything but the weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -25,10 +36,10 @@ pub struct ConvParams {
     pub dilation_w: usize,
     /// Padding rule.
     pub padding: Padding,
-    /// Zero point of the input tensor (−128..=127).
-    pub input_zero_point: i32,
-    /// Zero point of the output tensor (−128..=127).
-    pub output_zero_point: i32,
+    /// Zero point of the input tensor.
+    pub input_zero_point: i8,
+    /// Zero point of the output tensor.
+    pub output_zero_point: i8,
     /// Fused activation as an output clamp.
     pub activation: ActivationRange,
 }
@@ -48,12 +59,6 @@ impl ConvParams {
     }
 
     const fn check(&self) -> Result<()> {
-        if let Err(e) = check_zero_point(self.input_zero_point) {
-            return Err(e);
-        }
-        if let Err(e) = check_zero_point(self.output_zero_point) {
-            return Err(e);
-        }
         self.activation.check()
     }
 }
@@ -116,9 +121,13 @@ pub(crate) fn check_channel_params(
 ///
 /// # Errors
 ///
-/// [`Error::ShapeMismatch`] if the filter's input channels differ from the input's, and every
-/// error of [`crate::shape::output_size`].
+/// [`Error::ZeroParameter`] if either shape has a zero dimension, [`Error::ShapeMismatch`] if
+/// the filter's input channels differ from the input's, and every error of
+/// [`crate::shape::output_size`].
 pub const fn conv2d_output_shape(p: &ConvParams, input: Shape, filter: Shape) -> Result<Shape> {
+    if input.is_empty() || filter.is_empty() {
+        return Err(Error::ZeroParameter);
+    }
     if filter.c != input.c {
         return Err(Error::ShapeMismatch);
     }
@@ -137,15 +146,29 @@ fn prepare(
     output: &[i8],
 ) -> Result<(Geometry, Shape)> {
     p.check()?;
+    input_shape.checked_nonempty_len()?;
     input_shape.expect_len(input.len())?;
     let out_shape = conv2d_output_shape(p, input_shape, w.filter_shape)?;
     w.check(out_shape.c)?;
     out_shape.expect_len(output.len())?;
-    if w.filter_shape.item_len() > MAX_TAPS {
+    // The filter is in memory, so its element count fits `usize`.
+    let taps = w.filter_shape.item_len();
+    if taps > MAX_TAPS {
         return Err(Error::TooLarge);
     }
+    check_work(out_shape.item_len(), taps)?;
     let g = p.window(w.filter_shape.h, w.filter_shape.w).resolve(input_shape.h, input_shape.w)?;
     Ok((g, out_shape))
+}
+
+/// Refuses a call needing more than [`MAX_WORK_PER_ITEM`] steps per batch item:
+/// `outputs_per_item · steps_per_output` (both fit `usize`, their product `u64` or saturates).
+pub(crate) fn check_work(outputs_per_item: usize, steps_per_output: usize) -> Result<()> {
+    if (outputs_per_item as u64).saturating_mul(steps_per_output as u64) > MAX_WORK_PER_ITEM {
+        Err(Error::TooLarge)
+    } else {
+        Ok(())
+    }
 }
 
 /// Reference 2-D convolution: the specification every faster path is bit-exact to.
@@ -161,9 +184,11 @@ fn prepare(
 /// # Errors
 ///
 /// Shape, length and geometry errors from [`conv2d_output_shape`]; [`Error::LengthMismatch`]
-/// for any slice of the wrong length; [`Error::InvalidQuantization`] for a zero point outside
-/// int8, a shift outside −31..=30 or a negative multiplier; [`Error::TooLarge`] when a filter
-/// has more than [`MAX_TAPS`] taps. Nothing is written on error.
+/// for any slice of the wrong length; [`Error::InvalidQuantization`] for a shift outside
+/// −31..=30, a negative multiplier or an inverted activation range; [`Error::TooLarge`] when a
+/// filter has more than [`MAX_TAPS`] taps or the call more than
+/// [`crate::shape::MAX_WORK_PER_ITEM`] multiply-accumulates per batch item. Nothing is written
+/// on error.
 pub fn conv2d_i8_reference(
     p: &ConvParams,
     w: &ConvWeights<'_>,
@@ -174,7 +199,7 @@ pub fn conv2d_i8_reference(
     let (g, out_shape) = prepare(p, w, input, input_shape, output)?;
     let (kh, kw, ic, oc) = (w.filter_shape.h, w.filter_shape.w, input_shape.c, out_shape.c);
     let (ih, iw) = (input_shape.h as isize, input_shape.w as isize);
-    let input_offset = -p.input_zero_point;
+    let input_offset = -(p.input_zero_point as i32);
     let mut o = 0;
     for b in 0..input_shape.n {
         for oy in 0..out_shape.h {
@@ -203,8 +228,7 @@ pub fn conv2d_i8_reference(
                     if let Some(bias) = w.bias {
                         acc = acc.wrapping_add(bias[c]);
                     }
-                    let v = multiply_by_quantized_multiplier(acc, w.multiplier[c], w.shift[c]) + p.output_zero_point;
-                    output[o] = p.activation.clamp(v);
+                    output[o] = requantize(acc, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
                     o += 1;
                 }
             }
@@ -246,7 +270,7 @@ pub fn conv2d_1x1_i8(
     }
     let (_, out_shape) = prepare(p, w, input, input_shape, output)?;
     let (ic, oc) = (input_shape.c, out_shape.c);
-    let input_offset = -p.input_zero_point;
+    let input_offset = -(p.input_zero_point as i32);
     let mut o = 0;
     for b in 0..input_shape.n {
         for oy in 0..out_shape.h {
@@ -267,8 +291,7 @@ pub fn conv2d_1x1_i8(
                     if let Some(bias) = w.bias {
                         acc = acc.wrapping_add(bias[c]);
                     }
-                    let v = multiply_by_quantized_multiplier(acc, w.multiplier[c], w.shift[c]) + p.output_zero_point;
-                    *out = p.activation.clamp(v);
+                    *out = requantize(acc, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
                 }
                 o += oc;
             }
@@ -304,7 +327,7 @@ pub fn conv2d_i8_fast(
         return Ok(out_shape);
     }
     let (ih, iw) = (input_shape.h, input_shape.w);
-    let input_offset = -p.input_zero_point;
+    let input_offset = -(p.input_zero_point as i32);
     let out_hw = out_shape.h * out_shape.w;
     // Output channels in blocks of up to 32: each block's full weight sums are computed once, and
     // each output position's in-bounds tap ranges once per block.
@@ -357,9 +380,8 @@ pub fn conv2d_i8_fast(
                             wsum = full_sum[c - c0];
                         }
                         let acc = (dot + input_offset * wsum).wrapping_add(w.bias.map_or(0, |b| b[c]));
-                        let v =
-                            multiply_by_quantized_multiplier(acc, w.multiplier[c], w.shift[c]) + p.output_zero_point;
-                        output[out_base + c] = p.activation.clamp(v);
+                        output[out_base + c] =
+                            requantize(acc, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
                     }
                 }
             }
@@ -390,8 +412,8 @@ fn conv_by_columns(
     let k = kh * kw * ic;
     let mut column = [0i8; COLUMN_BYTES];
     let column = &mut column[..k];
-    let input_offset = -p.input_zero_point;
-    let zp = p.input_zero_point as i8; // in range: checked by `prepare`
+    let input_offset = -(p.input_zero_point as i32);
+    let zp = p.input_zero_point;
     let out_hw = out_shape.h * out_shape.w;
     const BLOCK: usize = 32;
     let mut full_sum = [0i32; BLOCK];
@@ -429,9 +451,8 @@ fn conv_by_columns(
                         let filter = &w.filter[c * k..(c + 1) * k];
                         let acc = (dot_i8(filter, column) + input_offset * full_sum[c - c0])
                             .wrapping_add(w.bias.map_or(0, |bb| bb[c]));
-                        let v =
-                            multiply_by_quantized_multiplier(acc, w.multiplier[c], w.shift[c]) + p.output_zero_point;
-                        output[base + c] = p.activation.clamp(v);
+                        output[base + c] =
+                            requantize(acc, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
                     }
                 }
             }

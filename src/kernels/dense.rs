@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::conv::{check_bias, check_channel_params, MAX_TAPS};
-use crate::quant::{check_zero_point, multiply_by_quantized_multiplier, ActivationRange};
+use crate::quant::{requantize, ActivationRange};
 use crate::shape::Shape;
 
 /// Quantization of a dense layer.
@@ -10,9 +10,9 @@ use crate::shape::Shape;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DenseParams {
     /// Input zero point.
-    pub input_zero_point: i32,
+    pub input_zero_point: i8,
     /// Output zero point.
-    pub output_zero_point: i32,
+    pub output_zero_point: i8,
     /// Output clamp (fused ReLU/ReLU6 or none).
     pub activation: ActivationRange,
 }
@@ -43,8 +43,9 @@ pub struct DenseWeights<'a> {
 /// # Errors
 ///
 /// [`Error::LengthMismatch`] for slices of the wrong length (the weights must be
-/// `units · depth`); [`Error::TooLarge`] for `depth` above [`MAX_TAPS`];
-/// [`Error::InvalidQuantization`] for out-of-range parameters.
+/// `units · depth`); [`Error::ZeroParameter`] for zero `units` or an input shape with a zero
+/// dimension; [`Error::TooLarge`] for `depth` above [`MAX_TAPS`] (the accumulator headroom
+/// bound); [`Error::InvalidQuantization`] for out-of-range parameters.
 pub fn dense_i8(
     p: &DenseParams,
     w: &DenseWeights<'_>,
@@ -52,15 +53,17 @@ pub fn dense_i8(
     input_shape: Shape,
     output: &mut [i8],
 ) -> Result<Shape> {
-    check_zero_point(p.input_zero_point)?;
-    check_zero_point(p.output_zero_point)?;
     p.activation.check()?;
+    input_shape.checked_nonempty_len()?;
     input_shape.expect_len(input.len())?;
     let depth = input_shape.item_len();
-    if depth > MAX_TAPS || depth == 0 {
-        return Err(if depth == 0 { Error::ZeroParameter } else { Error::TooLarge });
+    if depth > MAX_TAPS {
+        return Err(Error::TooLarge);
     }
     let units = w.units;
+    if units == 0 {
+        return Err(Error::ZeroParameter);
+    }
     let expected = units.checked_mul(depth).ok_or(Error::TooLarge)?;
     if w.weights.len() != expected {
         return Err(Error::LengthMismatch { expected, actual: w.weights.len() });
@@ -72,9 +75,10 @@ pub fn dense_i8(
     check_channel_params(None, w.multiplier, w.shift, quant_len)?;
     let out_shape = Shape::vector(input_shape.n, units);
     out_shape.expect_len(output.len())?;
-    let input_offset = -p.input_zero_point;
+    let input_offset = -(p.input_zero_point as i32);
     for (x, out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(units)) {
         for (u, (o, row)) in out.iter_mut().zip(w.weights.chunks_exact(depth)).enumerate() {
+            // At most MAX_TAPS products of at most 128·255: exact in i32 (see MAX_TAPS).
             let mut acc: i32 = 0;
             for (&wv, &xv) in row.iter().zip(x) {
                 acc += wv as i32 * (xv as i32 + input_offset);
@@ -83,8 +87,7 @@ pub fn dense_i8(
                 acc = acc.wrapping_add(bias[u]);
             }
             let q = if per_channel { u } else { 0 };
-            let v = multiply_by_quantized_multiplier(acc, w.multiplier[q], w.shift[q]) + p.output_zero_point;
-            *o = p.activation.clamp(v);
+            *o = requantize(acc, w.multiplier[q], w.shift[q], p.output_zero_point, p.activation);
         }
     }
     Ok(out_shape)

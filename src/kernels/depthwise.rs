@@ -2,8 +2,8 @@
 //! `multiplier` filters, never mixed with other channels.
 
 use crate::error::{Error, Result};
-use crate::kernels::conv::{check_channel_params, ConvParams, ConvWeights, MAX_TAPS};
-use crate::quant::multiply_by_quantized_multiplier;
+use crate::kernels::conv::{check_channel_params, check_work, ConvParams, ConvWeights, MAX_TAPS};
+use crate::quant::requantize;
 use crate::shape::tap_range;
 use crate::shape::{Geometry, Shape};
 
@@ -14,7 +14,8 @@ use crate::shape::{Geometry, Shape};
 /// # Errors
 ///
 /// [`Error::ShapeMismatch`] if `filter.n != 1` or `filter.c != in_c · depth_multiplier`;
-/// [`Error::ZeroParameter`] for a zero multiplier; the geometry errors of
+/// [`Error::ZeroParameter`] for a zero multiplier or a shape with a zero dimension; the
+/// geometry errors of
 /// [`crate::shape::output_size`].
 pub const fn depthwise_conv2d_output_shape(
     p: &ConvParams,
@@ -22,7 +23,7 @@ pub const fn depthwise_conv2d_output_shape(
     input: Shape,
     filter: Shape,
 ) -> Result<Shape> {
-    if depth_multiplier == 0 {
+    if depth_multiplier == 0 || input.is_empty() || filter.is_empty() {
         return Err(Error::ZeroParameter);
     }
     let oc = match input.c.checked_mul(depth_multiplier) {
@@ -48,16 +49,18 @@ fn prepare(
     output: &[i8],
 ) -> Result<(Geometry, Shape)> {
     p.activation.check()?;
-    crate::quant::check_zero_point(p.input_zero_point)?;
-    crate::quant::check_zero_point(p.output_zero_point)?;
+    input_shape.checked_nonempty_len()?;
     input_shape.expect_len(input.len())?;
     let out_shape = depthwise_conv2d_output_shape(p, depth_multiplier, input_shape, w.filter_shape)?;
     w.filter_shape.expect_len(w.filter.len())?;
     check_channel_params(w.bias, w.multiplier, w.shift, out_shape.c)?;
     out_shape.expect_len(output.len())?;
-    if w.filter_shape.h * w.filter_shape.w > MAX_TAPS {
+    // The filter is in memory, so `K_h · K_w` fits `usize`.
+    let taps = w.filter_shape.h * w.filter_shape.w;
+    if taps > MAX_TAPS {
         return Err(Error::TooLarge);
     }
+    check_work(out_shape.item_len(), taps)?;
     let g = p.window(w.filter_shape.h, w.filter_shape.w).resolve(input_shape.h, input_shape.w)?;
     Ok((g, out_shape))
 }
@@ -74,7 +77,9 @@ fn prepare(
 /// # Errors
 ///
 /// As [`depthwise_conv2d_output_shape`], plus [`Error::LengthMismatch`] for slices of the wrong
-/// length and [`Error::InvalidQuantization`] for out-of-range quantization parameters.
+/// length, [`Error::InvalidQuantization`] for out-of-range quantization parameters and
+/// [`Error::TooLarge`] for more than [`MAX_TAPS`] taps or
+/// [`crate::shape::MAX_WORK_PER_ITEM`] multiply-accumulates per batch item.
 pub fn depthwise_conv2d_i8_reference(
     p: &ConvParams,
     depth_multiplier: usize,
@@ -86,7 +91,7 @@ pub fn depthwise_conv2d_i8_reference(
     let (g, out_shape) = prepare(p, depth_multiplier, w, input, input_shape, output)?;
     let (kh, kw, ic, oc) = (w.filter_shape.h, w.filter_shape.w, input_shape.c, out_shape.c);
     let (ih, iw) = (input_shape.h as isize, input_shape.w as isize);
-    let input_offset = -p.input_zero_point;
+    let input_offset = -(p.input_zero_point as i32);
     let mut o = 0;
     for b in 0..input_shape.n {
         for oy in 0..out_shape.h {
@@ -116,9 +121,7 @@ pub fn depthwise_conv2d_i8_reference(
                         if let Some(bias) = w.bias {
                             acc = acc.wrapping_add(bias[c]);
                         }
-                        let v =
-                            multiply_by_quantized_multiplier(acc, w.multiplier[c], w.shift[c]) + p.output_zero_point;
-                        output[o] = p.activation.clamp(v);
+                        output[o] = requantize(acc, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
                         o += 1;
                     }
                 }
@@ -154,7 +157,7 @@ pub fn depthwise_conv2d_i8_fast(
     let (g, out_shape) = prepare(p, depth_multiplier, w, input, input_shape, output)?;
     let (kh, kw, ic, oc, m) = (w.filter_shape.h, w.filter_shape.w, input_shape.c, out_shape.c, depth_multiplier);
     let (ih, iw) = (input_shape.h, input_shape.w);
-    let input_offset = -p.input_zero_point;
+    let input_offset = -(p.input_zero_point as i32);
     let block_ic = DW_BLOCK / m; // ≥ 1
     let mut acc = [0i32; DW_BLOCK];
     let mut o = 0;
@@ -194,9 +197,8 @@ pub fn depthwise_conv2d_i8_fast(
                     for (k, &a) in acc.iter().enumerate() {
                         let c = c0 + k;
                         let total = a.wrapping_add(w.bias.map_or(0, |bb| bb[c]));
-                        let v =
-                            multiply_by_quantized_multiplier(total, w.multiplier[c], w.shift[c]) + p.output_zero_point;
-                        output[o + c] = p.activation.clamp(v);
+                        output[o + c] =
+                            requantize(total, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
                     }
                 }
                 o += oc;

@@ -5,8 +5,13 @@
 //! in-bounds elements only (TFLite's rule).
 
 use crate::error::{Error, Result};
-use crate::quant::{check_zero_point, multiply_by_quantized_multiplier, ActivationRange, Requant};
+use crate::kernels::conv::check_work;
+use crate::quant::{requantize, ActivationRange, Requant};
 use crate::shape::{Geometry, Shape, Window};
+
+/// The most elements one average or L2 window (or one global-average channel) may hold: 2^23.
+/// An average sums at most `2^23 · 255 < 2^31` in magnitude, so the `i32` sum is exact.
+pub const MAX_WINDOW: usize = 1 << 23;
 
 /// Parameters of max and average pooling. Output shares the input's scale and zero point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -22,11 +27,14 @@ pub struct PoolParams {
 ///
 /// # Errors
 ///
-/// [`Error::ShapeMismatch`] for a dilated window, and the geometry errors of
-/// [`crate::shape::output_size`].
+/// [`Error::ShapeMismatch`] for a dilated window, [`Error::ZeroParameter`] for an input with a
+/// zero dimension, and the geometry errors of [`crate::shape::output_size`].
 pub const fn pool2d_output_shape(window: &Window, input: Shape) -> Result<Shape> {
     if window.dilation_h != 1 || window.dilation_w != 1 {
         return Err(Error::ShapeMismatch);
+    }
+    if input.is_empty() {
+        return Err(Error::ZeroParameter);
     }
     match window.resolve(input.h, input.w) {
         Ok(g) => Ok(Shape::new(input.n, g.y.out, g.x.out, input.c)),
@@ -42,11 +50,16 @@ fn prepare(
     output: &[i8],
 ) -> Result<(Geometry, Shape)> {
     activation.check()?;
+    input_shape.checked_nonempty_len()?;
     input_shape.expect_len(input.len())?;
     let out_shape = pool2d_output_shape(window, input_shape)?;
     out_shape.expect_len(output.len())?;
     let g = window.resolve(input_shape.h, input_shape.w)?;
-    // Every window must overlap the input, or average/L2 would divide by zero.
+    // A window never reads more than the input's extent along each axis.
+    let taps = window.kernel_h.min(input_shape.h) * window.kernel_w.min(input_shape.w);
+    check_work(out_shape.item_len(), taps)?;
+    // Every window must overlap the input, or average/L2 would divide by zero. All of these
+    // values are at most MAX_EXTENT (checked by `resolve`), so nothing overflows.
     let last_y = (out_shape.h - 1) * window.stride_h;
     let last_x = (out_shape.w - 1) * window.stride_w;
     if g.y.pad_before >= window.kernel_h
@@ -113,9 +126,10 @@ pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
 ///
 /// # Errors
 ///
-/// As [`max_pool2d_i8`]; [`Error::TooLarge`] if a window holds more than 2^23 elements.
+/// As [`max_pool2d_i8`]; [`Error::TooLarge`] if a window holds more than [`MAX_WINDOW`]
+/// elements.
 pub fn avg_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
-    if p.window.kernel_h.saturating_mul(p.window.kernel_w) > 1 << 23 {
+    if p.window.kernel_h.saturating_mul(p.window.kernel_w) > MAX_WINDOW {
         return Err(Error::TooLarge);
     }
     let (g, out_shape) = prepare(&p.window, &p.activation, input, input_shape, output)?;
@@ -143,9 +157,9 @@ pub struct L2PoolParams {
     /// Window, stride and padding. Dilation must be 1.
     pub window: Window,
     /// Input zero point.
-    pub input_zero_point: i32,
+    pub input_zero_point: i8,
     /// Output zero point.
-    pub output_zero_point: i32,
+    pub output_zero_point: i8,
     /// `s_in / s_out` as multiplier and shift ([`crate::quant::quantize_multiplier`]).
     pub requant: Requant,
     /// Output clamp.
@@ -193,10 +207,8 @@ pub const fn isqrt_rounded(v: u64) -> u64 {
 /// As [`max_pool2d_i8`], plus [`Error::InvalidQuantization`] for an out-of-range zero point or
 /// multiplier.
 pub fn l2_pool2d_i8(p: &L2PoolParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
-    check_zero_point(p.input_zero_point)?;
-    check_zero_point(p.output_zero_point)?;
     p.requant.check()?;
-    if p.window.kernel_h.saturating_mul(p.window.kernel_w) > 1 << 23 {
+    if p.window.kernel_h.saturating_mul(p.window.kernel_w) > MAX_WINDOW {
         return Err(Error::TooLarge);
     }
     let (g, out_shape) = prepare(&p.window, &p.activation, input, input_shape, output)?;
@@ -208,14 +220,13 @@ pub fn l2_pool2d_i8(p: &L2PoolParams, input: &[i8], input_shape: Shape, output: 
             let mut sum_sq: u64 = 0;
             for y in y0..y1 {
                 for x in x0..x1 {
-                    let d = input[((b * input_shape.h + y) * w + x) * c + ch] as i32 - p.input_zero_point;
-                    sum_sq += (d * d) as u64;
+                    let d = input[((b * input_shape.h + y) * w + x) * c + ch] as i32 - p.input_zero_point as i32;
+                    sum_sq += (d * d) as u64; // ≤ 2^23 · 255² < 2^40
                 }
             }
             let mean_q16 = ((sum_sq << 16) + count / 2) / count;
             let rms_q8 = isqrt_rounded(mean_q16) as i32; // ≤ 255·256
-            let v = multiply_by_quantized_multiplier(rms_q8, p.requant.multiplier, shift) + p.output_zero_point;
-            output[o + ch] = p.activation.clamp(v);
+            output[o + ch] = requantize(rms_q8, p.requant.multiplier, shift, p.output_zero_point, p.activation);
         }
     });
     Ok(out_shape)
@@ -226,9 +237,9 @@ pub fn l2_pool2d_i8(p: &L2PoolParams, input: &[i8], input_shape: Shape, output: 
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MeanParams {
     /// Input zero point.
-    pub input_zero_point: i32,
+    pub input_zero_point: i8,
     /// Output zero point.
-    pub output_zero_point: i32,
+    pub output_zero_point: i8,
     /// `s_in / (s_out · H · W)`: the rescale and the division by the element count in one
     /// multiplier (see [`MeanParams::new`]).
     pub requant: Requant,
@@ -243,12 +254,13 @@ impl MeanParams {
     /// division) and `shift' = shift − k`. Build-time helper.
     pub fn new(s_in: f32, zp_in: i8, s_out: f32, zp_out: i8, count: usize, activation: ActivationRange) -> Self {
         let r = crate::quant::quantize_multiplier(s_in as f64 / s_out as f64);
-        let count = count.max(1) as i64;
-        let k = (63 - (count as u64).leading_zeros() as i32).min(32).min(31 + r.shift);
+        let count = count.clamp(1, i64::MAX as usize) as i64;
+        // 0 ≤ k ≤ 32 and M < 2^31, so M · 2^k < 2^63; 2^k ≤ count, so the quotient is ≤ M.
+        let k = (63 - (count as u64).leading_zeros() as i32).min(32).min(31 + r.shift).max(0);
         let multiplier = (((r.multiplier as i64) << k) / count) as i32;
         MeanParams {
-            input_zero_point: zp_in as i32,
-            output_zero_point: zp_out as i32,
+            input_zero_point: zp_in,
+            output_zero_point: zp_out,
             requant: Requant { multiplier, shift: r.shift - k },
             activation,
         }
@@ -262,20 +274,17 @@ impl MeanParams {
 ///
 /// # Errors
 ///
-/// [`Error::LengthMismatch`] for wrong slice lengths; [`Error::ZeroParameter`] for an empty
-/// spatial extent; [`Error::TooLarge`] above 2^23 elements per channel;
+/// [`Error::LengthMismatch`] for wrong slice lengths; [`Error::ZeroParameter`] for a shape
+/// with a zero dimension; [`Error::TooLarge`] above [`MAX_WINDOW`] elements per channel;
 /// [`Error::InvalidQuantization`] for out-of-range parameters.
 pub fn global_avg_pool_i8(p: &MeanParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
-    check_zero_point(p.input_zero_point)?;
-    check_zero_point(p.output_zero_point)?;
     p.requant.check()?;
     p.activation.check()?;
+    input_shape.checked_nonempty_len()?;
     input_shape.expect_len(input.len())?;
+    // The input is in memory, so H·W fits `usize`.
     let hw = input_shape.h * input_shape.w;
-    if hw == 0 {
-        return Err(Error::ZeroParameter);
-    }
-    if hw > 1 << 23 {
+    if hw > MAX_WINDOW {
         return Err(Error::TooLarge);
     }
     let out_shape = Shape::new(input_shape.n, 1, 1, input_shape.c);
@@ -285,9 +294,11 @@ pub fn global_avg_pool_i8(p: &MeanParams, input: &[i8], input_shape: Shape, outp
         for ch in 0..c {
             let mut acc: i32 = 0;
             for i in 0..hw {
-                acc += input[(b * hw + i) * c + ch] as i32 - p.input_zero_point;
+                // ≤ 2^23 terms of at most 255: |acc| < 2^31.
+                acc += input[(b * hw + i) * c + ch] as i32 - p.input_zero_point as i32;
             }
-            output[b * c + ch] = p.activation.clamp(p.requant.apply(acc) + p.output_zero_point);
+            output[b * c + ch] =
+                requantize(acc, p.requant.multiplier, p.requant.shift, p.output_zero_point, p.activation);
         }
     }
     Ok(out_shape)

@@ -87,7 +87,7 @@ pub fn softmax_i8(p: &SoftmaxParams, input: &[i8], depth: usize, output: &mut [i
                     saturating_rounding_doubling_high_mul(shifted_scale, e),
                     num_bits_over_unit + 31 - 8,
                 );
-                (unsat - 128).clamp(-128, 127) as i8
+                unsat.saturating_sub(128).clamp(-128, 127) as i8
             } else {
                 i8::MIN
             };
