@@ -202,14 +202,22 @@ pub fn run(case: &Case, inputs: &[&[i8]], out: &mut [i8], reference: bool) -> Re
         }
         Op::Add => {
             let (s2, zp2) = case.input2_quant;
-            let p = AddParams::new(s_in, zp_in as i8, s2, zp2 as i8, s_out, zp_out as i8, activation);
+            let p = AddParams::new(
+                s_in,
+                zp_in,
+                s2,
+                i8::try_from(zp2).map_err(|_| Error::InvalidQuantization)?,
+                s_out,
+                zp_out,
+                activation,
+            );
             add_i8(&p, input, inputs.get(1).copied().unwrap_or(&[]), out)
         }
         Op::Softmax => {
             let depth = case.input_shape.last().copied().unwrap_or(0);
             softmax_i8(&SoftmaxParams::new(s_in, 1.0), input, depth, out)
         }
-        Op::Relu => relu_i8(&ReluParams::new(s_in, zp_in as i8, s_out, zp_out as i8, false), input, out),
-        Op::Relu6 => relu6_i8(s_in, zp_in as i8, input, out),
+        Op::Relu => relu_i8(&ReluParams::new(s_in, zp_in, s_out, zp_out, false), input, out),
+        Op::Relu6 => relu6_i8(s_in, zp_in, input, out),
     }
 }

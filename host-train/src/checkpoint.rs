@@ -1,5 +1,6 @@
 //! Checkpoints as safetensors: every parameter (and, for resuming, the optimiser moments) as an
-//! f32 tensor, with the model description, epoch and step in the metadata. Written atomically.
+//! f32 tensor, with the model description, epoch and step in the metadata. Written atomically
+//! ([`crate::fsio`]); read with every tensor's name, shape and values checked.
 
 use crate::net::Net;
 use crate::spec::ModelSpec;
@@ -17,24 +18,17 @@ pub struct Progress {
     pub step: u64,
 }
 
-/// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename), so a
-/// crash never leaves a half-written file behind.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp =
-        dir.join(format!(".{}.tmp{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
-    Ok(())
-}
-
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Saves the network (and optimiser state) to `path`.
+/// Saves the network (and optimiser state) to `path`, atomically.
 pub fn save(net: &Net, progress: Progress, path: &Path) -> Result<()> {
+    crate::fsio::write_atomic(path, &to_bytes(net, progress)?)
+}
+
+/// The checkpoint file's bytes: the network (and optimiser state) as safetensors.
+pub fn to_bytes(net: &Net, progress: Progress) -> Result<Vec<u8>> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for p in net.params() {
         owned.push((p.name.clone(), p.dims.clone(), f32_bytes(&p.value)));
@@ -51,7 +45,7 @@ pub fn save(net: &Net, progress: Progress, path: &Path) -> Result<()> {
     meta.insert("epoch".to_string(), progress.epoch.to_string());
     meta.insert("step".to_string(), progress.step.to_string());
     let bytes = safetensors::serialize(views, &Some(meta))?;
-    write_atomic(path, &canonical_header(&bytes)?)
+    canonical_header(&bytes)
 }
 
 /// Rewrites a safetensors file's JSON header with its keys sorted: the crate writes the
@@ -75,28 +69,48 @@ fn canonical_header(bytes: &[u8]) -> Result<Vec<u8>> {
 /// Loads a checkpoint: the network it describes with its weights, and the progress.
 pub fn load(path: &Path) -> Result<(Net, Progress)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .with_context(|| format!("{}: not a safetensors checkpoint (corrupt or truncated)", path.display()))?;
+    from_bytes(&bytes, &path.display().to_string())
+}
+
+/// Parses checkpoint bytes; `name` (the file) starts every error message.
+///
+/// Checks: a readable safetensors header, microcnn's metadata (a valid model description, and
+/// `epoch`/`step` numbers if present), every tensor the model needs with the right type and
+/// shape, and finite values (a diverged run's NaN weights are refused here, not quantized).
+pub fn from_bytes(bytes: &[u8], name: &str) -> Result<(Net, Progress)> {
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| anyhow::anyhow!("{name}: not a safetensors checkpoint (corrupt or truncated): {e}"))?;
     let meta = header.metadata().clone().unwrap_or_default();
     let Some(model) = meta.get("model") else {
-        bail!("{}: safetensors file without a microcnn model description in its metadata", path.display());
+        bail!("{name}: safetensors file without a microcnn model description in its metadata");
     };
-    let spec = ModelSpec::from_toml(model).with_context(|| format!("{}: bad model description", path.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    let mut net = Net::new(spec, 0)?;
+    let spec = ModelSpec::from_toml(model).with_context(|| format!("{name}: bad model description"))?;
+    spec.resolve().with_context(|| format!("{name}: invalid model description"))?;
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| anyhow::anyhow!("{name}: corrupt safetensors data: {e}"))?;
+    let mut net = Net::new(spec, 0).with_context(|| format!("{name}: invalid model description"))?;
     for p in net.params_mut() {
         for (suffix, dst) in [("", &mut p.value), (".adam_m", &mut p.m), (".adam_v", &mut p.v)] {
-            let name = format!("{}{suffix}", p.name);
-            let t = st.tensor(&name).with_context(|| format!("{}: tensor {name} missing", path.display()))?;
+            let tname = format!("{}{suffix}", p.name);
+            let t = st.tensor(&tname).with_context(|| format!("{name}: tensor {tname} missing"))?;
             if t.dtype() != Dtype::F32 || t.shape() != p.dims.as_slice() {
-                bail!("{}: tensor {name} has shape {:?}, the model needs {:?}", path.display(), t.shape(), p.dims);
+                bail!("{name}: tensor {tname} is {:?} {:?}, the model needs F32 {:?}", t.dtype(), t.shape(), p.dims);
             }
             *dst = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            if let Some(i) = dst.iter().position(|v| !v.is_finite()) {
+                bail!(
+                    "{name}: tensor {tname} holds {} at index {i}: the run that wrote it diverged; retrain with a lower --lr",
+                    dst[i]
+                );
+            }
         }
     }
-    let progress = Progress {
-        epoch: meta.get("epoch").and_then(|v| v.parse().ok()).unwrap_or(0),
-        step: meta.get("step").and_then(|v| v.parse().ok()).unwrap_or(0),
+    let number = |key: &str| -> Result<u64> {
+        match meta.get(key) {
+            None => Ok(0),
+            Some(v) => v.parse().with_context(|| format!("{name}: metadata `{key}` = {v:?} is not a whole number")),
+        }
     };
-    Ok((net, progress))
+    let epoch = usize::try_from(number("epoch")?).context("epoch out of range")?;
+    Ok((net, Progress { epoch, step: number("step")? }))
 }

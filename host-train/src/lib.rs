@@ -8,6 +8,7 @@ pub mod builder;
 pub mod checkpoint;
 pub mod data;
 pub mod emit;
+pub mod fsio;
 pub mod net;
 pub mod plot;
 pub mod quantize;

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use host_train::augment::Augment;
 use host_train::checkpoint::{self, Progress};
 use host_train::data::{self, Dataset};
+use host_train::fsio::Outputs;
 use host_train::net::Net;
 use host_train::spec::ModelSpec;
 use host_train::train::{self, Optimizer, Schedule, TrainConfig};
@@ -285,6 +286,14 @@ struct FinetuneArgs {
 /// Loads train and test splits for the chosen source.
 fn load_data(a: &DataArgs, input: [usize; 3]) -> Result<(Dataset, Option<Dataset>)> {
     if let Some(csv) = &a.csv {
+        if input[0] != input[1] || input[2] != 1 {
+            bail!(
+                "--csv holds square grey images, but the model input is {}×{}×{}: use --folder for other shapes",
+                input[0],
+                input[1],
+                input[2]
+            );
+        }
         return Ok((data::load_csv(csv, input[0])?, None));
     }
     if let Some(folder) = &a.folder {
@@ -293,20 +302,70 @@ fn load_data(a: &DataArgs, input: [usize; 3]) -> Result<(Dataset, Option<Dataset
     Ok((data::load_fashion(&a.data, "train")?, Some(data::load_fashion(&a.data, "t10k")?)))
 }
 
+/// The files a data source reads (for the "never overwrite an input" check).
+fn data_inputs(a: &DataArgs) -> Vec<PathBuf> {
+    match (&a.csv, &a.folder) {
+        (Some(c), _) => vec![c.clone()],
+        (_, Some(f)) => vec![f.clone()],
+        _ => ["train", "t10k"]
+            .iter()
+            .flat_map(|s| {
+                [a.data.join(format!("{s}-images-idx3-ubyte.gz")), a.data.join(format!("{s}-labels-idx1-ubyte.gz"))]
+            })
+            .collect(),
+    }
+}
+
+/// Describes a data source in messages.
+fn data_name(a: &DataArgs) -> String {
+    match (&a.csv, &a.folder) {
+        (Some(c), _) => c.display().to_string(),
+        (_, Some(f)) => f.display().to_string(),
+        _ => a.data.display().to_string(),
+    }
+}
+
+/// Loads both splits and checks them against the model: size, channels and label range, with
+/// the source named. The class names of a folder are kept; if the model has names too, they
+/// must agree.
+fn load_checked(
+    a: &DataArgs,
+    input: [usize; 3],
+    classes: usize,
+    model_classes: &[String],
+) -> Result<(Dataset, Option<Dataset>)> {
+    let (train_set, test) = load_data(a, input)?;
+    let name = data_name(a);
+    train_set.check_fits(input, classes, &format!("{name} (training split)"))?;
+    if let Some(t) = &test {
+        t.check_fits(input, classes, &format!("{name} (test split)"))?;
+    }
+    if a.folder.is_some() && !model_classes.is_empty() && model_classes != train_set.classes.as_slice() {
+        bail!(
+            "{name}: the folder's classes are {:?} but the model's are {:?}: use the same class folders, or a model trained on them",
+            train_set.classes,
+            model_classes
+        );
+    }
+    Ok((train_set, test))
+}
+
 fn load_spec(path: &Option<PathBuf>) -> Result<ModelSpec> {
     let text = match path {
         Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read model file {}", p.display()))?,
         None => DEFAULT_MODEL.to_string(),
     };
-    let spec = ModelSpec::from_toml(&text).with_context(|| {
-        format!("model file {}: invalid description", path.as_deref().unwrap_or(Path::new("(built-in)")).display())
-    })?;
-    spec.resolve()?;
+    let name = path.as_deref().unwrap_or(Path::new("(built-in)")).display().to_string();
+    let spec = ModelSpec::from_toml(&text).with_context(|| format!("model file {name}: invalid description"))?;
+    spec.resolve().with_context(|| format!("model file {name}"))?;
     Ok(spec)
 }
 
-fn config(o: &OptArgs, aug: Augment, checkpoint: Option<PathBuf>) -> TrainConfig {
-    TrainConfig {
+fn config(o: &OptArgs, aug: Augment, checkpoint: Option<PathBuf>) -> Result<TrainConfig> {
+    if o.limit == Some(0) {
+        bail!("--limit must be at least 1 (it keeps the first N training images)");
+    }
+    let cfg = TrainConfig {
         epochs: o.epochs,
         batch: o.batch,
         lr: o.lr,
@@ -318,34 +377,45 @@ fn config(o: &OptArgs, aug: Augment, checkpoint: Option<PathBuf>) -> TrainConfig
         checkpoint,
         progress: !o.quiet,
         threads: o.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
-    }
+    };
+    cfg.check()?;
+    Ok(cfg)
 }
 
-/// Loss (scaled to its maximum), train and test accuracy per epoch as a PNG.
-fn plot_curves(hist: &[train::EpochStats], path: &Path) -> Result<()> {
-    let max_loss = hist.iter().map(|h| h.loss).fold(1e-6, f32::max);
-    plot::curves(
-        &[
-            ("loss", hist.iter().map(|h| h.loss / max_loss).collect(), [200, 60, 40]),
-            ("train acc", hist.iter().map(|h| h.train_acc).collect(), [40, 90, 200]),
-            ("test acc", hist.iter().filter_map(|h| h.val_acc).collect(), [30, 160, 60]),
-        ],
-        path,
-    )
+/// Loss (scaled to its maximum), train and test accuracy per epoch as PNG bytes.
+fn curves_png(hist: &[train::EpochStats]) -> Result<Vec<u8>> {
+    let max_loss = hist.iter().map(|h| h.loss).filter(|l| l.is_finite()).fold(1e-6, f32::max);
+    plot::curves(&[
+        ("loss", hist.iter().map(|h| h.loss / max_loss).collect(), [200, 60, 40]),
+        ("train acc", hist.iter().map(|h| h.train_acc).collect(), [40, 90, 200]),
+        ("test acc", hist.iter().filter_map(|h| h.val_acc).collect(), [30, 160, 60]),
+    ])
 }
 
-/// Writes curves, confusion matrix and history; prints the test accuracy.
-fn report(net: &mut Net, hist: &[train::EpochStats], test: &Dataset, out: &Path) -> Result<f32> {
+/// The confusion matrix of `net` on `d` (rows: true class) and the accuracy.
+fn confusion(net: &mut Net, d: &Dataset) -> (Vec<Vec<usize>>, f32) {
     let k = net.num_classes();
-    let pred = net.predict(&test.images, 256);
+    let pred = net.predict(&d.images, 256);
     let mut cm = vec![vec![0usize; k]; k];
-    for (p, &l) in pred.iter().zip(&test.labels) {
-        cm[l as usize][*p] += 1;
+    for (p, &l) in pred.iter().zip(&d.labels) {
+        // Labels were checked against the class count when the data was loaded.
+        if let Some(row) = cm.get_mut(l as usize) {
+            if let Some(cell) = row.get_mut(*p) {
+                *cell += 1;
+            }
+        }
     }
-    let acc = pred.iter().zip(&test.labels).filter(|(p, &l)| **p == l as usize).count() as f32 / test.len() as f32;
-    plot_curves(hist, &out.join("curves.png"))?;
-    plot::confusion(&cm, &out.join("confusion.png"))?;
-    checkpoint::write_atomic(&out.join("history.json"), serde_json::to_string_pretty(hist)?.as_bytes())?;
+    let right = pred.iter().zip(&d.labels).filter(|(p, &l)| **p == l as usize).count();
+    (cm, right as f32 / d.len().max(1) as f32)
+}
+
+/// Stages curves, confusion matrix and history in `out`; prints the test accuracy.
+fn report(net: &mut Net, hist: &[train::EpochStats], test: &Dataset, dir: &Path, out: &mut Outputs) -> Result<f32> {
+    let k = net.num_classes();
+    let (cm, acc) = confusion(net, test);
+    out.add(dir.join("curves.png"), curves_png(hist)?);
+    out.add(dir.join("confusion.png"), plot::confusion(&cm)?);
+    out.add(dir.join("history.json"), serde_json::to_string_pretty(hist)?);
     let names: Vec<String> =
         (0..k).map(|i| net.spec.classes.get(i).cloned().unwrap_or_else(|| i.to_string())).collect();
     println!("\nconfusion matrix (rows: true class, columns: predicted)");
@@ -366,54 +436,128 @@ fn report(net: &mut Net, hist: &[train::EpochStats], test: &Dataset, out: &Path)
         "\ntest accuracy: {:.2}% on {} images   (curves: {}, confusion: {})",
         100.0 * acc,
         test.len(),
-        out.join("curves.png").display(),
-        out.join("confusion.png").display()
+        dir.join("curves.png").display(),
+        dir.join("confusion.png").display()
     );
     Ok(acc)
 }
 
+/// Where a run saves its progress after each epoch, until it finishes and writes `final_path`.
+fn partial_path(final_path: &Path) -> PathBuf {
+    final_path.with_extension("partial.safetensors")
+}
+
+/// The earlier epochs of a resumed run, from `history.json` beside its checkpoint (if their
+/// count matches the checkpoint's), so a resumed run's history and curves stay whole.
+fn earlier_history(resume: &Path, epochs: usize) -> Vec<train::EpochStats> {
+    let path = resume.with_file_name("history.json");
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    match serde_json::from_str::<Vec<train::EpochStats>>(&text) {
+        Ok(h) if h.len() == epochs && h.iter().enumerate().all(|(i, e)| e.epoch == i + 1) => h,
+        _ => Vec::new(),
+    }
+}
+
 fn cmd_train(a: TrainArgs) -> Result<()> {
+    let aug = a.aug.get()?;
     let (mut net, start) = match &a.resume {
         Some(p) => checkpoint::load(p)?,
         None => (Net::new(load_spec(&a.model)?, a.opt.seed)?, Progress::default()),
     };
-    let (mut train_set, test) = load_data(&a.data, net.spec.input)?;
-    if net.spec.classes.is_empty() && train_set.classes.len() == net.num_classes() {
+    let ckpt = a.out.join("model.safetensors");
+    let partial = partial_path(&ckpt);
+    let cfg = config(&a.opt, aug, Some(partial.clone()))?;
+    if start.epoch >= cfg.epochs {
+        bail!(
+            "{}: already trained for {} epochs and --epochs is {}: raise --epochs to continue; nothing was written",
+            a.resume.as_deref().unwrap_or(Path::new("")).display(),
+            start.epoch,
+            cfg.epochs
+        );
+    }
+    let k = net.num_classes();
+    let (mut train_set, test) = load_checked(&a.data, net.spec.input, k, &net.spec.classes)?;
+    if net.spec.classes.is_empty() && train_set.classes.len() == k {
         net.spec.classes = train_set.classes.clone();
     }
     if let Some(n) = a.opt.limit {
         train_set = train_set.take(n);
     }
+    let mut out = Outputs::new();
+    out.forbid_overwriting(data_inputs(&a.data));
+    out.forbid_overwriting(a.model.iter());
+    for f in ["model.safetensors", "curves.png", "confusion.png", "history.json"] {
+        out.add(a.out.join(f), Vec::new());
+    }
+    out.add(partial.clone(), Vec::new());
+    out.check()?;
     println!("{}", host_train::spec::summary(&net.spec)?);
     println!(
-        "training on {} images, {} epochs, batch {}, {:?} lr {}",
+        "training on {} images, {} epochs, batch {}, {:?} lr {} (progress saved to {} after each epoch)",
         train_set.len(),
         a.opt.epochs,
         a.opt.batch,
         a.opt.optimizer,
-        a.opt.lr
+        a.opt.lr,
+        partial.display()
     );
-    let ckpt = a.out.join("model.safetensors");
-    let cfg = config(&a.opt, a.aug.get()?, Some(ckpt.clone()));
-    let hist = train::train(&mut net, &train_set, test.as_ref(), &cfg, start)?;
-    let test = test.unwrap_or_else(|| train_set.clone());
-    report(&mut net, &hist, &test, &a.out)?;
-    println!("checkpoint: {}", ckpt.display());
-    Ok(())
+    let resumed_from_partial = a.resume.as_deref().is_some_and(|r| host_train::fsio::same_file(r, &partial));
+    let result = (|| -> Result<()> {
+        let mut hist = a.resume.as_deref().map(|p| earlier_history(p, start.epoch)).unwrap_or_default();
+        let new = train::train(&mut net, &train_set, test.as_ref(), &cfg, start)?;
+        let progress = Progress { epoch: cfg.epochs, step: checkpoint_step(&partial)? };
+        hist.extend(new);
+        let test = test.unwrap_or_else(|| train_set.clone());
+        let mut out = Outputs::new();
+        out.forbid_overwriting(data_inputs(&a.data));
+        report(&mut net, &hist, &test, &a.out, &mut out)?;
+        out.add(ckpt.clone(), checkpoint::to_bytes(&net, progress)?);
+        out.commit()?;
+        println!("checkpoint: {}", ckpt.display());
+        Ok(())
+    })();
+    if result.is_ok() || !resumed_from_partial {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}
+
+/// The optimiser step count stored in a run's progress file.
+fn checkpoint_step(partial: &Path) -> Result<u64> {
+    Ok(checkpoint::load(partial).map(|(_, p)| p.step).unwrap_or(0))
 }
 
 fn cmd_finetune(a: FinetuneArgs) -> Result<()> {
+    let aug = a.aug.get()?;
+    if !(a.unfreeze_lr_scale.is_finite() && a.unfreeze_lr_scale > 0.0) {
+        bail!("--unfreeze-lr-scale {} must be a positive number", a.unfreeze_lr_scale);
+    }
     let (mut net, _) = checkpoint::load(&a.from)?;
+    let ckpt = a.out.join("model.safetensors");
+    let partial = partial_path(&ckpt);
+    let cfg = config(&a.opt, aug.clone(), Some(partial.clone()))?;
     let (all, test) = load_data(&a.data, net.spec.input)?;
+    let name = data_name(&a.data);
+    let k = all.num_classes();
+    if k > host_train::data::MAX_CLASSES {
+        bail!("{name}: {k} classes, more than {}", host_train::data::MAX_CLASSES);
+    }
+    all.check_fits(net.spec.input, k, &name)?;
+    if let Some(t) = &test {
+        t.check_fits(net.spec.input, k, &format!("{name} (test split)"))?;
+    }
     // Stratified: the first train_count images after a seeded shuffle; the rest is held out.
     let mut idx: Vec<usize> = (0..all.len()).collect();
     host_train::rng::Rng::new(a.opt.seed).shuffle(&mut idx);
     if a.train_count == 0 || a.train_count >= all.len() {
-        bail!("--train-count must be between 1 and {} (the data has {} images)", all.len() - 1, all.len());
+        bail!(
+            "--train-count must be between 1 and {} (the data has {} images)",
+            all.len().saturating_sub(1),
+            all.len()
+        );
     }
     let train_set = all.subset(&idx[..a.train_count]);
     let test = test.unwrap_or_else(|| all.subset(&idx[a.train_count..]));
-    let k = all.num_classes();
     let before: Vec<(String, Vec<f32>)> = net.params().map(|p| (p.name.clone(), p.value.clone())).collect();
     transfer::replace_head(&mut net, k, all.classes.clone(), a.opt.seed)?;
     transfer::reset_optimizer(&mut net);
@@ -423,73 +567,116 @@ fn cmd_finetune(a: FinetuneArgs) -> Result<()> {
     } else {
         transfer::freeze_named(&mut net, &a.freeze)?;
     }
+    let mut out = Outputs::new();
+    out.forbid_overwriting(data_inputs(&a.data));
+    out.forbid_overwriting([&a.from]);
+    for f in ["model.safetensors", "curves.png", "confusion.png", "history.json"] {
+        out.add(a.out.join(f), Vec::new());
+    }
+    out.add(partial.clone(), Vec::new());
+    out.check()?;
     println!(
         "fine-tuning on {} labelled images, testing on {}; frozen: {}",
         train_set.len(),
         test.len(),
         transfer::frozen_layers(&net).join(", ")
     );
-    let aug = a.aug.get()?;
-    let ckpt = a.out.join("model.safetensors");
-    let phase1 = a.unfreeze_after.unwrap_or(a.opt.epochs).min(a.opt.epochs);
-    let mut cfg = config(&a.opt, aug.clone(), Some(ckpt.clone()));
-    cfg.epochs = phase1;
-    let mut hist = train::train(&mut net, &train_set, Some(&test), &cfg, Progress::default())?;
-    for p in net.params().filter(|p| p.frozen) {
-        let orig = &before.iter().find(|(n, _)| n == &p.name).expect("same layers").1;
-        assert!(orig == &p.value, "frozen layer changed");
-    }
-    if phase1 < a.opt.epochs {
-        transfer::unfreeze_all(&mut net);
-        transfer::reset_optimizer(&mut net);
-        println!("unfreezing all layers, learning rate ×{}", a.unfreeze_lr_scale);
-        let mut cfg2 = config(&a.opt, aug.clone(), Some(ckpt.clone()));
-        cfg2.lr *= a.unfreeze_lr_scale;
-        hist.extend(train::train(&mut net, &train_set, Some(&test), &cfg2, Progress { epoch: phase1, step: 0 })?);
-    }
-    let acc = report(&mut net, &hist, &test, &a.out)?;
-    if a.compare_scratch {
-        let mut scratch = Net::new(net.spec.clone(), a.opt.seed)?;
-        let cfg = config(&a.opt, aug, None);
-        train::train(&mut scratch, &train_set, Some(&test), &cfg, Progress::default())?;
-        let s = train::accuracy(&mut scratch, &test);
-        println!(
-            "\ntransfer: {:.2}%   from scratch on the same {} images: {:.2}%",
-            100.0 * acc,
-            train_set.len(),
-            100.0 * s
-        );
-    }
-    Ok(())
+    let result = (|| -> Result<()> {
+        let phase1 = a.unfreeze_after.unwrap_or(a.opt.epochs).min(a.opt.epochs);
+        let mut hist = Vec::new();
+        if phase1 > 0 {
+            let mut cfg1 = cfg.clone();
+            cfg1.epochs = phase1;
+            hist = train::train(&mut net, &train_set, Some(&test), &cfg1, Progress::default())?;
+        }
+        for p in net.params().filter(|p| p.frozen) {
+            match before.iter().find(|(n, _)| n == &p.name) {
+                Some((_, orig)) if orig == &p.value => {}
+                _ => bail!("internal error: frozen layer {} changed during fine-tuning", p.name),
+            }
+        }
+        if phase1 < a.opt.epochs {
+            transfer::unfreeze_all(&mut net);
+            transfer::reset_optimizer(&mut net);
+            println!("unfreezing all layers, learning rate ×{}", a.unfreeze_lr_scale);
+            let mut cfg2 = cfg.clone();
+            cfg2.lr *= a.unfreeze_lr_scale;
+            cfg2.check()?;
+            hist.extend(train::train(&mut net, &train_set, Some(&test), &cfg2, Progress { epoch: phase1, step: 0 })?);
+        }
+        let mut out = Outputs::new();
+        out.forbid_overwriting(data_inputs(&a.data));
+        out.forbid_overwriting([&a.from]);
+        let acc = report(&mut net, &hist, &test, &a.out, &mut out)?;
+        let step = checkpoint_step(&partial)?;
+        out.add(ckpt.clone(), checkpoint::to_bytes(&net, Progress { epoch: a.opt.epochs, step })?);
+        out.commit()?;
+        if a.compare_scratch {
+            let mut scratch = Net::new(net.spec.clone(), a.opt.seed)?;
+            let mut cfg = cfg.clone();
+            cfg.checkpoint = None;
+            train::train(&mut scratch, &train_set, Some(&test), &cfg, Progress::default())?;
+            let s = train::accuracy(&mut scratch, &test);
+            println!(
+                "\ntransfer: {:.2}%   from scratch on the same {} images: {:.2}%",
+                100.0 * acc,
+                train_set.len(),
+                100.0 * s
+            );
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&partial);
+    result
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().cmd {
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
         Cmd::Summary { model } => print!("{}", host_train::spec::summary(&load_spec(&model)?)?),
         Cmd::Train(a) => cmd_train(a)?,
         Cmd::Finetune(a) => cmd_finetune(a)?,
-        Cmd::Evaluate { checkpoint, confusion, data } => {
-            let (mut net, _) = checkpoint::load(&checkpoint)?;
-            let (train_set, test) = load_data(&data, net.spec.input)?;
-            let d = test.unwrap_or(train_set);
-            let pred = net.predict(&d.images, 256);
-            let k = net.num_classes();
-            let mut cm = vec![vec![0usize; k]; k];
-            for (p, &l) in pred.iter().zip(&d.labels) {
-                if (l as usize) < k {
-                    cm[l as usize][*p] += 1;
-                }
+        Cmd::Evaluate { checkpoint: ckpt, confusion: cpath, data } => {
+            let mut out = Outputs::new();
+            if let Some(p) = &cpath {
+                host_train::fsio::require_extension(p, "png", "--confusion")?;
+                out.forbid_overwriting([&ckpt]);
+                out.forbid_overwriting(data_inputs(&data));
+                out.add(p.clone(), Vec::new());
+                out.check()?;
             }
-            let right = pred.iter().zip(&d.labels).filter(|(p, &l)| **p == l as usize).count();
-            println!("accuracy: {:.2}% on {} images", 100.0 * right as f32 / d.len().max(1) as f32, d.len());
-            if let Some(path) = confusion {
-                plot::confusion(&cm, &path)?;
+            let (mut net, _) = checkpoint::load(&ckpt)?;
+            let k = net.num_classes();
+            let (train_set, test) = load_checked(&data, net.spec.input, k, &net.spec.classes)?;
+            let d = test.unwrap_or(train_set);
+            let (cm, acc) = confusion(&mut net, &d);
+            println!("accuracy: {:.2}% on {} images", 100.0 * acc, d.len());
+            if let Some(path) = cpath {
+                out.add(path.clone(), plot::confusion(&cm)?);
+                out.commit()?;
                 println!("wrote {}", path.display());
             }
         }
-        Cmd::Quantize { checkpoint, data, calibration, calib_count, max_accuracy_drop, test_limit, out } => {
-            let (mut net, _) = checkpoint::load(&checkpoint)?;
-            let (train_set, test) = load_data(&data, net.spec.input)?;
+        Cmd::Quantize { checkpoint: ckpt, data, calibration, calib_count, max_accuracy_drop, test_limit, out: dir } => {
+            if calib_count == 0 {
+                bail!("--calib-count must be at least 1");
+            }
+            if test_limit == Some(0) {
+                bail!("--test-limit must be at least 1");
+            }
+            if let Some(m) = max_accuracy_drop {
+                if !(m.is_finite() && m >= 0.0) {
+                    bail!("--max-accuracy-drop {m} must be zero or a positive number of points");
+                }
+            }
+            let mut out = Outputs::new();
+            out.forbid_overwriting([&ckpt]);
+            out.forbid_overwriting(data_inputs(&data));
+            out.add(dir.join("quantized.json"), Vec::new());
+            out.add(dir.join("report.txt"), Vec::new());
+            out.check()?;
+            let (mut net, _) = checkpoint::load(&ckpt)?;
+            let k = net.num_classes();
+            let (train_set, test) = load_checked(&data, net.spec.input, k, &net.spec.classes)?;
             let mut test = test.unwrap_or_else(|| train_set.clone());
             if let Some(n) = test_limit {
                 test = test.take(n);
@@ -497,38 +684,57 @@ fn main() -> Result<()> {
             let calib = train_set.take(calib_count);
             let source = format!(
                 "checkpoint {}, {:?} calibration on {} training images",
-                checkpoint.display(),
+                ckpt.display(),
                 calibration,
                 calib.len()
             );
             let q = host_train::quantize::quantize(&mut net, &calib, calibration, source)?;
+            q.validate().context("the quantized model is inconsistent (a bug: please report it)")?;
             let float_acc = train::accuracy(&mut net, &test);
             let (int8_acc, _) = host_train::quantize::evaluate(&q, &test)?;
             let rep = host_train::report::table(&q, Some((float_acc, int8_acc, test.len())));
             print!("{rep}");
-            checkpoint::write_atomic(&out.join("quantized.json"), serde_json::to_string(&q)?.as_bytes())?;
-            checkpoint::write_atomic(&out.join("report.txt"), rep.as_bytes())?;
-            println!("wrote {} and {}", out.join("quantized.json").display(), out.join("report.txt").display());
             if let Some(max) = max_accuracy_drop {
                 let drop = 100.0 * (float_acc - int8_acc);
                 if drop > max {
-                    bail!("int8 accuracy is {drop:.2} points below float, more than --max-accuracy-drop {max}: try --calibration minmax, more --calib-count, or retrain");
+                    bail!("int8 accuracy is {drop:.2} points below float, more than --max-accuracy-drop {max}: try --calibration minmax, more --calib-count, or retrain. Nothing was written.");
                 }
             }
+            out.add(dir.join("quantized.json"), serde_json::to_string(&q)?);
+            out.add(dir.join("report.txt"), rep);
+            out.commit()?;
+            println!("wrote {} and {}", dir.join("quantized.json").display(), dir.join("report.txt").display());
         }
         Cmd::Emit { model_dir, check, max_flash, max_ram, test_images, data } => {
-            let q = host_train::report::emit_cmd(&model_dir, check, max_flash, max_ram)?;
+            if test_images == Some(0) {
+                bail!("--test-images must be at least 1");
+            }
+            let (q, code) = host_train::report::emit_cmd(&model_dir, check, max_flash, max_ram)?;
+            let mut out = Outputs::new();
+            out.forbid_overwriting([model_dir.join("quantized.json")]);
+            out.forbid_overwriting(data_inputs(&data));
+            if let Some(code) = code {
+                out.add(model_dir.join("model.rs"), code);
+            }
             if let Some(n) = test_images {
-                let (train_set, test) = load_data(&data, q.input)?;
+                let (train_set, test) = load_checked(&data, q.input, q.num_classes(), &[])?;
                 let test = test.unwrap_or(train_set).take(n);
-                host_train::report::write_test_vectors(&q, &test, &model_dir.join("test_vectors.rs"))?;
+                let (text, acc) = host_train::report::test_vectors(&q, &test)?;
+                out.add(model_dir.join("test_vectors.rs"), text);
+                println!("test vectors: {} images, host int8 accuracy {:.1}%", test.len(), 100.0 * acc);
+            }
+            let paths: Vec<String> = out.paths().map(|p| p.display().to_string()).collect();
+            out.commit()?;
+            for p in paths {
+                println!(
+                    "wrote {p} ({} bytes of flash for weights, arena {} bytes)",
+                    host_train::report::flash_bytes(&q),
+                    q.plan().bytes
+                );
             }
         }
         Cmd::ExportTflite { model_dir, check } => {
-            let qpath = model_dir.join("quantized.json");
-            let text = std::fs::read_to_string(&qpath)
-                .with_context(|| format!("cannot read {} (run `microcnn quantize` first)", qpath.display()))?;
-            let q: host_train::quantize::QModel = serde_json::from_str(&text)?;
+            let q = host_train::report::load_qmodel(&model_dir)?;
             let bytes = host_train::tflite::export(&q)?;
             let path = model_dir.join("model.tflite");
             if check {
@@ -537,21 +743,44 @@ fn main() -> Result<()> {
                 }
                 println!("{}: up to date", path.display());
             } else {
-                checkpoint::write_atomic(&path, &bytes)?;
+                host_train::fsio::write_atomic(&path, &bytes)?;
                 println!("wrote {} ({} bytes)", path.display(), bytes.len());
             }
         }
-        Cmd::PlotHistory { history, out } => {
+        Cmd::PlotHistory { history, out: png } => {
+            host_train::fsio::require_extension(&png, "png", "--out")?;
+            let mut out = Outputs::new();
+            out.forbid_overwriting([&history]);
+            out.add(png.clone(), Vec::new());
+            out.check()?;
             let text =
                 std::fs::read_to_string(&history).with_context(|| format!("cannot read {}", history.display()))?;
             let hist: Vec<train::EpochStats> = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not a training history", history.display()))?;
-            plot_curves(&hist, &out)?;
-            println!("wrote {}", out.display());
+            if hist.is_empty() {
+                bail!("{}: the history has no epochs", history.display());
+            }
+            if hist.iter().any(|h| !(h.loss.is_finite() && h.train_acc.is_finite())) {
+                bail!("{}: the history holds non-finite values", history.display());
+            }
+            out.add(png.clone(), curves_png(&hist)?);
+            out.commit()?;
+            println!("wrote {}", png.display());
         }
-        Cmd::AugmentPreview { data, aug, out, images, seed } => {
-            let (d, _) = load_data(&data, [28, 28, 1])?;
+        Cmd::AugmentPreview { data, aug, out: png, images, seed } => {
+            host_train::fsio::require_extension(&png, "png", "--out")?;
+            if images == 0 || images > 64 {
+                bail!("--images must be from 1 to 64");
+            }
+            let mut out = Outputs::new();
+            out.forbid_overwriting(data_inputs(&data));
+            out.add(png.clone(), Vec::new());
+            out.check()?;
             let aug = aug.get()?;
+            let (d, _) = load_data(&data, [28, 28, 1])?;
+            if d.is_empty() {
+                bail!("{}: no images", data_name(&data));
+            }
             let mut rng = host_train::rng::Rng::new(seed);
             let mut tiles = Vec::new();
             for i in 0..images.min(d.len()) {
@@ -562,9 +791,22 @@ fn main() -> Result<()> {
                     tiles.push(dst);
                 }
             }
-            plot::image_grid(&tiles, d.h, d.w, d.c, 8, 3, &out)?;
-            println!("wrote {} (each row: original, then 7 augmented versions)", out.display());
+            out.add(png.clone(), plot::image_grid(&tiles, d.h, d.w, d.c, 8, 3)?);
+            out.commit()?;
+            println!("wrote {} (each row: original, then 7 augmented versions)", png.display());
         }
     }
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    host_train::fsio::install_signal_cleanup();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use image::{Rgb, RgbImage};
-use std::path::Path;
 
 fn line(img: &mut RgbImage, (x0, y0): (f32, f32), (x1, y1): (f32, f32), c: Rgb<u8>) {
     let n = ((x1 - x0).abs().max((y1 - y0).abs()) as usize).max(1);
@@ -87,16 +86,16 @@ pub fn text(img: &mut RgbImage, x: u32, y: u32, text: &str, scale: u32, c: Rgb<u
     }
 }
 
-fn encode(img: &RgbImage, path: &Path) -> Result<()> {
+fn encode(img: &RgbImage) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
-    crate::checkpoint::write_atomic(path, &bytes)
+    Ok(bytes)
 }
 
 /// Curves on a 0–1 vertical scale over epochs: each series `(name, values, colour)`, with a
 /// legend, 0–100 % axis labels and the epoch count; grid lines every 10 %. Loss is normalised to
 /// its maximum by the caller.
-pub fn curves(series: &[(&str, Vec<f32>, [u8; 3])], path: &Path) -> Result<()> {
+pub fn curves(series: &[(&str, Vec<f32>, [u8; 3])]) -> Result<Vec<u8>> {
     let (w, h, m) = (640u32, 400u32, 30f32);
     let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
     let grey = Rgb([90, 90, 90]);
@@ -128,12 +127,12 @@ pub fn curves(series: &[(&str, Vec<f32>, [u8; 3])], path: &Path) -> Result<()> {
             line(&mut img, (x - 3.0, y), (x + 3.0, y), Rgb(*col));
         }
     }
-    encode(&img, path)
+    encode(&img)
 }
 
 /// A confusion matrix as a heat map: row = true class, column = predicted (both numbered);
 /// darker = more. Correct predictions (the diagonal) are blue, mistakes red.
-pub fn confusion(matrix: &[Vec<usize>], path: &Path) -> Result<()> {
+pub fn confusion(matrix: &[Vec<usize>]) -> Result<Vec<u8>> {
     let k = matrix.len().max(1);
     let cell = (480 / k).max(8) as u32;
     let m = 16u32; // margin for the class numbers
@@ -157,19 +156,11 @@ pub fn confusion(matrix: &[Vec<usize>], path: &Path) -> Result<()> {
             }
         }
     }
-    encode(&img, path)
+    encode(&img)
 }
 
 /// Saves a grid of `h × w × c` images (values in [0, 1]), `cols` per row, scaled up ×`zoom`.
-pub fn image_grid(
-    images: &[Vec<f32>],
-    h: usize,
-    w: usize,
-    c: usize,
-    cols: usize,
-    zoom: usize,
-    path: &Path,
-) -> Result<()> {
+pub fn image_grid(images: &[Vec<f32>], h: usize, w: usize, c: usize, cols: usize, zoom: usize) -> Result<Vec<u8>> {
     let rows = images.len().div_ceil(cols);
     let (gw, gh) = ((cols * (w * zoom + 2)) as u32, (rows * (h * zoom + 2)) as u32);
     let mut img = RgbImage::from_pixel(gw, gh, Rgb([40, 40, 40]));
@@ -183,5 +174,5 @@ pub fn image_grid(
             }
         }
     }
-    encode(&img, path)
+    encode(&img)
 }

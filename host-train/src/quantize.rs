@@ -6,7 +6,7 @@ use crate::data::Dataset;
 use crate::net::{fused, Net};
 use crate::rng::Rng;
 use crate::spec::{Act, LayerSpec, PadSpec};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use microcnn::activation::clamp_in_place_i8;
 use microcnn::conv::{conv2d_i8, ConvParams, ConvWeights};
 use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
@@ -625,6 +625,239 @@ impl QModel {
     }
 }
 
+/// The most activation bytes (sum over all tensors) a quantized model may describe: 2^30.
+pub const MAX_MODEL_ACTIVATIONS: usize = 1 << 30;
+
+impl QModel {
+    /// Parses and completely validates a `quantized.json` (see [`QModel::validate`]); `name`
+    /// (the file) starts every error message.
+    pub fn from_json(text: &str, name: &str) -> Result<QModel> {
+        let q: QModel = serde_json::from_str(text).map_err(|e| {
+            anyhow::anyhow!("{name}: not a quantized model ({e}); regenerate it with `microcnn quantize`")
+        })?;
+        q.validate().map_err(|e| anyhow::anyhow!("{name}: {e:#}; regenerate it with `microcnn quantize`"))?;
+        Ok(q)
+    }
+
+    /// Checks everything `emit`, `export-tflite` and the host executor rely on, naming the
+    /// field of the first problem (`layers[3].multiplier[2]`): names that become identifiers,
+    /// class names, every shape against the previous layer and the runtime's geometry, every
+    /// table's length, every multiplier, shift, zero point, clamp and scale against its range,
+    /// skip indices, the memory the plan needs; then each layer is run once through the runtime
+    /// kernels on zeros, so whatever the runtime would refuse on the device is refused here.
+    pub fn validate(&self) -> Result<()> {
+        crate::spec::check_model_name(&self.name).context("name")?;
+        if self.source.chars().count() > 2000 {
+            bail!("source: longer than 2000 characters");
+        }
+        let [h, w, c] = self.input;
+        let in_len = h.checked_mul(w).and_then(|v| v.checked_mul(c)).filter(|&v| v > 0 && v <= MAX_MODEL_ACTIVATIONS);
+        let Some(in_len) = in_len else {
+            bail!("input: {:?} must be non-zero and at most {MAX_MODEL_ACTIVATIONS} values", self.input)
+        };
+        check_qparams(self.input_q, "input_q")?;
+        if self.layers.is_empty() {
+            bail!("layers: empty; a model needs at least one layer");
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            crate::spec::check_dotted_layer_name(&l.name).with_context(|| format!("layers[{i}].name"))?;
+        }
+        crate::spec::check_generated_idents(self.layers.iter().map(|l| l.name.as_str())).context("layers")?;
+        let mut total = in_len;
+        let mut prev_out = self.input;
+        let mut prev_q = self.input_q;
+        for (i, l) in self.layers.iter().enumerate() {
+            let at = format!("layers[{i}] (`{}`)", l.name);
+            // A dense layer reads its input flattened (a dropped `flatten`): same element count.
+            let flattened = matches!(l.op, QOp::Dense { .. })
+                && l.input[0] == 1
+                && l.input[1] == 1
+                && l.input.iter().product::<usize>() == prev_out.iter().product::<usize>();
+            if l.input != prev_out && !flattened {
+                bail!("{at}.input: {:?}, but the previous tensor is {:?}", l.input, prev_out);
+            }
+            if l.input_q != prev_q {
+                bail!("{at}.input_q: {:?} differs from the previous tensor's quantization {:?}", l.input_q, prev_q);
+            }
+            check_qparams(l.output_q, &format!("{at}.output_q"))?;
+            if l.act[0] > l.act[1] {
+                bail!("{at}.act: [{}, {}] is an empty clamp (min > max)", l.act[0], l.act[1]);
+            }
+            let out_len = l.output.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&v| v > 0);
+            let Some(out_len) = out_len else { bail!("{at}.output: {:?} must be non-zero and not overflow", l.output) };
+            total = total.saturating_add(out_len);
+            if total > MAX_MODEL_ACTIVATIONS {
+                bail!("{at}.output: the model's tensors reach {total} bytes, more than {MAX_MODEL_ACTIVATIONS}");
+            }
+            self.validate_op(i, l, &at)?;
+            prev_out = l.output;
+            prev_q = l.output_q;
+        }
+        let last = self.layers.last().expect("non-empty");
+        if last.output[0] != 1 || last.output[1] != 1 {
+            bail!("layers[{}].output: {:?}; a classifier ends in 1×1×classes", self.layers.len() - 1, last.output);
+        }
+        let k = last.output[2];
+        if !self.classes.is_empty() && self.classes.len() != k {
+            bail!("classes: {} names for {k} outputs", self.classes.len());
+        }
+        for (i, n) in self.classes.iter().enumerate() {
+            crate::data::check_class_name(n, &format!("classes[{i}]"))?;
+        }
+        // Run each layer once on zeros: the runtime's own checks, with the layer named.
+        for (i, l) in self.layers.iter().enumerate() {
+            let src = vec![0i8; self.tensor_len(i)];
+            let skip = match &l.op {
+                QOp::Add { skip, .. } => Some(vec![0i8; self.tensor_len(*skip)]),
+                _ => None,
+            };
+            let mut dst = vec![0i8; self.out_len(i)];
+            run_layer(l, &src, skip.as_deref(), &mut dst)
+                .map_err(|e| anyhow::anyhow!("layers[{i}] (`{}`): the runtime kernel refuses it: {e}", l.name))?;
+        }
+        Ok(())
+    }
+
+    fn validate_op(&self, i: usize, l: &QLayer, at: &str) -> Result<()> {
+        let ishape = img(l.input);
+        let expect_out = |s: Shape| -> Result<()> {
+            if shape3(s) != l.output || s.n != 1 {
+                bail!("{at}.output: {:?}, but the op computes {:?}", l.output, shape3(s));
+            }
+            Ok(())
+        };
+        let geometry = |e: microcnn::Error| anyhow::anyhow!("{at}: impossible geometry: {e}");
+        let tables =
+            |n: usize, weights: usize, ws: &[f32], bias: &[i32], m: &[i32], sh: &[i32], nq: &[usize]| -> Result<()> {
+                if !nq.contains(&ws.len()) {
+                    bail!("{at}.weight_scales: {} entries for {n} channels", ws.len());
+                }
+                if let Some((j, v)) = ws.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v > 0.0)) {
+                    bail!("{at}.weight_scales[{j}]: {v} must be finite and positive");
+                }
+                if bias.len() != n {
+                    bail!("{at}.bias: {} entries for {n} channels", bias.len());
+                }
+                if !nq.contains(&m.len()) || sh.len() != m.len() {
+                    bail!("{at}.multiplier/shift: {} and {} entries for {n} channels", m.len(), sh.len());
+                }
+                for (j, (&mv, &sv)) in m.iter().zip(sh).enumerate() {
+                    check_requant_field(mv, sv, &format!("{at}.multiplier[{j}]/shift[{j}]"))?;
+                }
+                let _ = weights;
+                Ok(())
+            };
+        match &l.op {
+            QOp::Conv {
+                filter_shape: f,
+                stride,
+                dilation,
+                padding,
+                depth_multiplier,
+                weights,
+                weight_scales,
+                bias,
+                multiplier,
+                shift,
+            } => {
+                let fs = Shape::new(f[0], f[1], f[2], f[3]);
+                let flen = fs
+                    .checked_nonempty_len()
+                    .map_err(|_| anyhow::anyhow!("{at}.filter_shape: {f:?} must be non-zero"))?;
+                if weights.len() != flen {
+                    bail!("{at}.weights: {} values for filter_shape {f:?} ({flen})", weights.len());
+                }
+                let p = ConvParams {
+                    stride_h: stride[0],
+                    stride_w: stride[1],
+                    dilation_h: dilation[0],
+                    dilation_w: dilation[1],
+                    padding: padding.padding(),
+                    input_zero_point: l.input_q.zero_point,
+                    output_zero_point: l.output_q.zero_point,
+                    activation: ActivationRange::NONE,
+                };
+                let out = match depth_multiplier {
+                    Some(m) => microcnn::depthwise::depthwise_conv2d_output_shape(&p, *m, ishape, fs),
+                    None => microcnn::conv::conv2d_output_shape(&p, ishape, fs),
+                }
+                .map_err(geometry)?;
+                expect_out(out)?;
+                tables(out.c, weights.len(), weight_scales, bias, multiplier, shift, &[out.c])?;
+            }
+            QOp::Dense { units, weights, weight_scales, bias, multiplier, shift } => {
+                let depth = ishape.len();
+                if *units == 0 || weights.len() != units.saturating_mul(depth) {
+                    bail!("{at}.weights: {} values for {units} units × depth {depth}", weights.len());
+                }
+                expect_out(Shape::vector(1, *units))?;
+                tables(*units, weights.len(), weight_scales, bias, multiplier, shift, &[1, *units])?;
+            }
+            QOp::Pool { size, stride, padding, .. } | QOp::L2Pool { size, stride, padding, .. } => {
+                let out =
+                    microcnn::pool::pool2d_output_shape(&window(*size, *stride, *padding), ishape).map_err(geometry)?;
+                expect_out(out)?;
+                if let QOp::L2Pool { multiplier, shift, .. } = &l.op {
+                    check_requant_field(*multiplier, *shift, &format!("{at}.multiplier/shift"))?;
+                } else if l.output_q != l.input_q {
+                    bail!("{at}.output_q: pooling keeps the input's quantization {:?}", l.input_q);
+                }
+            }
+            QOp::Mean { multiplier, shift } => {
+                expect_out(Shape::image(1, 1, l.input[2]))?;
+                // TFLite folds 1/(H·W) into the mantissa, so it may be below 2^30.
+                if *multiplier < 0 || !(-31..=30).contains(shift) {
+                    bail!("{at}.multiplier/shift: {multiplier}/{shift}: the multiplier must be ≥ 0 and the shift in −31..=30");
+                }
+            }
+            QOp::Clamp => {
+                expect_out(ishape)?;
+                if l.output_q != l.input_q {
+                    bail!("{at}.output_q: a clamp keeps the input's quantization {:?}", l.input_q);
+                }
+            }
+            QOp::Add { skip, skip_q } => {
+                expect_out(ishape)?;
+                if *skip > i {
+                    bail!("{at}.skip: tensor {skip} does not exist yet (0 is the model input, j + 1 the output of layer j < {i})");
+                }
+                let skip_shape = if *skip == 0 { self.input } else { self.layers[*skip - 1].output };
+                if skip_shape != l.input {
+                    bail!("{at}.skip: tensor {skip} is {skip_shape:?}, but the add needs {:?}", l.input);
+                }
+                let actual_q = if *skip == 0 { self.input_q } else { self.layers[*skip - 1].output_q };
+                if *skip_q != actual_q {
+                    bail!("{at}.skip_q: {skip_q:?}, but tensor {skip} is quantized as {actual_q:?}");
+                }
+            }
+            QOp::Softmax { input_multiplier, input_left_shift, diff_min } => {
+                expect_out(ishape)?;
+                if *input_multiplier < 0 || !(0..=31).contains(input_left_shift) || *diff_min > 0 {
+                    bail!("{at}: softmax needs input_multiplier ≥ 0, input_left_shift in 0..=31 and diff_min ≤ 0");
+                }
+                if l.output_q != (QParams { scale: 1.0 / 256.0, zero_point: -128 }) {
+                    bail!("{at}.output_q: int8 softmax output is scale 1/256, zero point −128");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_qparams(q: QParams, at: &str) -> Result<()> {
+    if !(q.scale.is_finite() && q.scale > 0.0) {
+        bail!("{at}.scale: {} must be finite and positive", q.scale);
+    }
+    Ok(())
+}
+
+fn check_requant_field(m: i32, s: i32, at: &str) -> Result<()> {
+    if !(m == 0 || (1 << 30..=i32::MAX).contains(&m)) || !(-31..=30).contains(&s) {
+        bail!("{at}: {m}/{s}: a multiplier is 0 or in [2^30, 2^31) and a shift in −31..=30 (TFLite's range)");
+    }
+    Ok(())
+}
+
 /// Runs one layer with the runtime kernels.
 pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) -> Result<(), microcnn::Error> {
     let activation = ActivationRange { min: l.act[0], max: l.act[1] };
@@ -698,6 +931,9 @@ pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) ->
             global_avg_pool_i8(&p, src, ishape, dst).map(|_| ())
         }
         QOp::Clamp => {
+            if src.len() != dst.len() {
+                return Err(microcnn::Error::LengthMismatch { expected: dst.len(), actual: src.len() });
+            }
             dst.copy_from_slice(src);
             clamp_in_place_i8(activation, dst)
         }

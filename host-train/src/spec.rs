@@ -1,7 +1,7 @@
 //! The model description: a small TOML file (or the equivalent Rust builder), validated layer by
 //! layer with the runtime's own geometry functions before anything is trained.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use microcnn::shape::resolve_axis;
 use microcnn::{Padding, Shape};
 use serde::{Deserialize, Serialize};
@@ -310,24 +310,130 @@ fn axis(
                 }
                 _ => (0, 0),
             };
-            let keff = if k == 0 { 0 } else { (k - 1) * d + 1 };
+            let keff = microcnn::shape::dilated_kernel(k, d).unwrap_or(usize::MAX);
+            let padded = w.saturating_add(pb).saturating_add(pa);
             let hint = match e {
-                microcnn::Error::FractionalOutput { .. } => {
-                    let num = w + pb + pa - keff;
+                microcnn::Error::FractionalOutput { span: num, .. } => {
                     format!(
                         "O = (W − K + P)/S + 1 = ({w} − {keff} + {})/{s} + 1 = {num}/{s} + 1 is not a whole number. \
                          Use a stride that divides {num}, change the padding (for example padding = \"same\"), or crop the input",
-                        pb + pa
+                        pb.saturating_add(pa)
                     )
                 }
                 microcnn::Error::KernelLargerThanInput => {
-                    format!("the kernel ({keff}) is larger than the padded input ({})", w + pb + pa)
+                    format!("the kernel ({keff}) is larger than the padded input ({padded})")
                 }
+                microcnn::Error::TooLarge => format!(
+                    "a size is too large (the input, kernel, stride, dilation, padding and padded input must each be at most {})",
+                    microcnn::shape::MAX_EXTENT
+                ),
                 other => other.to_string(),
             };
             bail!("layer `{layer}`: {what}: {hint}")
         }
     }
+}
+
+/// The most parameters (weights and biases) one model may have in the trainer: 2^28. Training
+/// keeps each parameter four times in `f32` (value, gradient, two Adam moments), so this is
+/// 4 GiB; a larger description is refused before anything is allocated.
+pub const MAX_PARAMS: usize = 1 << 28;
+
+/// The most activation values one image may produce over all layers: 2^26 (256 MiB of `f32`
+/// per image, times the batch while training).
+pub const MAX_ACTIVATIONS: usize = 1 << 26;
+
+/// Checks a layer name given in a model file: it becomes part of Rust identifiers in
+/// `model.rs`, so it must start with a letter and use only ASCII letters, digits and `_`
+/// (at most 64 characters).
+pub fn check_layer_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64;
+    if !ok {
+        bail!(
+            "layer name {name:?}: names must start with a letter and use only letters, digits and `_` (at most 64), because they become Rust identifiers in model.rs; rename it"
+        );
+    }
+    Ok(())
+}
+
+/// Checks a layer name as stored in `quantized.json`: [`check_layer_name`] parts joined by `.`
+/// (residual blocks name their inner layers `block.layer`).
+pub fn check_dotted_layer_name(name: &str) -> Result<()> {
+    if name.len() > 200 {
+        bail!("layer name {:?}…: longer than 200 characters", name.chars().take(40).collect::<String>());
+    }
+    for part in name.split('.') {
+        check_layer_name(part).with_context(|| format!("layer name {name:?}"))?;
+    }
+    Ok(())
+}
+
+/// Checks a model name: letters, digits, `_`, `-` and `.`, starting with a letter or digit, at
+/// most 64 characters (it appears in generated comments, reports and file metadata).
+pub fn check_model_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && name.len() <= 64;
+    if !ok {
+        bail!("model name {name:?}: use 1–64 letters, digits, `_`, `-` or `.`, starting with a letter or digit");
+    }
+    Ok(())
+}
+
+/// The Rust identifier stem generated code uses for a layer: upper case, `.` → `_`.
+pub fn rust_ident(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+}
+
+/// Suffixes generated code appends to a layer's identifier stem.
+pub const IDENT_SUFFIXES: [&str; 7] = ["", "_W", "_B", "_M", "_S", "_FILTER", "_WINDOW"];
+
+/// Items every generated model defines, which no layer may shadow.
+pub const RESERVED_IDENTS: [&str; 11] = [
+    "INPUT_LEN",
+    "INPUT_SHAPE",
+    "INPUT_SCALE",
+    "INPUT_ZERO_POINT",
+    "OUTPUT_SCALE",
+    "OUTPUT_ZERO_POINT",
+    "NUM_CLASSES",
+    "LABELS",
+    "ARENA_BYTES",
+    "WEIGHT_BYTES",
+    "LAYER_NAMES",
+];
+
+/// Checks that the identifiers generated for `names` are valid and pairwise distinct, and
+/// collide with nothing generated code defines itself (`a.b` and `a_b` both become `A_B`; a
+/// layer `conv` owns `CONV_W`, so another layer may not be called `conv_w`).
+pub fn check_generated_idents<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let mut owner: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for name in names {
+        let stem = rust_ident(name);
+        if !stem.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            bail!("layer name {name:?} does not start with a letter, so it cannot become a Rust identifier; rename it");
+        }
+        for suffix in IDENT_SUFFIXES {
+            let id = format!("{stem}{suffix}");
+            let generated = RESERVED_IDENTS.contains(&id.as_str())
+                || id.strip_prefix('L').and_then(|r| r.split_once('_')).is_some_and(|(num, rest)| {
+                    !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) && matches!(rest, "IN" | "OUT")
+                });
+            if generated {
+                bail!("layer name {name:?} becomes `{id}` in model.rs, which the generated code defines itself; rename the layer");
+            }
+            if let Some(other) = owner.insert(id.clone(), name) {
+                if other != name {
+                    bail!("layers {other:?} and {name:?} both become `{id}` in model.rs; rename one of them");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl ModelSpec {
@@ -343,12 +449,28 @@ impl ModelSpec {
 
     /// Validates the chain and returns every layer's resolved shapes.
     pub fn resolve(&self) -> Result<Vec<Resolved>> {
+        check_model_name(&self.name)?;
         let [h, w, c] = self.input;
         if h == 0 || w == 0 || c == 0 {
             bail!("input [{h}, {w}, {c}] has a zero dimension");
         }
+        if h > microcnn::shape::MAX_EXTENT
+            || w > microcnn::shape::MAX_EXTENT
+            || h.saturating_mul(w).saturating_mul(c) > MAX_ACTIVATIONS
+        {
+            bail!("input [{h}, {w}, {c}] is too large: at most {MAX_ACTIVATIONS} values per image");
+        }
         let mut names = std::collections::HashSet::new();
         let out = resolve_chain(&self.layers, Shape::image(h, w, c), "", &mut names)?;
+        check_generated_idents(names.iter().map(String::as_str))?;
+        for (i, name) in self.classes.iter().enumerate() {
+            crate::data::check_class_name(name, &format!("classes[{i}]"))?;
+        }
+        if let Some(dup) = self.classes.iter().enumerate().find_map(|(i, n)| self.classes[..i].contains(n).then_some(n))
+        {
+            bail!("class name {dup:?} appears twice in `classes`");
+        }
+        budget(&out)?;
         let Some(last) = out.last() else { bail!("the model has no layers") };
         if last.output.h != 1 || last.output.w != 1 {
             bail!(
@@ -384,6 +506,9 @@ fn resolve_chain(
     for spec in layers {
         let n = counts.entry(spec.kind()).or_insert(0);
         *n += 1;
+        if let Some(explicit) = spec.explicit_name() {
+            check_layer_name(explicit)?;
+        }
         let local = spec.explicit_name().map(str::to_string).unwrap_or_else(|| format!("{}{}", spec.kind(), n));
         let name = format!("{prefix}{local}");
         if !names.insert(name.clone()) {
@@ -433,6 +558,9 @@ fn resolve_chain(
             }
             LayerSpec::Pointwise { filters, stride, .. } => {
                 let (sh, sw) = stride.hw();
+                if *filters == 0 {
+                    bail!("layer `{name}`: filters must be at least 1");
+                }
                 Shape::image(
                     axis(&name, "height", input.h, 1, sh, 1, Padding::Valid, true)?,
                     axis(&name, "width", input.w, 1, sw, 1, Padding::Valid, false)?,
@@ -448,14 +576,18 @@ fn resolve_chain(
                 Shape::image(
                     axis(&name, "height", input.h, kh, sh, 1, p, true)?,
                     axis(&name, "width", input.w, kw, sw, 1, p, false)?,
-                    input.c * multiplier,
+                    input.c.checked_mul(*multiplier).filter(|&c| c <= MAX_ACTIVATIONS).ok_or_else(|| {
+                        anyhow::anyhow!("layer `{name}`: {} channels × multiplier {multiplier} is too many", input.c)
+                    })?,
                 )
             }
             LayerSpec::MaxPool { size, stride, padding }
             | LayerSpec::AvgPool { size, stride, padding }
             | LayerSpec::L2Pool { size, stride, padding } => pool(size, stride, padding)?,
             LayerSpec::GlobalAvgPool => Shape::image(1, 1, input.c),
-            LayerSpec::Flatten => Shape::vector(1, input.len()),
+            LayerSpec::Flatten => {
+                Shape::vector(1, input.checked_len().map_err(|_| anyhow::anyhow!("layer `{name}`: too large"))?)
+            }
             LayerSpec::Dense { units, .. } => {
                 if input.h != 1 || input.w != 1 {
                     bail!("layer `{name}`: dense needs a vector input but gets {}×{}×{}: add a `flatten` or `global_avg_pool` layer before it", input.h, input.w, input.c);
@@ -473,9 +605,74 @@ fn resolve_chain(
             }
             LayerSpec::Relu | LayerSpec::Relu6 | LayerSpec::Softmax => input,
         };
+        if shape.checked_len().map_or(true, |l| l > MAX_ACTIVATIONS) {
+            bail!(
+                "layer `{name}`: its output {}×{}×{} has more than {MAX_ACTIVATIONS} values per image",
+                shape.h,
+                shape.w,
+                shape.c
+            );
+        }
         out.push(Resolved { name, spec: spec.clone(), input, output: shape, children });
     }
     Ok(out)
+}
+
+/// Refuses a model whose parameters or activations would not fit the trainer, naming the layer
+/// that crosses the limit and the bytes.
+fn budget(layers: &[Resolved]) -> Result<()> {
+    let (mut params, mut acts) = (0usize, 0usize);
+    let mut walk: Vec<&Resolved> = Vec::new();
+    for l in layers {
+        walk.push(l);
+        walk.extend(l.children.iter());
+    }
+    for l in walk {
+        let p = checked_cost(l).ok_or_else(|| anyhow::anyhow!("layer `{}`: its parameter count overflows", l.name))?.0;
+        params = params.saturating_add(if l.children.is_empty() { p } else { 0 });
+        acts = acts.saturating_add(l.output.len());
+        if params > MAX_PARAMS {
+            bail!(
+                "layer `{}`: the model reaches {params} parameters ({} bytes as f32, {} bytes while training), more than the trainer's limit of {MAX_PARAMS}; use fewer filters or units",
+                l.name,
+                params.saturating_mul(4),
+                params.saturating_mul(16)
+            );
+        }
+        if acts > MAX_ACTIVATIONS {
+            bail!(
+                "layer `{}`: the model reaches {acts} activation values per image ({} bytes as f32), more than the trainer's limit of {MAX_ACTIVATIONS}; use a smaller input or fewer channels",
+                l.name,
+                acts.saturating_mul(4)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Parameters and MACs of one layer, or `None` on overflow.
+fn checked_cost(l: &Resolved) -> Option<(usize, usize)> {
+    let o = l.output;
+    let olen = o.checked_len().ok()?;
+    let with_bias =
+        |k: usize| -> Option<(usize, usize)> { Some((o.c.checked_mul(k)?.checked_add(o.c)?, olen.checked_mul(k)?)) };
+    match &l.spec {
+        LayerSpec::Conv { kernel, .. } => {
+            let (kh, kw) = kernel.hw();
+            with_bias(kh.checked_mul(kw)?.checked_mul(l.input.c)?)
+        }
+        LayerSpec::Pointwise { .. } => with_bias(l.input.c),
+        LayerSpec::Depthwise { kernel, .. } => {
+            let (kh, kw) = kernel.hw();
+            with_bias(kh.checked_mul(kw)?)
+        }
+        LayerSpec::Dense { .. } => with_bias(l.input.checked_len().ok()?),
+        LayerSpec::Residual { .. } => l.children.iter().try_fold((0usize, 0usize), |(a, b), c| {
+            let (p, m) = checked_cost(c)?;
+            Some((a.checked_add(p)?, b.checked_add(m)?))
+        }),
+        _ => Some((0, 0)),
+    }
 }
 
 /// Parameters and MACs of one layer.

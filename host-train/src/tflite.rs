@@ -4,7 +4,7 @@
 
 use crate::quantize::{QModel, QOp, QParams};
 use crate::spec::{PadName, PadSpec};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
 // BuiltinOperator codes.
@@ -67,6 +67,7 @@ fn act(a: [i8; 2]) -> i8 {
 
 /// Serialises `q` as a `.tflite` flatbuffer.
 pub fn export(q: &QModel) -> Result<Vec<u8>> {
+    q.validate().context("export-tflite needs a valid quantized model")?;
     let mut fbb = FlatBufferBuilder::new();
     let mut buffers: Vec<Vec<u8>> = vec![Vec::new()]; // buffer 0 is the empty sentinel
     let mut tensors: Vec<TensorSpec> = Vec::new();

@@ -77,6 +77,29 @@ pub struct EpochStats {
     pub images_per_s: f32,
 }
 
+impl TrainConfig {
+    /// Checks every hyper-parameter before anything runs: at least one epoch, batch and
+    /// thread; a finite, positive learning rate; a finite, non-negative weight decay.
+    pub fn check(&self) -> Result<()> {
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        if self.batch == 0 || self.batch > 1 << 16 {
+            bail!("--batch {} must be from 1 to 65536", self.batch);
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr {} must be a positive number (for example 0.002)", self.lr);
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            bail!("--weight-decay {} must be zero or a positive number", self.weight_decay);
+        }
+        if self.threads == 0 || self.threads > 256 {
+            bail!("--threads {} must be from 1 to 256", self.threads);
+        }
+        Ok(())
+    }
+}
+
 fn lr_at(cfg: &TrainConfig, t: f32) -> f32 {
     match cfg.schedule {
         Schedule::Constant => cfg.lr,
@@ -194,6 +217,17 @@ pub fn train(
     cfg: &TrainConfig,
     start: Progress,
 ) -> Result<Vec<EpochStats>> {
+    cfg.check()?;
+    if start.epoch >= cfg.epochs {
+        bail!(
+            "the checkpoint has already been trained for {} epochs, and --epochs is {}: raise --epochs to continue",
+            start.epoch,
+            cfg.epochs
+        );
+    }
+    if train.is_empty() {
+        bail!("the training set is empty");
+    }
     let [h, w, c] = net.spec.input;
     if (train.h, train.w, train.c) != (h, w, c) {
         bail!("the data is {}×{}×{} but the model expects {h}×{w}×{c}: resize the data or change `input` in the model file", train.h, train.w, train.c);
@@ -202,8 +236,8 @@ pub fn train(
     if let Some(&bad) = train.labels.iter().find(|&&l| l as usize >= k) {
         bail!("label {bad} found but the model has only {k} outputs: change the last dense layer's units");
     }
-    if cfg.batch == 0 {
-        bail!("batch size must be at least 1");
+    if let Some(v) = val {
+        v.check_fits(net.spec.input, k, "the test split")?;
     }
     let il = h * w * c;
     let mut rng = Rng::new(cfg.seed);
@@ -291,6 +325,13 @@ pub fn train(
             );
         }
         history.push(stats);
+        if let Some(p) = net.params().find(|p| p.value.iter().any(|v| !v.is_finite())) {
+            bail!(
+                "training diverged (non-finite weights in {}) at epoch {}: lower the learning rate (--lr)",
+                p.name,
+                epoch + 1
+            );
+        }
         if let Some(path) = &cfg.checkpoint {
             checkpoint::save(net, Progress { epoch: epoch + 1, step: t }, path)?;
         }

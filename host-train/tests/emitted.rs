@@ -83,9 +83,11 @@ fn emit_check_reports_drift_and_budgets_name_the_layer() {
     let e = host_train::report::emit_cmd(tmp.path(), false, None, Some(1000)).unwrap_err().to_string();
     assert!(e.contains("RAM") && e.contains("layer"), "{e}");
     assert!(!tmp.path().join("model.rs").exists());
-    host_train::report::emit_cmd(tmp.path(), false, None, None).unwrap();
-    host_train::report::emit_cmd(tmp.path(), true, None, None).unwrap();
+    let (_, code) = host_train::report::emit_cmd(tmp.path(), false, None, None).unwrap();
+    assert!(!tmp.path().join("model.rs").exists(), "emit_cmd stages, the CLI writes");
     let path = tmp.path().join("model.rs");
+    std::fs::write(&path, code.unwrap()).unwrap();
+    host_train::report::emit_cmd(tmp.path(), true, None, None).unwrap();
     let edited = std::fs::read_to_string(&path).unwrap().replacen("pub const", "pub  const", 1);
     std::fs::write(&path, edited).unwrap();
     let e = host_train::report::emit_cmd(tmp.path(), true, None, None).unwrap_err().to_string();

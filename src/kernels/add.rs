@@ -1,7 +1,9 @@
 //! Element-wise addition of two tensors with different scales (residual connections).
 
 use crate::error::{Error, Result};
-use crate::quant::{quantize_multiplier, rounding_divide_by_pot, saturating_rounding_doubling_high_mul, ActivationRange, Requant};
+use crate::quant::{
+    quantize_multiplier, rounding_divide_by_pot, saturating_rounding_doubling_high_mul, ActivationRange, Requant,
+};
 
 /// Quantization of an add: both inputs are brought to a common scale `2·max(s₁, s₂) / 2^20`
 /// before summing (TFLite's `left_shift = 20`), then the sum is requantized to the output.

@@ -1,0 +1,9 @@
+//! Fuzz target: `harness::check_depthwise` (see `tests/harness/mod.rs` for what it asserts).
+#![no_main]
+
+#[path = "../../tests/harness/mod.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    harness::check_depthwise(data);
+});
