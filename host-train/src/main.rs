@@ -336,9 +336,20 @@ fn load_checked(
 ) -> Result<(Dataset, Option<Dataset>)> {
     let (train_set, test) = load_data(a, input)?;
     let name = data_name(a);
-    train_set.check_fits(input, classes, &format!("{name} (training split)"))?;
+    let split = |s: &str| {
+        if a.csv.is_none() && a.folder.is_none() {
+            format!(
+                "{} ({} split)",
+                a.data.join(format!("{s}-*-ubyte.gz")).display(),
+                if s == "t10k" { "test" } else { "training" }
+            )
+        } else {
+            name.clone()
+        }
+    };
+    train_set.check_fits(input, classes, &split("train"))?;
     if let Some(t) = &test {
-        t.check_fits(input, classes, &format!("{name} (test split)"))?;
+        t.check_fits(input, classes, &split("t10k"))?;
     }
     if a.folder.is_some() && !model_classes.is_empty() && model_classes != train_set.classes.as_slice() {
         bail!(

@@ -607,10 +607,12 @@ fn resolve_chain(
         };
         if shape.checked_len().map_or(true, |l| l > MAX_ACTIVATIONS) {
             bail!(
-                "layer `{name}`: its output {}×{}×{} has more than {MAX_ACTIVATIONS} values per image",
+                "layer `{name}`: its output {}×{}×{} has more than {MAX_ACTIVATIONS} values per image ({} bytes as f32, the trainer's limit is {} bytes); use fewer filters or a smaller input",
                 shape.h,
                 shape.w,
-                shape.c
+                shape.c,
+                shape.len().saturating_mul(4),
+                MAX_ACTIVATIONS * 4
             );
         }
         out.push(Resolved { name, spec: spec.clone(), input, output: shape, children });
