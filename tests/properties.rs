@@ -31,7 +31,7 @@ fn conv_case() -> impl Strategy<Value = ConvCase> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(500))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 3 } else { 500 }))]
 
     /// The 1×1 fast path equals the reference for every shape, stride and value.
     #[test]
@@ -180,7 +180,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 3 } else { 400 }))]
 
     /// No shape, length or parameter makes the other kernels panic either.
     #[test]

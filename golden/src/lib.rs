@@ -59,38 +59,38 @@ pub enum Act {
 
 /// One input set and the output TFLite Micro produced for it.
 #[derive(Debug)]
-pub struct Sample {
+pub struct Sample<'a> {
     /// One or two int8 input tensors.
-    pub inputs: &'static [&'static [i8]],
+    pub inputs: &'a [&'a [i8]],
     /// TFLite Micro's output.
-    pub expected: &'static [i8],
+    pub expected: &'a [i8],
 }
 
 /// A golden case: one operator, its parameters as TFLite stores them, and samples.
 #[derive(Debug)]
-pub struct Case {
+pub struct Case<'a> {
     /// Case name (file stem).
-    pub name: &'static str,
+    pub name: &'a str,
     /// Operator.
     pub op: Op,
     /// Input shape as TFLite stores it (rank 2 to 4).
-    pub input_shape: &'static [usize],
+    pub input_shape: &'a [usize],
     /// Input scale and zero point.
     pub input_quant: (f32, i32),
     /// Second input's scale and zero point (`ADD`).
     pub input2_quant: (f32, i32),
     /// Output shape.
-    pub output_shape: &'static [usize],
+    pub output_shape: &'a [usize],
     /// Output scale and zero point.
     pub output_quant: (f32, i32),
     /// Filter shape (OHWI, `[1,H,W,C·M]` depthwise, `[units, depth]` dense) or empty.
-    pub filter_shape: &'static [usize],
+    pub filter_shape: &'a [usize],
     /// Filter values.
-    pub filter: &'static [i8],
+    pub filter: &'a [i8],
     /// Filter scales, per channel or one.
-    pub filter_scales: &'static [f32],
+    pub filter_scales: &'a [f32],
     /// Bias values or empty.
-    pub bias: &'static [i32],
+    pub bias: &'a [i32],
     /// `[stride_h, stride_w]`.
     pub stride: [usize; 2],
     /// `[dilation_h, dilation_w]`.
@@ -104,7 +104,7 @@ pub struct Case {
     /// Fused activation.
     pub activation: Act,
     /// Samples.
-    pub samples: &'static [Sample],
+    pub samples: &'a [Sample<'a>],
 }
 
 /// The largest number of output channels any case may have (sizes the stack buffers below).
@@ -136,7 +136,7 @@ fn act_range(a: Act, zp: i8, scale: f32) -> ActivationRange {
 ///
 /// Whatever the kernel returns, or [`Error::TooLarge`] if the case has more than
 /// [`MAX_CHANNELS`] channels.
-pub fn run(case: &Case, inputs: &[&[i8]], out: &mut [i8], reference: bool) -> Result<(), Error> {
+pub fn run(case: &Case<'_>, inputs: &[&[i8]], out: &mut [i8], reference: bool) -> Result<(), Error> {
     let (s_in, zp_in) = case.input_quant;
     let (s_out, zp_out) = case.output_quant;
     let zp_in = i8::try_from(zp_in).map_err(|_| Error::InvalidQuantization)?;
