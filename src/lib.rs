@@ -15,6 +15,28 @@
 //!   one `const fn` ([`shape::output_size`]) and rejects fractional results.
 //! - [`memory`] reports the bytes each layer needs as `const fn`s for static planning.
 //!
+//! # Never panics, for any argument
+//!
+//! Every public function returns `Err` (or, for the arithmetic helpers, a documented value)
+//! for *every* combination of arguments, in release builds and with overflow checks on; none
+//! loops for ever or reads out of bounds. The limits that make this provable:
+//!
+//! - shapes: no zero dimension ([`Error::ZeroParameter`]), element counts that fit `usize`;
+//! - geometry: every extent (input, kernel, stride, dilation, padding, dilated kernel, padded
+//!   input) at most [`shape::MAX_EXTENT`] = 2^28, so positions never overflow `isize`;
+//! - accumulators: at most [`conv::MAX_TAPS`] = 65,793 products per output, the exact bound
+//!   for weights −128..=127 against inputs 255 steps from their zero point (the headroom
+//!   argument is written next to it); average windows at most [`pool::MAX_WINDOW`] = 2^23;
+//! - work: at most [`shape::MAX_WORK_PER_ITEM`] = 2^32 inner-loop steps per batch item, so a
+//!   call cannot run for hours;
+//! - quantization: shifts −31..=30, multipliers ≥ 0, `min ≤ max` clamps; zero points are `i8`,
+//!   so they cannot be out of range.
+//!
+//! Arithmetic that wraps on purpose (the bias add and the requantization left shift, as TFLM's
+//! `int32` C++ does) says so with `wrapping_*`. `tests/extremes.rs` and the `fuzz/` targets
+//! (which share `tests/harness`) hunt for violations with extreme values, and check every fast
+//! path against its reference kernel.
+//!
 //! ```
 //! use microcnn::{Shape, conv::{conv2d_i8, ConvParams, ConvWeights}, ActivationRange, Padding};
 //! let p = ConvParams {

@@ -79,3 +79,56 @@ fn geometry_extremes() {
     let share = run(harness::check_geometry, 7);
     assert!(share > 0.2 || cfg!(miri), "only {share} of the geometry cases got past the argument checks");
 }
+
+/// The accumulator headroom bound, both sides: at `MAX_TAPS` products of the largest magnitude
+/// (weight −128 against an input 255 steps from its zero point) the sum is exact; one more tap
+/// is refused, by dense and by convolution alike.
+#[test]
+fn accumulator_headroom_boundary_is_exact_on_both_sides() {
+    use microcnn::conv::{conv2d_i8, ConvParams, ConvWeights, MAX_TAPS};
+    use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
+    use microcnn::{ActivationRange, Error, Padding, Shape};
+    let depth = if cfg!(miri) { return } else { MAX_TAPS };
+    assert_eq!(depth, 65_793);
+    let w = vec![-128i8; depth + 1];
+    let x = vec![127i8; depth + 1]; // x − zp = 127 − (−128) = 255
+                                    // acc = −128 · 255 · 65,793 = −2,147,483,520; × 2^30 · 2^(−24 − 31) = acc / 2^25 = −63.99… → −64.
+    let (m, s) = ([1 << 30], [-24]);
+    let p = DenseParams { input_zero_point: -128, output_zero_point: 0, activation: ActivationRange::NONE };
+    let mut out = [0i8; 1];
+    let dw = DenseWeights { weights: &w[..depth], units: 1, bias: None, multiplier: &m, shift: &s };
+    assert_eq!(dense_i8(&p, &dw, &x[..depth], Shape::vector(1, depth), &mut out), Ok(Shape::vector(1, 1)));
+    assert_eq!(out[0], -64, "the exact sum, not a wrapped one");
+    let dw = DenseWeights { weights: &w, units: 1, bias: None, multiplier: &m, shift: &s };
+    assert_eq!(dense_i8(&p, &dw, &x, Shape::vector(1, depth + 1), &mut out), Err(Error::TooLarge));
+    let cp = ConvParams {
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+        padding: Padding::Valid,
+        input_zero_point: -128,
+        output_zero_point: 0,
+        activation: ActivationRange::NONE,
+    };
+    for taps in [depth, depth + 1] {
+        // As a 1×1 convolution and as a 3×1 one (the general path).
+        for (kh, c) in [(1, taps), (3, taps / 3)] {
+            let cw = ConvWeights {
+                filter: &w[..kh * c],
+                filter_shape: Shape::new(1, kh, 1, c),
+                bias: None,
+                multiplier: &m,
+                shift: &s,
+            };
+            let r = conv2d_i8(&cp, &cw, &x[..kh * c], Shape::image(kh, 1, c), &mut out);
+            if kh * c <= MAX_TAPS {
+                assert_eq!(r, Ok(Shape::image(1, 1, 1)), "{kh}×1×{c}");
+                let want = if kh * c == depth { -64 } else { (-128i64 * 255 * (kh * c) as i64 / (1 << 25)) as i8 };
+                assert!((out[0] as i64 - want as i64).abs() <= 1, "{kh}×1×{c}: {}", out[0]);
+            } else {
+                assert_eq!(r, Err(Error::TooLarge), "{kh}×1×{c}");
+            }
+        }
+    }
+}

@@ -113,10 +113,18 @@ fn main() {
     let target = std::env::var("TARGET").unwrap_or_default();
     // Reserve stack explicitly: cortex-m-rt lets the stack grow down into .bss unchecked, so a
     // model whose arena does not fit would otherwise link and then corrupt memory at run time.
+    // `MICROCNN_STACK_RESERVE` (bytes, default 4096) sets the reserve.
+    let reserve: u32 = std::env::var("MICROCNN_STACK_RESERVE").ok().and_then(|v| v.parse().ok()).unwrap_or(4096);
     let memory = format!(
-        "{}\n_stack_reserve = 4K;\nASSERT(ORIGIN(RAM) + LENGTH(RAM) - __ebss >= _stack_reserve, \"microcnn: RAM overflow: static buffers (model arena) + 4 KiB stack do not fit this chip's RAM\");\n",
+        "{}\n_stack_reserve = {reserve};\nASSERT(ORIGIN(RAM) + LENGTH(RAM) - __ebss >= _stack_reserve, \"microcnn: RAM overflow: static buffers (model arena) + {reserve} B of stack do not fit this chip's RAM\");\n",
         memory_x(&target)
     );
+    println!("cargo:rerun-if-env-changed=MICROCNN_STACK_RESERVE");
+    std::fs::write(
+        out.join("stack_reserve.rs"),
+        format!("/// Bytes of stack the link-time RAM check reserves (`MICROCNN_STACK_RESERVE`).\npub const STACK_RESERVE: usize = {reserve};\n"),
+    )
+    .unwrap();
     std::fs::write(out.join("memory.x"), memory).unwrap();
     println!("cargo:rustc-link-search={}", out.display());
     // The classify app runs the model in $MICROCNN_MODEL (a folder with model.rs and

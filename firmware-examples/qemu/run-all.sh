@@ -45,6 +45,19 @@ else
   fail=1
 fi
 
+# The same check guards the real-board example: with a stack reserve that leaves no room for the
+# model's arena (a .bss static) in the nRF52840's 256 KiB, the link must fail.
+if MICROCNN_STACK_RESERVE=250000 cargo build --quiet --release -p nrf52840-dk >"$out/nrf-too-big.log" 2>&1; then
+  echo "FAIL: the nRF52840 example linked although arena + stack reserve exceed its RAM" >&2
+  fail=1
+elif grep -q "microcnn: RAM overflow" "$out/nrf-too-big.log"; then
+  echo "ok: nRF52840 example with arena + 250,000 B stack reserve fails at link time (RAM overflow)"
+else
+  echo "FAIL: the nRF52840 build failed for another reason:" >&2
+  cat "$out/nrf-too-big.log" >&2
+  fail=1
+fi
+
 table="| core | QEMU machine | program | instructions / inference | flash (B) | static RAM (B) | accuracy | bit-exact with host |\n|---|---|---|---:|---:|---:|---|---|\n"
 layers=""
 for run in "${RUNS[@]}"; do

@@ -69,8 +69,9 @@ impl Dataset {
     }
 }
 
-/// The most bytes a decompressed file without a size in its header (CSV) may have: 2 GiB.
-pub const MAX_DECOMPRESSED: u64 = 2 << 30;
+/// The most bytes a decompressed data file may have: 1 GiB (4 GiB once the pixels are `f32`).
+/// IDX files are further bounded by the size their header promises.
+pub const MAX_DECOMPRESSED: u64 = 1 << 30;
 
 /// The most classes a data set may have: labels are stored as bytes.
 pub const MAX_CLASSES: usize = 256;

@@ -503,6 +503,9 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     out.add(partial.clone(), Vec::new());
     out.check()?;
     println!("{}", host_train::spec::summary(&net.spec)?);
+    if !train_set.classes.is_empty() {
+        println!("classes: {}", train_set.classes.join(", "));
+    }
     println!(
         "training on {} images, {} epochs, batch {}, {:?} lr {} (progress saved to {} after each epoch)",
         train_set.len(),

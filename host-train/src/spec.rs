@@ -334,10 +334,11 @@ fn axis(
     }
 }
 
-/// The most parameters (weights and biases) one model may have in the trainer: 2^28. Training
-/// keeps each parameter four times in `f32` (value, gradient, two Adam moments), so this is
-/// 4 GiB; a larger description is refused before anything is allocated.
-pub const MAX_PARAMS: usize = 1 << 28;
+/// The most parameters (weights and biases) one model may have in the trainer: 2^26 (64 M, a
+/// thousand times what fits a microcontroller). Training keeps each parameter four times in
+/// `f32` (value, gradient, two Adam moments), so this is 1 GiB; a larger description is refused
+/// before anything is allocated.
+pub const MAX_PARAMS: usize = 1 << 26;
 
 /// The most activation values one image may produce over all layers: 2^26 (256 MiB of `f32`
 /// per image, times the batch while training).
@@ -434,6 +435,15 @@ pub fn check_generated_idents<'a>(names: impl IntoIterator<Item = &'a str>) -> R
         }
     }
     Ok(())
+}
+
+/// Activation values one image produces over all layers (inner layers of residual blocks
+/// included): what training keeps per image of a batch.
+pub fn activations_per_image(layers: &[Resolved]) -> usize {
+    layers
+        .iter()
+        .map(|l| l.output.len().saturating_add(activations_per_image(&l.children)))
+        .fold(0, usize::saturating_add)
 }
 
 impl ModelSpec {

@@ -77,6 +77,9 @@ pub struct EpochStats {
     pub images_per_s: f32,
 }
 
+/// The most memory a training batch's activations may take: 16 GiB.
+pub const MAX_BATCH_BYTES: u64 = 16 << 30;
+
 impl TrainConfig {
     /// Checks every hyper-parameter before anything runs: at least one epoch, batch and
     /// thread; a finite, positive learning rate; a finite, non-negative weight decay.
@@ -238,6 +241,15 @@ pub fn train(
     }
     if let Some(v) = val {
         v.check_fits(net.spec.input, k, "the test split")?;
+    }
+    // Forward activations, their caches and their gradients, in f32, for a whole batch.
+    let per_image = crate::spec::activations_per_image(&net.spec.resolve()?);
+    let bytes = (per_image as u64).saturating_mul(cfg.batch as u64).saturating_mul(12);
+    if bytes > MAX_BATCH_BYTES {
+        bail!(
+            "a batch of {} needs about {bytes} bytes for activations ({per_image} values per image × 12 bytes), more than {MAX_BATCH_BYTES}: lower --batch",
+            cfg.batch
+        );
     }
     let il = h * w * c;
     let mut rng = Rng::new(cfg.seed);

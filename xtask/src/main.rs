@@ -87,6 +87,67 @@ fn setup(need_dataset: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Installs what the fuzz and Miri steps need: a nightly toolchain with Miri and the standard
+/// library's source, and cargo-fuzz.
+fn setup_nightly() -> Result<(), String> {
+    let nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nightly {
+        say("installing a nightly Rust toolchain with Miri (for fuzzing and Miri; once)");
+        run(
+            &root(),
+            "rustup",
+            &["toolchain", "install", "nightly", "--profile", "minimal", "--component", "miri,rust-src"],
+        )?;
+    } else {
+        run(&root(), "rustup", &["component", "add", "--toolchain", "nightly", "miri", "rust-src"])?;
+    }
+    if !have("cargo-fuzz")
+        && !Path::new(&format!("{}/.cargo/bin/cargo-fuzz", std::env::var("HOME").unwrap_or_default())).exists()
+    {
+        say("installing cargo-fuzz (coverage-guided fuzzing with libFuzzer; a minute or two, once)");
+        run(&root(), "cargo", &["install", "cargo-fuzz", "--locked", "--quiet"])?;
+    }
+    Ok(())
+}
+
+/// Every fuzz target in both profiles for `secs` seconds each (`fuzz/run.sh`).
+fn fuzz(secs: &str) -> Result<(), String> {
+    setup_nightly()?;
+    run(&root(), "bash", &["fuzz/run.sh", secs])
+}
+
+/// The runtime's unit, extremes, golden and property tests under Miri (fewer cases there).
+fn miri() -> Result<(), String> {
+    setup_nightly()?;
+    let status = Command::new("cargo")
+        .args([
+            "+nightly",
+            "miri",
+            "test",
+            "-q",
+            "-p",
+            "microcnn",
+            "--lib",
+            "--test",
+            "extremes",
+            "--test",
+            "golden",
+            "--test",
+            "properties",
+        ])
+        .env("MIRIFLAGS", "-Zmiri-disable-isolation")
+        .current_dir(root())
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("Miri found undefined behaviour, a leak or a failing test".into());
+    }
+    Ok(())
+}
+
 fn test_all() -> Result<(), String> {
     let r = root();
     let fw = r.join("firmware-examples");
@@ -119,8 +180,15 @@ fn test_all() -> Result<(), String> {
     if !status.success() {
         return Err("cargo doc reported warnings".into());
     }
-    say("host tests (unit, golden vs TFLite Micro, property, integration)");
+    say("host tests (unit, golden vs TFLite Micro, property, extremes, bad input, integration)");
     run(&r, "cargo", &["test", "--workspace", "--release"])?;
+    say("the runtime's tests and the CLI's bad-input suite again with overflow checks on");
+    run(&r, "cargo", &["test", "-q", "-p", "microcnn"])?;
+    run(&r, "cargo", &["test", "-q", "-p", "host-train", "--test", "bad_input"])?;
+    say("coverage-guided fuzzing: every target, overflow-checked and release, 10 s each (long runs: cargo xtask fuzz 3600)");
+    fuzz("10")?;
+    say("Miri: the runtime's tests for undefined behaviour and leaks (reduced case counts)");
+    miri()?;
     if r.join("models").exists() {
         say("generated-code drift check (microcnn emit --check on every committed model)");
         drift_check()?;
@@ -297,9 +365,11 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("setup") => setup(true),
         Some("drift") => drift_check(),
+        Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("600")),
+        Some("miri") => miri(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <command>\n\n  demo [--full]  train on Fashion-MNIST, quantize, emit, run on an emulated Cortex-M4\n  test           every check CI runs (fmt, clippy, docs, tests, thumb builds, drift, QEMU)\n  setup          install Rust targets, qemu-system-arm and dataset-fashion-mnist\n  drift          check committed generated models against their generator"
+                "usage: cargo xtask <command>\n\n  demo [--full]  train on Fashion-MNIST, quantize, emit, run on an emulated Cortex-M4\n  test           every check CI runs (fmt, clippy, docs, tests, thumb builds, drift, QEMU)\n  setup          install Rust targets, qemu-system-arm and dataset-fashion-mnist\n  drift          check committed generated models against their generator\n  fuzz [SECS]    every fuzz target in both profiles for SECS seconds each (default 600)\n  miri           the runtime's tests under Miri"
             );
             return ExitCode::from(2);
         }

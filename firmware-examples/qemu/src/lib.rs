@@ -83,6 +83,63 @@ impl InstructionCounter {
     }
 }
 
+include!(concat!(env!("OUT_DIR"), "/stack_reserve.rs"));
+
+/// The word painted over the free stack by [`StackMeter::paint`].
+const PAINT: u32 = 0x5AA5_C33C;
+
+extern "C" {
+    /// End of `.bss` (cortex-m-rt's linker script): the lowest address the stack may reach.
+    static mut __ebss: u32;
+}
+
+/// Measures the deepest the stack has gone: [`StackMeter::paint`] fills the free RAM between
+/// the end of the statics and the current stack pointer with a pattern, and
+/// [`StackMeter::used`] finds the lowest word that is no longer the pattern.
+pub struct StackMeter {
+    top: usize,
+}
+
+impl StackMeter {
+    /// Paints the free stack; `top` is the initial stack pointer (the end of RAM).
+    #[inline(never)]
+    pub fn paint() -> StackMeter {
+        let sp = cortex_m::register::msp::read() as usize;
+        let bottom = core::ptr::addr_of_mut!(__ebss) as usize;
+        // Leave 256 bytes below the current frame untouched: this function's own frame.
+        let end = sp.saturating_sub(256);
+        let mut p = bottom.next_multiple_of(4);
+        while p + 4 <= end {
+            // SAFETY: [__ebss, sp − 256) is RAM that no static occupies (cortex-m-rt places
+            // .bss below __ebss) and that the stack has not reached yet (it grows down from
+            // sp); writing aligned words there changes nothing anyone reads.
+            unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+            p += 4;
+        }
+        StackMeter { top: stack_top() }
+    }
+
+    /// Bytes of stack used since [`StackMeter::paint`], at most.
+    pub fn used(&self) -> usize {
+        let bottom = core::ptr::addr_of_mut!(__ebss) as usize;
+        let mut p = bottom.next_multiple_of(4);
+        // SAFETY: reads aligned words of the same RAM range the paint wrote (between the end
+        // of the statics and the stack top), all of which is mapped RAM.
+        while p < self.top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+            p += 4;
+        }
+        self.top - p
+    }
+}
+
+/// The initial stack pointer: the first word of the vector table.
+fn stack_top() -> usize {
+    extern "C" {
+        static _stack_start: u32;
+    }
+    core::ptr::addr_of!(_stack_start) as usize
+}
+
 /// A loop of exactly `2·n` instructions (`subs` + `bne`).
 #[inline(never)]
 fn spin(n: u32) {
@@ -104,11 +161,15 @@ macro_rules! classify_app {
         fn main() -> ! {
             use $model as model;
             use $vectors as vectors;
+            let stack = $crate::StackMeter::paint();
             let Some(p) = cortex_m::Peripherals::take() else { $crate::exit(false) };
             let counter = $crate::InstructionCounter::new(p.SYST);
-            let Some(arena) = cortex_m::singleton!(: [i8; model::ARENA_BYTES] = [0; model::ARENA_BYTES]) else {
-                $crate::exit(false)
-            };
+            // A compile-time-initialised static: the arena lives in .bss, where the linker's RAM
+            // check counts it, and is never built on the stack first (as `singleton!` would,
+            // which overflows a small stack without a link error).
+            static ARENA: static_cell::ConstStaticCell<[i8; model::ARENA_BYTES]> =
+                static_cell::ConstStaticCell::new([0; model::ARENA_BYTES]);
+            let Some(arena) = ARENA.try_take() else { $crate::exit(false) };
             let mut scores = [0i8; model::NUM_CLASSES];
             let mut per_layer = [0u64; model::LAYER_NAMES.len()];
             let (mut correct, mut mismatches, mut total) = (0usize, 0usize, 0u64);
@@ -155,6 +216,16 @@ macro_rules! classify_app {
                 defmt::info!("PERF inference {=u64}", total / n);
             } else {
                 defmt::warn!("SysTick does not run on this machine: no instruction counts");
+            }
+            let stack_used = stack.used();
+            defmt::info!("PERF stack {=usize}", stack_used);
+            if stack_used > $crate::STACK_RESERVE {
+                defmt::error!(
+                    "the stack used {=usize} B, more than the {=usize} B the link-time RAM check reserves",
+                    stack_used,
+                    $crate::STACK_RESERVE
+                );
+                $crate::exit(false);
             }
             defmt::info!(
                 "RESULT accuracy {=usize}/{=usize}, outputs bit-exact with host: {=usize}/{=usize}",

@@ -59,9 +59,11 @@ fn main() -> ! {
         port0.p0_15.into_push_pull_output(Level::High).degrade(),
         port0.p0_16.into_push_pull_output(Level::High).degrade(),
     ];
-    let Some(arena) = cortex_m::singleton!(: [i8; model::ARENA_BYTES] = [0; model::ARENA_BYTES]) else {
-        panic!("arena already taken")
-    };
+    // A compile-time-initialised static in .bss (counted by the linker's RAM check in
+    // build.rs), never built on the stack first.
+    static ARENA: static_cell::ConstStaticCell<[i8; model::ARENA_BYTES]> =
+        static_cell::ConstStaticCell::new([0; model::ARENA_BYTES]);
+    let Some(arena) = ARENA.try_take() else { panic!("arena already taken") };
     let mut scores = [0i8; model::NUM_CLASSES];
     defmt::info!("microcnn on nRF52840-DK: press button 1 to classify the next image");
     let mut i = 0;
