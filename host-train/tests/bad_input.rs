@@ -258,7 +258,8 @@ fn bad_input_is_refused_with_a_named_error_and_nothing_changes() {
         v.resize(16 + 784 + (32 << 20), 0);
         v
     };
-    let data_cases: Vec<(&str, (Vec<u8>, Vec<u8>), (Vec<u8>, Vec<u8>), Vec<&'static str>)> = vec![
+    type Files = (Vec<u8>, Vec<u8>);
+    let data_cases: Vec<(&str, Files, Files, Vec<&'static str>)> = vec![
         (
             "test label out of range",
             (im.clone(), lb.clone()),
