@@ -101,6 +101,11 @@ impl Outputs {
             if path.file_name().is_none() {
                 bail!("cannot write {}: not a file path", path.display());
             }
+            if let Some(parent) = path.ancestors().skip(1).find(|a| a.exists() && !a.as_os_str().is_empty()) {
+                if !parent.is_dir() {
+                    bail!("cannot write {}: {} is a file, not a folder", path.display(), parent.display());
+                }
+            }
         }
         Ok(())
     }

@@ -285,6 +285,49 @@ impl LayerSpec {
     }
 }
 
+/// The deepest nesting of a TOML text: bracket depth outside strings and comments, and the
+/// number of dotted `layers` parts in a table header (`[[layers.layers.layers]]`).
+fn nesting_depth(text: &str) -> usize {
+    let mut max = 0usize;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            max = max.max(t.matches("layers").count());
+        }
+    }
+    let (mut depth, mut in_str, mut quote, mut escaped, mut comment) = (0usize, false, ' ', false, false);
+    for c in text.chars() {
+        if comment {
+            comment = c != '\n';
+            continue;
+        }
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && quote == '"' {
+                escaped = true;
+            } else if c == quote {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => {
+                in_str = true;
+                quote = c;
+            }
+            '#' => comment = true,
+            '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Resolves one axis and explains a failure with the layer's numbers and the formula.
 #[allow(clippy::too_many_arguments)]
 fn axis(
@@ -447,8 +490,17 @@ pub fn activations_per_image(layers: &[Resolved]) -> usize {
 }
 
 impl ModelSpec {
-    /// Parses TOML text.
+    /// Parses TOML text. Nesting (residual blocks inside residual blocks, inline tables and
+    /// arrays) is limited to 32 levels before parsing, so a hostile file cannot exhaust the
+    /// stack of the recursive deserializer.
     pub fn from_toml(text: &str) -> Result<Self> {
+        if text.len() > 1 << 24 {
+            bail!("the model description is {} bytes; a model file is at most 16 MiB", text.len());
+        }
+        let depth = nesting_depth(text);
+        if depth > 32 {
+            bail!("the model description nests {depth} levels deep (blocks, tables or arrays); at most 32 are allowed");
+        }
         Ok(toml::from_str(text)?)
     }
 

@@ -222,6 +222,22 @@ fn bad_input_is_refused_with_a_named_error_and_nothing_changes() {
             TINY_TOML.replacen("stride = 2", "stride = 18446744073709551616", 1),
             vec!["bad.toml", "line"],
         ),
+        (
+            "residual blocks nested 500 deep",
+            format!(
+                "{}\n{}",
+                TINY_TOML,
+                (1..=500)
+                    .map(|d| format!("[[{}]]\ntype = \"residual\"\n", vec!["layers"; d].join(".")))
+                    .collect::<String>()
+            ),
+            vec!["nests", "32"],
+        ),
+        (
+            "inline arrays nested 100000 deep",
+            format!("{}\nx = {}{}", TINY_TOML, "[".repeat(100_000), "]".repeat(100_000)),
+            vec!["nests"],
+        ),
         ("dense of a billion units", TINY_TOML.replacen("units = 10", "units = 1000000000", 1), vec!["bytes"]),
     ];
     assert!(
