@@ -99,6 +99,9 @@ fn accumulator_headroom_boundary_is_exact_on_both_sides() {
     let dw = DenseWeights { weights: &w[..depth], units: 1, bias: None, multiplier: &m, shift: &s };
     assert_eq!(dense_i8(&p, &dw, &x[..depth], Shape::vector(1, depth), &mut out), Ok(Shape::vector(1, 1)));
     assert_eq!(out[0], -64, "the exact sum, not a wrapped one");
+    out[0] = 0;
+    let blocked = microcnn::dense::dense_i8_blocked(&p, &dw, &x[..depth], Shape::vector(1, depth), &mut out);
+    assert_eq!((blocked, out[0]), (Ok(Shape::vector(1, 1)), -64), "the SIMD kernel too");
     let dw = DenseWeights { weights: &w, units: 1, bias: None, multiplier: &m, shift: &s };
     assert_eq!(dense_i8(&p, &dw, &x, Shape::vector(1, depth + 1), &mut out), Err(Error::TooLarge));
     let cp = ConvParams {
@@ -122,6 +125,12 @@ fn accumulator_headroom_boundary_is_exact_on_both_sides() {
                 shift: &s,
             };
             let r = conv2d_i8(&cp, &cw, &x[..kh * c], Shape::image(kh, 1, c), &mut out);
+            let mut out2 = [0i8; 1];
+            let r2 = microcnn::conv::conv2d_i8_blocked(&cp, &cw, &x[..kh * c], Shape::image(kh, 1, c), &mut out2);
+            assert_eq!(r, r2, "blocked == dispatched, {kh}×1×{c}");
+            if r.is_ok() {
+                assert_eq!(out[0], out2[0], "blocked == dispatched, {kh}×1×{c}");
+            }
             if kh * c <= MAX_TAPS {
                 assert_eq!(r, Ok(Shape::image(1, 1, 1)), "{kh}×1×{c}");
                 let want = if kh * c == depth { -64 } else { (-128i64 * 255 * (kh * c) as i64 / (1 << 25)) as i8 };

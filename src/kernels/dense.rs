@@ -1,6 +1,7 @@
 //! Dense (fully connected) layer.
 
 use crate::error::{Error, Result};
+use crate::kernels::blocked;
 use crate::kernels::conv::{check_bias, check_channel_params, MAX_TAPS};
 use crate::quant::{requantize, ActivationRange};
 use crate::shape::Shape;
@@ -33,26 +34,14 @@ pub struct DenseWeights<'a> {
     pub shift: &'a [i32],
 }
 
-/// Dense layer over `input_shape.n` batch items of `depth = H·W·C` values each (an NHWC tensor
-/// is flattened in memory order, as TFLite's `FULLY_CONNECTED` does):
-/// `acc = Σ w[u][d] · (x[d] − zp_in) + bias[u]`, requantized with the integer multiplier and shift
-/// (TFLite Micro's kernel, not TFLite's double-precision reference), `+ zp_out`, clamped.
-///
-/// Returns the output shape `n×1×1×units`.
-///
-/// # Errors
-///
-/// [`Error::LengthMismatch`] for slices of the wrong length (the weights must be
-/// `units · depth`); [`Error::ZeroParameter`] for zero `units` or an input shape with a zero
-/// dimension; [`Error::TooLarge`] for `depth` above [`MAX_TAPS`] (the accumulator headroom
-/// bound); [`Error::InvalidQuantization`] for out-of-range parameters.
-pub fn dense_i8(
+/// Checks everything a dense layer needs; returns `(depth, out_shape)`.
+fn prepare(
     p: &DenseParams,
     w: &DenseWeights<'_>,
     input: &[i8],
     input_shape: Shape,
-    output: &mut [i8],
-) -> Result<Shape> {
+    output: &[i8],
+) -> Result<(usize, Shape)> {
     p.activation.check()?;
     input_shape.checked_nonempty_len()?;
     input_shape.expect_len(input.len())?;
@@ -75,6 +64,32 @@ pub fn dense_i8(
     check_channel_params(None, w.multiplier, w.shift, quant_len)?;
     let out_shape = Shape::vector(input_shape.n, units);
     out_shape.expect_len(output.len())?;
+    Ok((depth, out_shape))
+}
+
+/// Dense layer over `input_shape.n` batch items of `depth = H·W·C` values each (an NHWC tensor
+/// is flattened in memory order, as TFLite's `FULLY_CONNECTED` does):
+/// `acc = Σ w[u][d] · (x[d] − zp_in) + bias[u]`, requantized with the integer multiplier and shift
+/// (TFLite Micro's kernel, not TFLite's double-precision reference), `+ zp_out`, clamped.
+///
+/// Returns the output shape `n×1×1×units`.
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] for slices of the wrong length (the weights must be
+/// `units · depth`); [`Error::ZeroParameter`] for zero `units` or an input shape with a zero
+/// dimension; [`Error::TooLarge`] for `depth` above [`MAX_TAPS`] (the accumulator headroom
+/// bound); [`Error::InvalidQuantization`] for out-of-range parameters.
+pub fn dense_i8_reference(
+    p: &DenseParams,
+    w: &DenseWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    output: &mut [i8],
+) -> Result<Shape> {
+    let (depth, out_shape) = prepare(p, w, input, input_shape, output)?;
+    let units = w.units;
+    let per_channel = w.multiplier.len() != 1;
     let input_offset = -(p.input_zero_point as i32);
     for (x, out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(units)) {
         for (u, (o, row)) in out.iter_mut().zip(w.weights.chunks_exact(depth)).enumerate() {
@@ -89,6 +104,87 @@ pub fn dense_i8(
             let q = if per_channel { u } else { 0 };
             *o = requantize(acc, w.multiplier[q], w.shift[q], p.output_zero_point, p.activation);
         }
+    }
+    Ok(out_shape)
+}
+
+/// Dense layer: the register-blocked kernel ([`dense_i8_blocked`]) on cores with the DSP
+/// extension, the plain one ([`dense_i8_reference`]) elsewhere. Same contract as
+/// [`dense_i8_reference`].
+///
+/// # Errors
+///
+/// As [`dense_i8_reference`].
+pub fn dense_i8(
+    p: &DenseParams,
+    w: &DenseWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    output: &mut [i8],
+) -> Result<Shape> {
+    if cfg!(microcnn_dsp) {
+        dense_i8_blocked(p, w, input, input_shape, output)
+    } else {
+        dense_i8_reference(p, w, input, input_shape, output)
+    }
+}
+
+/// Dense layer with register blocking, bit-exact with [`dense_i8_reference`]: two units (and two batch
+/// items when there are two) at a time, four taps per step on packed-word SIMD (`SXTB16`/
+/// `SXTAB16`/`SMLAD` on cores with the DSP extension; see [`crate::simd`]).
+///
+/// # Errors
+///
+/// As [`dense_i8_reference`].
+pub fn dense_i8_blocked(
+    p: &DenseParams,
+    w: &DenseWeights<'_>,
+    input: &[i8],
+    input_shape: Shape,
+    output: &mut [i8],
+) -> Result<Shape> {
+    let (depth, out_shape) = prepare(p, w, input, input_shape, output)?;
+    let units = w.units;
+    let per_channel = w.multiplier.len() != 1;
+    let off = -(p.input_zero_point as i32);
+    let store = |out: &mut [i8], u: usize, acc: i32| {
+        let q = if per_channel { u } else { 0 };
+        let acc = acc.wrapping_add(w.bias.map_or(0, |b| b[u]));
+        out[u] = requantize(acc, w.multiplier[q], w.shift[q], p.output_zero_point, p.activation);
+    };
+    let row = |u: usize| &w.weights[u * depth..(u + 1) * depth];
+    let n = input_shape.n;
+    let mut b = 0;
+    while b < n {
+        let pair = b + 1 < n;
+        let x0 = &input[b * depth..(b + 1) * depth];
+        let x1 = if pair { &input[(b + 1) * depth..(b + 2) * depth] } else { x0 };
+        let (out0, rest) = output[b * units..].split_at_mut(units);
+        let mut u = 0;
+        while u + 2 <= units {
+            if pair {
+                let [a00, a01, a10, a11] = blocked::dot2x2(row(u), row(u + 1), x0, x1, off);
+                store(out0, u, a00);
+                store(out0, u + 1, a10);
+                store(rest, u, a01);
+                store(rest, u + 1, a11);
+            } else {
+                let [a0, a1] = blocked::dot2x1(row(u), row(u + 1), x0, off);
+                store(out0, u, a0);
+                store(out0, u + 1, a1);
+            }
+            u += 2;
+        }
+        if u < units {
+            if pair {
+                let [a0, a1] = blocked::dot1x2(row(u), x0, x1, off);
+                store(out0, u, a0);
+                store(rest, u, a1);
+            } else {
+                store(out0, u, blocked::dot1x1(row(u), x0, off));
+            }
+        }
+        b += 2;
     }
     Ok(out_shape)
 }

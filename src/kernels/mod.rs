@@ -3,9 +3,11 @@
 
 pub mod activation;
 pub mod add;
+mod blocked;
 pub mod classify;
 pub mod conv;
 pub mod dense;
 pub mod depthwise;
 pub mod pool;
+pub mod simd;
 pub mod softmax;

@@ -17,9 +17,10 @@
 
 use microcnn::add::{add_i8, AddParams};
 use microcnn::conv::{
-    conv2d_1x1_i8, conv2d_i8, conv2d_i8_fast, conv2d_i8_reference, is_pointwise, ConvParams, ConvWeights, MAX_TAPS,
+    conv2d_1x1_i8, conv2d_i8, conv2d_i8_blocked, conv2d_i8_fast, conv2d_i8_reference, is_pointwise, ConvParams,
+    ConvWeights, MAX_TAPS,
 };
-use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
+use microcnn::dense::{dense_i8, dense_i8_blocked, dense_i8_reference, DenseParams, DenseWeights};
 use microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_i8_fast, depthwise_conv2d_i8_reference};
 use microcnn::pool::{
     avg_pool2d_i8, global_avg_pool_i8, isqrt_rounded, l2_pool2d_i8, max_pool2d_i8, L2PoolParams, MeanParams,
@@ -326,6 +327,9 @@ pub fn check_conv(data: &[u8]) -> bool {
     same("conv fast", ra, &a, rb, &b);
     let rc = conv2d_i8(&p, &w, &x, input_shape, &mut c);
     same("conv dispatch", ra, &a, rc, &c);
+    let mut e = poisoned(olen);
+    let re = conv2d_i8_blocked(&p, &w, &x, input_shape, &mut e);
+    same("conv blocked", ra, &a, re, &e);
     if is_pointwise(&p, filter_shape) {
         let mut d = poisoned(olen);
         let rd = conv2d_1x1_i8(&p, &w, &x, input_shape, &mut d);
@@ -388,6 +392,7 @@ pub fn check_dense(data: &[u8]) -> bool {
     let mut inp = Input::new(data);
     let n = if inp.byte() < 240 { 1 + (inp.byte() % 3) as usize } else { inp.dim() };
     let depth = match inp.byte() {
+        _ if !inp.hostile() => 1 + (inp.byte() % 70) as usize,
         0..=199 => 1 + (inp.byte() % 40) as usize,
         200..=219 => MAX_TAPS,
         220..=229 => MAX_TAPS + 1,
@@ -418,8 +423,13 @@ pub fn check_dense(data: &[u8]) -> bool {
         shift: &shift,
     };
     let olen = n.saturating_mul(units).saturating_add(if inp.byte() < 8 { 1 } else { 0 }).min(MAX_ALLOC);
+    let (mut blocked_out, mut dispatch_out) = (poisoned(olen), poisoned(olen));
+    let rb = dense_i8_blocked(&p, &w, &x, input_shape, &mut blocked_out);
+    let rd = dense_i8(&p, &w, &x, input_shape, &mut dispatch_out);
     let mut out = poisoned(olen);
-    let r = dense_i8(&p, &w, &x, input_shape, &mut out);
+    let r = dense_i8_reference(&p, &w, &x, input_shape, &mut out);
+    same("dense blocked", r, &out, rb, &blocked_out);
+    same("dense dispatch", r, &out, rd, &dispatch_out);
     match r {
         Ok(s) => {
             assert_eq!(s, Shape::vector(n, units));

@@ -1,0 +1,25 @@
+//! Chooses the kernels' arithmetic path at build time: `microcnn_dsp` for cores with the DSP
+//! extension's SIMD instructions (SXTB16, SXTAB16, SMLAD):
+//!
+//! - every `thumbv7em-*` target (Cortex-M4, M7);
+//! - `thumbv8m.main-*` (Cortex-M33, M35P, M55, M85), where the extension is optional, when the
+//!   `dsp` feature says the core has it (`microcnn_v8m` then tells the assembly to switch the
+//!   assembler to Armv7E-M for each DSP instruction, whose encoding is the same).
+//!
+//! Stable Rust shows no `target_feature` for the extension on these targets, so the target name,
+//! the feature and the CPU decide.
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(microcnn_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(microcnn_v8m)");
+    println!("cargo:rerun-if-changed=build.rs");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let dsp_feature = std::env::var_os("CARGO_FEATURE_DSP").is_some();
+    if target.starts_with("thumbv7em") {
+        println!("cargo:rustc-cfg=microcnn_dsp");
+    } else if target.starts_with("thumbv8m.main") && dsp_feature {
+        println!("cargo:rustc-cfg=microcnn_dsp");
+        println!("cargo:rustc-cfg=microcnn_v8m");
+    } else if dsp_feature && (target.starts_with("thumbv") || target.starts_with("arm")) {
+        println!("cargo:warning=microcnn: the `dsp` feature has no effect on {target} (no DSP extension)");
+    }
+}

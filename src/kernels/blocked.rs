@@ -1,0 +1,120 @@
+//! The register-blocked dot products behind the SIMD kernels: several output channels against
+//! one or two input columns at once, four int8 taps per step, on the packed-word instructions
+//! of [`super::simd`].
+//!
+//! Both operands are int8 words: weights are unpacked with `SXTB16` (bytes 0, 2) and
+//! `SXTB16 ROR 8` (bytes 1, 3); inputs the same way with `SXTAB16`, which adds the input offset
+//! `−zp` to each lane on the way, so `SMLAD` accumulates `w·(x − zp)` directly and both sides'
+//! lanes pair up without any reordering. Every product is at most `128 · 255` in magnitude and a
+//! column has at most [`super::conv::MAX_TAPS`] taps, so no partial sum overflows `i32` (the
+//! headroom argument in [`super::conv::MAX_TAPS`]); the sums are exact, so any blocking gives
+//! the reference kernel's bits.
+
+use super::simd::{pair, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8};
+
+#[inline(always)]
+fn w4(c: &[i8]) -> u32 {
+    u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])
+}
+
+/// `[Σ w0·(x0 − zp), Σ w0·(x1 − zp), Σ w1·(x0 − zp), Σ w1·(x1 − zp)]` over `k = w0.len()` taps
+/// (all four slices are at least that long); `off = −zp`.
+#[inline(always)]
+pub(crate) fn dot2x2(w0: &[i8], w1: &[i8], x0: &[i8], x1: &[i8], off: i32) -> [i32; 4] {
+    let k = w0.len();
+    let (w1, x0, x1) = (&w1[..k], &x0[..k], &x1[..k]);
+    let offp = pair(off);
+    let (mut a00, mut a01, mut a10, mut a11) = (0i32, 0i32, 0i32, 0i32);
+    let quads = k / 4 * 4;
+    for (((wa, wb), xa), xb) in w0[..quads]
+        .chunks_exact(4)
+        .zip(w1[..quads].chunks_exact(4))
+        .zip(x0[..quads].chunks_exact(4))
+        .zip(x1[..quads].chunks_exact(4))
+    {
+        let (xa, xb) = (w4(xa), w4(xb));
+        let (xa_l, xa_h) = (sxtab16(offp, xa), sxtab16_ror8(offp, xa));
+        let (xb_l, xb_h) = (sxtab16(offp, xb), sxtab16_ror8(offp, xb));
+        let wa = w4(wa);
+        let (wl, wh) = (sxtb16(wa), sxtb16_ror8(wa));
+        a00 = smlad(wh, xa_h, smlad(wl, xa_l, a00));
+        a01 = smlad(wh, xb_h, smlad(wl, xb_l, a01));
+        let wb = w4(wb);
+        let (wl, wh) = (sxtb16(wb), sxtb16_ror8(wb));
+        a10 = smlad(wh, xa_h, smlad(wl, xa_l, a10));
+        a11 = smlad(wh, xb_h, smlad(wl, xb_l, a11));
+    }
+    for i in quads..k {
+        let (xa, xb) = (x0[i] as i32 + off, x1[i] as i32 + off);
+        let (wa, wb) = (w0[i] as i32, w1[i] as i32);
+        a00 += wa * xa;
+        a01 += wa * xb;
+        a10 += wb * xa;
+        a11 += wb * xb;
+    }
+    [a00, a01, a10, a11]
+}
+
+/// `[Σ w0·(x − zp), Σ w1·(x − zp)]`: two rows against one column.
+#[inline(always)]
+pub(crate) fn dot2x1(w0: &[i8], w1: &[i8], x: &[i8], off: i32) -> [i32; 2] {
+    let k = w0.len();
+    let (w1, x) = (&w1[..k], &x[..k]);
+    let offp = pair(off);
+    let (mut a0, mut a1) = (0i32, 0i32);
+    let quads = k / 4 * 4;
+    for ((wa, wb), xa) in w0[..quads].chunks_exact(4).zip(w1[..quads].chunks_exact(4)).zip(x[..quads].chunks_exact(4)) {
+        let xa = w4(xa);
+        let (xl, xh) = (sxtab16(offp, xa), sxtab16_ror8(offp, xa));
+        let wa = w4(wa);
+        a0 = smlad(sxtb16_ror8(wa), xh, smlad(sxtb16(wa), xl, a0));
+        let wb = w4(wb);
+        a1 = smlad(sxtb16_ror8(wb), xh, smlad(sxtb16(wb), xl, a1));
+    }
+    for i in quads..k {
+        let xv = x[i] as i32 + off;
+        a0 += w0[i] as i32 * xv;
+        a1 += w1[i] as i32 * xv;
+    }
+    [a0, a1]
+}
+
+/// `[Σ w·(x0 − zp), Σ w·(x1 − zp)]`: one row against two columns.
+#[inline(always)]
+pub(crate) fn dot1x2(w: &[i8], x0: &[i8], x1: &[i8], off: i32) -> [i32; 2] {
+    let k = w.len();
+    let (x0, x1) = (&x0[..k], &x1[..k]);
+    let offp = pair(off);
+    let (mut a0, mut a1) = (0i32, 0i32);
+    let quads = k / 4 * 4;
+    for ((wa, xa), xb) in w[..quads].chunks_exact(4).zip(x0[..quads].chunks_exact(4)).zip(x1[..quads].chunks_exact(4)) {
+        let wa = w4(wa);
+        let (wl, wh) = (sxtb16(wa), sxtb16_ror8(wa));
+        let (xa, xb) = (w4(xa), w4(xb));
+        a0 = smlad(wh, sxtab16_ror8(offp, xa), smlad(wl, sxtab16(offp, xa), a0));
+        a1 = smlad(wh, sxtab16_ror8(offp, xb), smlad(wl, sxtab16(offp, xb), a1));
+    }
+    for i in quads..k {
+        a0 += w[i] as i32 * (x0[i] as i32 + off);
+        a1 += w[i] as i32 * (x1[i] as i32 + off);
+    }
+    [a0, a1]
+}
+
+/// `Σ w·(x − zp)`: one row against one column.
+#[inline(always)]
+pub(crate) fn dot1x1(w: &[i8], x: &[i8], off: i32) -> i32 {
+    let k = w.len();
+    let x = &x[..k];
+    let offp = pair(off);
+    let mut a = 0i32;
+    let quads = k / 4 * 4;
+    for (wa, xa) in w[..quads].chunks_exact(4).zip(x[..quads].chunks_exact(4)) {
+        let (xa, wa) = (w4(xa), w4(wa));
+        a = smlad(sxtb16_ror8(wa), sxtab16_ror8(offp, xa), smlad(sxtb16(wa), sxtab16(offp, xa), a));
+    }
+    for i in quads..k {
+        a += w[i] as i32 * (x[i] as i32 + off);
+    }
+    a
+}
