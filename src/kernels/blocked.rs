@@ -17,6 +17,59 @@ fn w4(c: &[i8]) -> u32 {
     u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])
 }
 
+/// `[Σ w0·x0, Σ w0·x1, Σ w1·x0, Σ w1·x1]` — raw products, the zero point is folded in by the
+/// caller (`+ off·Σw`) — where `w` holds the two rows `w0 = w[..k]`, `w1 = w[k..2k]` and `x`
+/// the two columns `x0 = x[..k]`, `x1 = x[gap..gap + k]`. Keeping the rows and the columns at
+/// fixed distances lets the loop address all four through two pointers, which leaves enough
+/// registers for the 2×2 block without spilling.
+#[inline(always)]
+pub(crate) fn dot2x2_raw(w: &[i8], k: usize, x: &[i8], gap: usize) -> [i32; 4] {
+    let (w0, w1) = (&w[..k], &w[k..2 * k]);
+    let (x0, x1) = (&x[..k], &x[gap..gap + k]);
+    let quads = k / 4;
+    // Columns at the standard gap: the SIMD routine (one assembly loop on DSP cores).
+    let head = if gap == super::simd::COLUMN_GAP { super::simd::dot2x2(w, k, x, quads) } else { None };
+    let done = if head.is_some() { quads * 4 } else { 0 };
+    let [mut a00, mut a01, mut a10, mut a11] = head.unwrap_or([0; 4]);
+    for i in done..k {
+        let (xa, xb) = (x0[i] as i32, x1[i] as i32);
+        let (wa, wb) = (w0[i] as i32, w1[i] as i32);
+        a00 += wa * xa;
+        a01 += wa * xb;
+        a10 += wb * xa;
+        a11 += wb * xb;
+    }
+    [a00, a01, a10, a11]
+}
+
+/// `[Σ w·x0, Σ w·x1]` with `x0 = x[..k]`, `x1 = x[gap..gap + k]`: raw products (see
+/// [`dot2x2_raw`]).
+#[inline(always)]
+pub(crate) fn dot1x2_raw(w: &[i8], x: &[i8], gap: usize) -> [i32; 2] {
+    let k = w.len();
+    let (x0, x1) = (&x[..k], &x[gap..gap + k]);
+    let (mut a0, mut a1) = (0i32, 0i32);
+    let quads = k / 4 * 4;
+    for ((wa, xa), xb) in w[..quads].chunks_exact(4).zip(x0[..quads].chunks_exact(4)).zip(x1[..quads].chunks_exact(4)) {
+        let wa = w4(wa);
+        let (wl, wh) = (sxtb16(wa), sxtb16_ror8(wa));
+        let (xa, xb) = (w4(xa), w4(xb));
+        a0 = smlad(wh, sxtb16_ror8(xa), smlad(wl, sxtb16(xa), a0));
+        a1 = smlad(wh, sxtb16_ror8(xb), smlad(wl, sxtb16(xb), a1));
+    }
+    for i in quads..k {
+        a0 += w[i] as i32 * x0[i] as i32;
+        a1 += w[i] as i32 * x1[i] as i32;
+    }
+    [a0, a1]
+}
+
+/// `Σ w`, for folding the zero point into raw products.
+#[inline(always)]
+pub(crate) fn sum(w: &[i8]) -> i32 {
+    w.iter().map(|&v| v as i32).sum()
+}
+
 /// `[Σ w0·(x0 − zp), Σ w0·(x1 − zp), Σ w1·(x0 − zp), Σ w1·(x1 − zp)]` over `k = w0.len()` taps
 /// (all four slices are at least that long); `off = −zp`.
 #[inline(always)]

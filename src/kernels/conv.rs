@@ -393,6 +393,7 @@ pub fn conv2d_i8_fast(
 
 /// Bytes of stack the column path of [`conv2d_i8_fast`] uses for one output pixel's window.
 pub const COLUMN_BYTES: usize = 512;
+const _: () = assert!(COLUMN_BYTES == crate::simd::COLUMN_GAP);
 
 /// The column path for small windows (`K_h·K_w·C_in ≤ COLUMN_BYTES`, e.g. a 5×5 kernel on one
 /// channel): each output pixel's window is gathered once into a stack buffer, taps in padding
@@ -549,59 +550,75 @@ pub fn conv2d_i8_blocked(
     let (kh, kw, oc) = (w.filter_shape.h, w.filter_shape.w, out_shape.c);
     let k = w.filter_shape.item_len();
     let pointwise = is_pointwise(p, w.filter_shape);
-    if !pointwise && k > COLUMN_BYTES {
-        return conv2d_i8_fast(p, w, input, input_shape, output);
+    if k > COLUMN_BYTES {
+        return if pointwise {
+            conv2d_1x1_i8(p, w, input, input_shape, output)
+        } else {
+            conv2d_i8_fast(p, w, input, input_shape, output)
+        };
     }
     let off = -(p.input_zero_point as i32);
     let item = input_shape.item_len();
     let (oh, ow) = (out_shape.h, out_shape.w);
     let per_image = oh * ow;
     let pixels = input_shape.n * per_image;
-    let mut columns = [[0i8; COLUMN_BYTES]; 2];
+    // Both pixels' columns in one buffer, the second `COLUMN_BYTES` after the first.
+    let mut columns = [0i8; 2 * COLUMN_BYTES];
     let bias = |c: usize| w.bias.map_or(0, |b| b[c]);
     let store = |out: &mut [i8], c: usize, acc: i32| {
         out[c] = requantize(acc.wrapping_add(bias(c)), w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
     };
     let locate = |q: usize| (q / per_image, (q % per_image) / ow, (q % per_image) % ow);
     let (sh, sw, iw, ic) = (p.stride_h, p.stride_w, input_shape.w, input_shape.c);
-    let mut pix = 0;
-    while pix < pixels {
-        let pair = pix + 1 < pixels;
-        let ((b0, oy0, ox0), (b1, oy1, ox1)) = (locate(pix), locate(if pair { pix + 1 } else { pix }));
-        // The two pixels' columns: straight from the input for 1×1, gathered otherwise.
-        let [c0, c1] = &mut columns;
-        let (x0, x1): (&[i8], &[i8]) = if pointwise {
-            let at = |b: usize, oy: usize, ox: usize| b * item + (oy * sh * iw + ox * sw) * ic;
-            (&input[at(b0, oy0, ox0)..][..k], &input[at(b1, oy1, ox1)..][..k])
-        } else {
-            gather(p, &input[b0 * item..(b0 + 1) * item], input_shape, &g, kh, kw, oy0, ox0, &mut c0[..k]);
-            if pair {
-                gather(p, &input[b1 * item..(b1 + 1) * item], input_shape, &g, kh, kw, oy1, ox1, &mut c1[..k]);
-            }
-            (&c0[..k], if pair { &c1[..k] } else { &c0[..k] })
-        };
-        let (out0, rest) = output[pix * oc..].split_at_mut(oc);
-        let mut c = 0;
-        while c + 2 <= oc {
-            let f0 = &w.filter[c * k..(c + 1) * k];
-            let f1 = &w.filter[(c + 1) * k..(c + 2) * k];
-            let [a00, a01, a10, a11] = blocked::dot2x2(f0, f1, x0, x1, off);
-            store(out0, c, a00);
-            store(out0, c + 1, a10);
-            if pair {
-                store(rest, c, a01);
-                store(rest, c + 1, a11);
-            }
-            c += 2;
+    // Channels in blocks whose weight sums fold the zero point in: Σ w·(x − zp) = Σ w·x + off·Σ w.
+    const BLOCK: usize = 64;
+    let mut wsum = [0i32; BLOCK];
+    for c0 in (0..oc).step_by(BLOCK) {
+        let c1 = (c0 + BLOCK).min(oc);
+        for c in c0..c1 {
+            wsum[c - c0] = off * blocked::sum(&w.filter[c * k..(c + 1) * k]);
         }
-        if c < oc {
-            let [a0, a1] = blocked::dot1x2(&w.filter[c * k..(c + 1) * k], x0, x1, off);
-            store(out0, c, a0);
-            if pair {
-                store(rest, c, a1);
+        let mut pix = 0;
+        while pix < pixels {
+            let pair = pix + 1 < pixels;
+            let ((b0, oy0, ox0), (b1, oy1, ox1)) = (locate(pix), locate(if pair { pix + 1 } else { pix }));
+            // The two pixels' columns, `COLUMN_BYTES` apart: a 1×1 kernel's is the pixel's
+            // channel vector, any other kernel's its gathered window.
+            let (c0s, c1s) = columns.split_at_mut(COLUMN_BYTES);
+            if pointwise {
+                let at = |b: usize, oy: usize, ox: usize| b * item + (oy * sh * iw + ox * sw) * ic;
+                c0s[..k].copy_from_slice(&input[at(b0, oy0, ox0)..][..k]);
+                c1s[..k].copy_from_slice(&input[at(b1, oy1, ox1)..][..k]);
+            } else {
+                gather(p, &input[b0 * item..(b0 + 1) * item], input_shape, &g, kh, kw, oy0, ox0, &mut c0s[..k]);
+                if pair {
+                    gather(p, &input[b1 * item..(b1 + 1) * item], input_shape, &g, kh, kw, oy1, ox1, &mut c1s[..k]);
+                }
             }
+            let (x, gap): (&[i8], usize) = (&columns[..], COLUMN_BYTES);
+            let (out0, rest) = output[pix * oc..].split_at_mut(oc);
+            let mut c = c0;
+            while c + 2 <= c1 {
+                let [a00, a01, a10, a11] = blocked::dot2x2_raw(&w.filter[c * k..], k, x, gap);
+                let (s0, s1) = (wsum[c - c0], wsum[c + 1 - c0]);
+                store(out0, c, a00 + s0);
+                store(out0, c + 1, a10 + s1);
+                if pair {
+                    store(rest, c, a01 + s0);
+                    store(rest, c + 1, a11 + s1);
+                }
+                c += 2;
+            }
+            if c < c1 {
+                let [a0, a1] = blocked::dot1x2_raw(&w.filter[c * k..(c + 1) * k], x, gap);
+                let s0 = wsum[c - c0];
+                store(out0, c, a0 + s0);
+                if pair {
+                    store(rest, c, a1 + s0);
+                }
+            }
+            pix += 2;
         }
-        pix += 2;
     }
     Ok(out_shape)
 }

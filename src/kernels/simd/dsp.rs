@@ -74,3 +74,43 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     };
     r
 }
+
+// The 2×2 block's inner loop needs 14 registers (four accumulators, two pointers, a stride, a
+// counter, four unpacked input halves and two unpacked weight halves); `asm!` blocks may use
+// only 12, so it is a whole function in assembly that saves and restores what it uses (AAPCS).
+//
+// microcnn_dot2x2_s8(w, x, quads, stride, out):
+//   r0 = w: row 0 (row 1 is `stride` bytes further), r1 = x: column 0 (column 1 is
+//   `COLUMN_GAP` bytes further), r2 = quads ≥ 1 (four taps each), r3 = stride, [sp] = out:
+//   out[0..4] = [Σ w0·x0, Σ w0·x1, Σ w1·x0, Σ w1·x1] over 4·quads taps (raw int8 products).
+// Per four taps (16 MACs): 3 loads, 6 SXTB16, 8 SMLAD, 3 others — 1.375 instructions per MAC.
+#[cfg(not(microcnn_v8m))]
+core::arch::global_asm!(include_str!("dot2x2.s"), options(raw));
+#[cfg(microcnn_v8m)]
+core::arch::global_asm!(".arch armv7e-m", include_str!("dot2x2.s"), ".arch armv8-m.main", options(raw));
+
+extern "C" {
+    fn microcnn_dot2x2_s8(w: *const i8, x: *const i8, quads: u32, stride: u32, out: *mut i32);
+}
+
+/// Bytes between the two columns [`dot2x2`] reads.
+pub const COLUMN_GAP: usize = 512;
+
+/// `[Σ w0·x0, Σ w0·x1, Σ w1·x0, Σ w1·x1]` over the first `4·quads` taps, where `w0 = w[..]`,
+/// `w1 = w[stride..]`, `x0 = x[..]`, `x1 = x[COLUMN_GAP..]`; `None` if a slice is too short
+/// for that (the caller then uses the portable loop).
+#[inline(always)]
+pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4]> {
+    let taps = quads.checked_mul(4)?;
+    if quads == 0 || w.len() < stride.checked_add(taps)? || x.len() < COLUMN_GAP + taps || stride < taps {
+        return None;
+    }
+    let mut out = [0i32; 4];
+    // SAFETY: the routine reads `w[0..4q]`, `w[stride..stride + 4q]`, `x[0..4q]` and
+    // `x[COLUMN_GAP..COLUMN_GAP + 4q]` (checked in bounds just above), writes the four `i32`s
+    // of `out`, touches nothing else, and saves and restores every callee-saved register it
+    // uses (r4–r11, lr), as the AAPCS requires of an `extern "C"` function. Unaligned word loads
+    // are allowed on the cores this is built for (Armv7E-M, Armv8-M Mainline).
+    unsafe { microcnn_dot2x2_s8(w.as_ptr(), x.as_ptr(), quads as u32, stride as u32, out.as_mut_ptr()) };
+    Some(out)
+}

@@ -46,3 +46,31 @@ pub const fn sxtab16_ror8(a: u32, x: u32) -> u32 {
 pub const fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     acc.wrapping_add((lo(a) * lo(b)).wrapping_add(hi(a) * hi(b)))
 }
+
+/// Bytes between the two columns [`dot2x2`] reads.
+pub const COLUMN_GAP: usize = 512;
+
+/// `[Σ w0·x0, Σ w0·x1, Σ w1·x0, Σ w1·x1]` over the first `4·quads` taps, where `w0 = w[..]`,
+/// `w1 = w[stride..]`, `x0 = x[..]`, `x1 = x[COLUMN_GAP..]`; `None` if a slice is too short.
+/// (On DSP cores this is one hand-scheduled assembly loop.)
+#[inline(always)]
+pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4]> {
+    let taps = quads.checked_mul(4)?;
+    if quads == 0 || w.len() < stride.checked_add(taps)? || x.len() < COLUMN_GAP + taps || stride < taps {
+        return None;
+    }
+    let (w0, w1) = (&w[..taps], &w[stride..stride + taps]);
+    let (x0, x1) = (&x[..taps], &x[COLUMN_GAP..COLUMN_GAP + taps]);
+    let word = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+    let mut a = [0i32; 4];
+    for (((wa, wb), xa), xb) in w0.chunks_exact(4).zip(w1.chunks_exact(4)).zip(x0.chunks_exact(4)).zip(x1.chunks_exact(4)) {
+        let (xa, xb, wa, wb) = (word(xa), word(xb), word(wa), word(wb));
+        let (xal, xah, xbl, xbh) = (sxtb16(xa), sxtb16_ror8(xa), sxtb16(xb), sxtb16_ror8(xb));
+        let (wal, wah, wbl, wbh) = (sxtb16(wa), sxtb16_ror8(wa), sxtb16(wb), sxtb16_ror8(wb));
+        a[0] = smlad(wah, xah, smlad(wal, xal, a[0]));
+        a[1] = smlad(wah, xbh, smlad(wal, xbl, a[1]));
+        a[2] = smlad(wbh, xah, smlad(wbl, xal, a[2]));
+        a[3] = smlad(wbh, xbh, smlad(wbl, xbl, a[3]));
+    }
+    Some(a)
+}
