@@ -13,10 +13,13 @@ pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
+    // gemmlowp adds a nudge of 2^30 (ab ≥ 0) or 1 − 2^30 (ab < 0) and divides by 2^31
+    // truncating toward zero. For ab ≥ 0 that is ⌊(ab + 2^30) / 2^31⌋; for ab < 0 the sum is
+    // negative, and truncating it equals ⌈(ab + 1 − 2^30) / 2^31⌉ = ⌊(ab + 2^30) / 2^31⌋ as well.
+    // So one add and an arithmetic shift give the same bits for every input (a 64-bit multiply,
+    // an add with carry and a funnel shift on a Cortex-M4 instead of a branchy division).
     let ab = a as i64 * b as i64;
-    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // Division truncates toward zero, as in C.
-    ((ab + nudge) / (1i64 << 31)) as i32
+    ((ab + (1 << 30)) >> 31) as i32
 }
 
 /// `x / 2^exponent`, rounding half away from zero (gemmlowp's `RoundingDivideByPOT`).
@@ -71,6 +74,53 @@ pub const fn multiply_by_quantized_multiplier(x: i32, multiplier: i32, shift: i3
 #[inline(always)]
 pub const fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point: i8, act: ActivationRange) -> i8 {
     act.clamp(multiply_by_quantized_multiplier(acc, multiplier, shift).saturating_add(output_zero_point as i32))
+}
+
+/// One output channel's requantization decoded once per kernel call, for the blocked kernels:
+/// what to add to the raw accumulator (the bias, and the zero-point term `−zp·Σw` when the
+/// kernel accumulates raw products) and the multiplier with its shift split into left and
+/// right parts. [`ChannelRequant::apply`] gives exactly [`requantize`]'s bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ChannelRequant {
+    /// Added (wrapping, as TFLM's `int32` bias add) to the accumulator first.
+    pub add: i32,
+    /// Q31 multiplier.
+    pub multiplier: i32,
+    /// `max(shift, 0)`, at most 31.
+    pub left: u32,
+    /// `max(−shift, 0)`, at most 31.
+    pub right: u32,
+}
+
+impl ChannelRequant {
+    /// Decodes `multiplier`/`shift` (any values: the shift is clamped as in
+    /// [`multiply_by_quantized_multiplier`]).
+    #[inline(always)]
+    pub(crate) const fn new(add: i32, multiplier: i32, shift: i32) -> Self {
+        let left = if shift > 31 {
+            31
+        } else if shift > 0 {
+            shift as u32
+        } else {
+            0
+        };
+        let right = if shift >= 0 {
+            0
+        } else if shift < -31 {
+            31
+        } else {
+            (-shift) as u32
+        };
+        ChannelRequant { add, multiplier, left, right }
+    }
+
+    /// `requantize(acc + add, multiplier, shift, zp, act)`.
+    #[inline(always)]
+    pub(crate) const fn apply(&self, acc: i32, zp: i8, act: ActivationRange) -> i8 {
+        let x = acc.wrapping_add(self.add).wrapping_shl(self.left);
+        let y = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, self.multiplier), self.right as i32);
+        act.clamp(y.saturating_add(zp as i32))
+    }
 }
 
 /// The inclusive output clamp `[min, max]` that a fused activation becomes.
@@ -261,6 +311,48 @@ mod tests {
         assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
         assert_eq!(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
         assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -1); // -1.5 -> -2? nudged
+    }
+
+    #[test]
+    fn srdhm_equals_gemmlowps_nudged_truncating_division() {
+        let nudged = |a: i32, b: i32| -> i32 {
+            if a == i32::MIN && b == i32::MIN {
+                return i32::MAX;
+            }
+            let ab = a as i64 * b as i64;
+            let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+            ((ab + nudge) / (1i64 << 31)) as i32
+        };
+        let edges = [
+            i32::MIN,
+            i32::MIN + 1,
+            -(1 << 30),
+            -3,
+            -2,
+            -1,
+            0,
+            1,
+            2,
+            3,
+            1 << 30,
+            (1 << 30) + 1,
+            i32::MAX - 1,
+            i32::MAX,
+        ];
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        let mut values: Vec<i32> = edges.to_vec();
+        for _ in 0..if cfg!(miri) { 50 } else { 4000 } {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            values.push(s as i32);
+            values.push((s >> 40) as i32 - (1 << 23));
+        }
+        for &a in &values {
+            for &b in edges.iter().chain(values.iter().take(64)) {
+                assert_eq!(saturating_rounding_doubling_high_mul(a, b), nudged(a, b), "{a} · {b}");
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::blocked;
-use crate::quant::{check_requant, requantize, ActivationRange};
+use crate::quant::{check_requant, requantize, ActivationRange, ChannelRequant};
 use crate::shape::{tap_range, Geometry, Padding, Shape, Window, MAX_WORK_PER_ITEM};
 
 /// The largest `|w · (x − zp)|`: weights are `−128..=127` and `x − zp` is `−255..=255`, so
@@ -526,6 +526,9 @@ fn gather(
     }
 }
 
+/// Output channels [`conv2d_i8_blocked`] decodes the requantization of at once.
+pub const BLOCK: usize = 64;
+
 /// Convolution with register blocking, bit-exact with [`conv2d_i8_reference`]: output pixels
 /// are taken two at a time and output channels two at a time, so each loaded weight word
 /// serves two pixels and each input word two channels; four taps per step on packed-word
@@ -534,7 +537,8 @@ fn gather(
 /// input; other kernels gather each pixel's window (at most [`COLUMN_BYTES`] taps) into a stack
 /// column, and larger windows go to [`conv2d_i8_fast`].
 ///
-/// Stack: two columns of [`COLUMN_BYTES`] bytes.
+/// Stack: two columns of [`COLUMN_BYTES`] bytes and a table of 16 bytes per output channel for
+/// a block of [`BLOCK`] channels (2,048 bytes in all).
 ///
 /// # Errors
 ///
@@ -564,20 +568,19 @@ pub fn conv2d_i8_blocked(
     let pixels = input_shape.n * per_image;
     // Both pixels' columns in one buffer, the second `COLUMN_BYTES` after the first.
     let mut columns = [0i8; 2 * COLUMN_BYTES];
-    let bias = |c: usize| w.bias.map_or(0, |b| b[c]);
-    let store = |out: &mut [i8], c: usize, acc: i32| {
-        out[c] = requantize(acc.wrapping_add(bias(c)), w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
-    };
     let locate = |q: usize| (q / per_image, (q % per_image) / ow, (q % per_image) % ow);
     let (sh, sw, iw, ic) = (p.stride_h, p.stride_w, input_shape.w, input_shape.c);
-    // Channels in blocks whose weight sums fold the zero point in: Σ w·(x − zp) = Σ w·x + off·Σ w.
-    const BLOCK: usize = 64;
-    let mut wsum = [0i32; BLOCK];
+    // Channels in blocks, each channel's requantization decoded once, with the bias and the
+    // zero-point term folded into one addend: Σ w·(x − zp) + bias = Σ w·x + (off·Σ w + bias).
+    let mut table = [ChannelRequant::default(); BLOCK];
+    let (zp, act) = (p.output_zero_point, p.activation);
     for c0 in (0..oc).step_by(BLOCK) {
         let c1 = (c0 + BLOCK).min(oc);
-        for c in c0..c1 {
-            wsum[c - c0] = off * blocked::sum(&w.filter[c * k..(c + 1) * k]);
+        for (c, q) in (c0..c1).zip(table.iter_mut()) {
+            let add = (off * blocked::sum(&w.filter[c * k..(c + 1) * k])).wrapping_add(w.bias.map_or(0, |b| b[c]));
+            *q = ChannelRequant::new(add, w.multiplier[c], w.shift[c]);
         }
+        let table = &table[..c1 - c0];
         let mut pix = 0;
         while pix < pixels {
             let pair = pix + 1 < pixels;
@@ -597,24 +600,27 @@ pub fn conv2d_i8_blocked(
             }
             let (x, gap): (&[i8], usize) = (&columns[..], COLUMN_BYTES);
             let (out0, rest) = output[pix * oc..].split_at_mut(oc);
-            let mut c = c0;
-            while c + 2 <= c1 {
-                let [a00, a01, a10, a11] = blocked::dot2x2_raw(&w.filter[c * k..], k, x, gap);
-                let (s0, s1) = (wsum[c - c0], wsum[c + 1 - c0]);
-                store(out0, c, a00 + s0);
-                store(out0, c + 1, a10 + s1);
-                if pair {
-                    store(rest, c, a01 + s0);
-                    store(rest, c + 1, a11 + s1);
+            let (out0, out1) = (&mut out0[c0..c1], &mut rest[c0..if pair { c1 } else { c0 }]);
+            let filter = &w.filter[c0 * k..c1 * k];
+            let mut c = 0;
+            while c + 2 <= table.len() {
+                let [a00, a01, a10, a11] = blocked::dot2x2_raw(&filter[c * k..], k, x, gap);
+                let (q0, q1) = (&table[c], &table[c + 1]);
+                if let [o0, o1] = &mut out0[c..c + 2] {
+                    *o0 = q0.apply(a00, zp, act);
+                    *o1 = q1.apply(a10, zp, act);
+                }
+                if let Some([o0, o1]) = out1.get_mut(c..c + 2) {
+                    *o0 = q0.apply(a01, zp, act);
+                    *o1 = q1.apply(a11, zp, act);
                 }
                 c += 2;
             }
-            if c < c1 {
-                let [a0, a1] = blocked::dot1x2_raw(&w.filter[c * k..(c + 1) * k], x, gap);
-                let s0 = wsum[c - c0];
-                store(out0, c, a0 + s0);
-                if pair {
-                    store(rest, c, a1 + s0);
+            if c < table.len() {
+                let [a0, a1] = blocked::dot1x2_raw(&filter[c * k..(c + 1) * k], x, gap);
+                out0[c] = table[c].apply(a0, zp, act);
+                if let Some(o) = out1.get_mut(c) {
+                    *o = table[c].apply(a1, zp, act);
                 }
             }
             pix += 2;

@@ -63,7 +63,9 @@ pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4
     let (x0, x1) = (&x[..taps], &x[COLUMN_GAP..COLUMN_GAP + taps]);
     let word = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
     let mut a = [0i32; 4];
-    for (((wa, wb), xa), xb) in w0.chunks_exact(4).zip(w1.chunks_exact(4)).zip(x0.chunks_exact(4)).zip(x1.chunks_exact(4)) {
+    for (((wa, wb), xa), xb) in
+        w0.chunks_exact(4).zip(w1.chunks_exact(4)).zip(x0.chunks_exact(4)).zip(x1.chunks_exact(4))
+    {
         let (xa, xb, wa, wb) = (word(xa), word(xb), word(wa), word(wb));
         let (xal, xah, xbl, xbh) = (sxtb16(xa), sxtb16_ror8(xa), sxtb16(xb), sxtb16_ror8(xb));
         let (wal, wah, wbl, wbh) = (sxtb16(wa), sxtb16_ror8(wa), sxtb16(wb), sxtb16_ror8(wb));

@@ -111,6 +111,14 @@ fn row(i: usize, instructions: u64, per: u64) {
     );
 }
 
+/// Called before and after every measured call: the address QEMU's instruction-counting plugin
+/// (`../shared/tools/qemu-insn-count`) watches for exact counts and per-address profiles.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_mark() {
+    core::hint::black_box(());
+}
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let Some(p) = cortex_m::Peripherals::take() else { exit(false) };
@@ -128,9 +136,11 @@ fn main() -> ! {
     }
     let mut ok = true;
     let mut measure = |i: usize, per: u64, f: &mut dyn FnMut() -> Result<(), microcnn::Error>| {
+        bench_mark();
         let t0 = counter.ticks();
         let r = f();
         let t1 = counter.ticks();
+        bench_mark();
         if let Err(e) = r {
             defmt::error!("{=str}: {}", CMSIS[i].0, e);
             ok = false;
