@@ -9,6 +9,10 @@ export QEMU_TIMEOUT=${QEMU_TIMEOUT:-300}
 # core  machine  target  binary  model
 RUNS=(
   "M0  microbit     thumbv6m-none-eabi        golden        kernels"
+  "M0  microbit     thumbv6m-none-eabi        kernel_props  properties"
+  "M3  lm3s6965evb  thumbv7m-none-eabi        kernel_props  properties"
+  "M4  mps2-an386   thumbv7em-none-eabihf     kernel_props  properties"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf kernel_props  properties"
   "M0  microbit     thumbv6m-none-eabi        classify_tiny tiny"
   "M3  lm3s6965evb  thumbv7m-none-eabi        classify      fashion"
   "M3  lm3s6965evb  thumbv7m-none-eabi        classify_tiny tiny"
@@ -60,6 +64,7 @@ fi
 
 table="| core | QEMU machine | program | instructions / inference | flash (B) | static RAM (B) | accuracy | bit-exact with host |\n|---|---|---|---:|---:|---:|---|---|\n"
 layers=""
+props=""
 for run in "${RUNS[@]}"; do
   read -r core machine target bin model <<<"$run"
   elf="target/$target/release/$bin"
@@ -79,6 +84,9 @@ for run in "${RUNS[@]}"; do
   if [ "$bin" = golden ]; then
     res=$(grep -o 'RESULT golden: .*' "$log" | sed 's/RESULT golden: //')
     table+="| $core | $machine | golden kernels ($model) | – | $flash | $ram | – | $res |\n"
+  elif [ "$bin" = kernel_props ]; then
+    res=$(grep -o 'RESULT kernel properties: .*' "$log" | sed 's/RESULT kernel properties: //')
+    props+="| $core | $res |\n"
   else
     instr=$(grep -o 'PERF inference [0-9]*' "$log" | awk '{print $3}')
     acc=$(grep -o 'RESULT accuracy [0-9]*/[0-9]*' "$log" | awk '{print $3}')
@@ -92,6 +100,9 @@ done
 
 echo
 printf "%b" "$table" | tee "$out/table.md"
+echo
+echo "On-target kernel property tests (every optimised kernel against the reference):"
+printf "| core | result |\n|---|---|\n%b" "$props" | tee "$out/props.md"
 echo
 echo "Instructions per layer, Fashion-MNIST model (mean over the embedded test images):"
 printf "%b" "$layers" | tee "$out/layers.txt"

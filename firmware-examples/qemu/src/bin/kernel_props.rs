@@ -1,0 +1,220 @@
+//! On-target property test: thousands of random shapes, strides, dilations, paddings, channel
+//! counts (not multiples of 4), zero points and extreme values, each run through every
+//! optimised kernel this core selects and through the reference kernel, compared element by
+//! element; plus the SIMD primitives against their plain-Rust definitions on random words.
+//! Runs on the M0, M3, M4 and M33 in QEMU (`qemu/run-all.sh`); any difference fails the run.
+#![no_std]
+#![no_main]
+
+use microcnn::conv::{conv2d_i8, conv2d_i8_blocked, conv2d_i8_reference, ConvParams, ConvWeights};
+use microcnn::dense::{dense_i8, dense_i8_blocked, dense_i8_reference, DenseParams, DenseWeights};
+use microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_i8_reference};
+use microcnn::{simd, ActivationRange, Padding, Shape};
+use microcnn_qemu::exit;
+use static_cell::ConstStaticCell;
+
+const CASES: u32 = 3000;
+const IN: usize = 1024;
+const FILTER: usize = 2048;
+const OUT: usize = 2048;
+
+struct Bufs {
+    x: [i8; IN],
+    f: [i8; FILTER],
+    a: [i8; OUT],
+    b: [i8; OUT],
+    bias: [i32; 16],
+    m: [i32; 16],
+    s: [i32; 16],
+}
+
+static BUFS: ConstStaticCell<Bufs> = ConstStaticCell::new(Bufs {
+    x: [0; IN],
+    f: [0; FILTER],
+    a: [0; OUT],
+    b: [0; OUT],
+    bias: [0; 16],
+    m: [0; 16],
+    s: [0; 16],
+});
+
+struct Rng(u32);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        self.0
+    }
+    fn below(&mut self, n: u32) -> usize {
+        (self.next() % n) as usize
+    }
+    fn int8(&mut self) -> i8 {
+        match self.next() % 8 {
+            0 => i8::MIN,
+            1 => i8::MAX,
+            _ => self.next() as i8,
+        }
+    }
+}
+
+fn fill(rng: &mut Rng, v: &mut [i8]) {
+    for x in v {
+        *x = rng.int8();
+    }
+}
+
+fn compare(
+    what: &str,
+    case: u32,
+    ra: Result<Shape, microcnn::Error>,
+    rb: Result<Shape, microcnn::Error>,
+    a: &[i8],
+    b: &[i8],
+) -> bool {
+    if ra != rb {
+        defmt::error!("case {=u32} {=str}: results differ: {} vs {}", case, what, ra, rb);
+        return false;
+    }
+    if let Ok(s) = ra {
+        let n = s.len();
+        if let Some(i) = (0..n).find(|&i| a[i] != b[i]) {
+            defmt::error!("case {=u32} {=str}: element {=usize}: {=i8} vs reference {=i8}", case, what, i, b[i], a[i]);
+            return false;
+        }
+    }
+    true
+}
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let Some(t) = BUFS.try_take() else { exit(false) };
+    let mut rng = Rng(0x9E37_79B9);
+    let mut failures = 0u32;
+    let mut ran = [0u32; 4];
+    // SIMD primitives against their definitions.
+    for _ in 0..20_000 {
+        let (x, y, z) = (rng.next(), rng.next(), rng.next() as i32);
+        let ok = simd::sxtb16(x) == simd::portable::sxtb16(x)
+            && simd::sxtb16_ror8(x) == simd::portable::sxtb16_ror8(x)
+            && simd::sxtab16(y, x) == simd::portable::sxtab16(y, x)
+            && simd::sxtab16_ror8(y, x) == simd::portable::sxtab16_ror8(y, x)
+            && simd::smlad(x, y, z) == simd::portable::smlad(x, y, z);
+        if !ok {
+            defmt::error!("SIMD primitive differs from its definition for {=u32:x} {=u32:x} {=i32}", x, y, z);
+            failures += 1;
+        }
+    }
+    for case in 0..CASES {
+        let n = 1 + rng.below(2);
+        let (h, w) = (1 + rng.below(8), 1 + rng.below(8));
+        let ic = if rng.below(10) == 0 { 40 + rng.below(30) } else { 1 + rng.below(9) };
+        let oc = 1 + rng.below(7);
+        let (kh, kw) = (1 + rng.below(4), 1 + rng.below(4));
+        let padding = match rng.below(3) {
+            0 => Padding::Valid,
+            1 => Padding::Same,
+            _ => Padding::Explicit { top: rng.below(3), bottom: rng.below(3), left: rng.below(3), right: rng.below(3) },
+        };
+        let zo = rng.int8();
+        let act = match rng.below(3) {
+            0 => ActivationRange::NONE,
+            1 => ActivationRange::relu(zo),
+            _ => {
+                let (a, b) = (rng.int8(), rng.int8());
+                ActivationRange { min: a.min(b), max: a.max(b) }
+            }
+        };
+        let p = ConvParams {
+            stride_h: 1 + rng.below(3),
+            stride_w: 1 + rng.below(3),
+            dilation_h: 1 + rng.below(2),
+            dilation_w: 1 + rng.below(2),
+            padding,
+            input_zero_point: rng.int8(),
+            output_zero_point: zo,
+            activation: act,
+        };
+        for c in 0..16 {
+            t.bias[c] = (rng.next() % 200_001) as i32 - 100_000;
+            t.m[c] = (1 << 30) | (rng.next() >> 2) as i32;
+            t.s[c] = -(rng.below(14) as i32) + 2;
+        }
+        let input = Shape::new(n, h, w, ic);
+        let filter = Shape::new(oc, kh, kw, ic);
+        if input.len() > IN || filter.len() > FILTER {
+            continue;
+        }
+        fill(&mut rng, &mut t.x[..input.len()]);
+        fill(&mut rng, &mut t.f[..filter.len()]);
+        let x = &t.x[..input.len()];
+        if let Ok(os) = microcnn::conv::conv2d_output_shape(&p, input, filter) {
+            if os.len() <= OUT {
+                let wts = ConvWeights {
+                    filter: &t.f[..filter.len()],
+                    filter_shape: filter,
+                    bias: Some(&t.bias[..oc]),
+                    multiplier: &t.m[..oc],
+                    shift: &t.s[..oc],
+                };
+                let ra = conv2d_i8_reference(&p, &wts, x, input, &mut t.a[..os.len()]);
+                let rb = conv2d_i8(&p, &wts, x, input, &mut t.b[..os.len()]);
+                failures += !compare("conv", case, ra, rb, &t.a, &t.b) as u32;
+                let rb = conv2d_i8_blocked(&p, &wts, x, input, &mut t.b[..os.len()]);
+                failures += !compare("conv blocked", case, ra, rb, &t.a, &t.b) as u32;
+                ran[0] += ra.is_ok() as u32;
+            }
+        }
+        // Depthwise with a depth multiplier.
+        let dm = 1 + rng.below(2);
+        let dfilter = Shape::new(1, kh, kw, ic * dm);
+        if let Ok(os) = microcnn::depthwise::depthwise_conv2d_output_shape(&p, dm, input, dfilter) {
+            if os.len() <= OUT && dfilter.len() <= FILTER && ic * dm <= 16 {
+                let wts = ConvWeights {
+                    filter: &t.f[..dfilter.len()],
+                    filter_shape: dfilter,
+                    bias: Some(&t.bias[..ic * dm]),
+                    multiplier: &t.m[..ic * dm],
+                    shift: &t.s[..ic * dm],
+                };
+                let ra = depthwise_conv2d_i8_reference(&p, dm, &wts, x, input, &mut t.a[..os.len()]);
+                let rb = depthwise_conv2d_i8(&p, dm, &wts, x, input, &mut t.b[..os.len()]);
+                failures += !compare("depthwise", case, ra, rb, &t.a, &t.b) as u32;
+                ran[1] += ra.is_ok() as u32;
+            }
+        }
+        // Dense over the same input, flattened, with per-channel or per-tensor quantization.
+        let depth = h * w * ic;
+        let units = 1 + rng.below(7);
+        if depth * units <= FILTER {
+            let nq = if rng.below(2) == 0 { 1 } else { units };
+            let dw = DenseWeights {
+                weights: &t.f[..depth * units],
+                units,
+                bias: if rng.below(4) == 0 { None } else { Some(&t.bias[..units]) },
+                multiplier: &t.m[..nq],
+                shift: &t.s[..nq],
+            };
+            let dp = DenseParams { input_zero_point: p.input_zero_point, output_zero_point: zo, activation: act };
+            let shape = Shape::new(n, h, w, ic);
+            let ra = dense_i8_reference(&dp, &dw, x, shape, &mut t.a[..n * units]);
+            let rb = dense_i8(&dp, &dw, x, shape, &mut t.b[..n * units]);
+            failures += !compare("dense", case, ra, rb, &t.a, &t.b) as u32;
+            let rb = dense_i8_blocked(&dp, &dw, x, shape, &mut t.b[..n * units]);
+            failures += !compare("dense blocked", case, ra, rb, &t.a, &t.b) as u32;
+            ran[2] += ra.is_ok() as u32;
+        }
+        ran[3] += 1;
+    }
+    defmt::info!(
+        "RESULT kernel properties: {=u32} failures; {=u32} cases, {=u32} convolutions, {=u32} depthwise, {=u32} dense compared with the reference",
+        failures,
+        ran[3],
+        ran[0],
+        ran[1],
+        ran[2]
+    );
+    // A property test that compared nothing proves nothing.
+    exit(failures == 0 && ran[0] > CASES / 4 && ran[1] > CASES / 8 && ran[2] > CASES / 4)
+}
