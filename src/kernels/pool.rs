@@ -97,14 +97,15 @@ fn for_each_window(
     }
 }
 
-/// Max pooling: the largest in-bounds element per window and channel, then clamped.
+/// Max pooling: the largest in-bounds element per window and channel, then clamped. This is
+/// the reference; [`max_pool2d_i8`] is the fast kernel.
 ///
 /// # Errors
 ///
 /// As [`pool2d_output_shape`]; [`Error::LengthMismatch`] for slices of the wrong length;
 /// [`Error::EmptyWindow`] if a window lies entirely in padding; [`Error::InvalidQuantization`]
 /// for an inverted activation range.
-pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
+pub fn max_pool2d_i8_reference(p: &PoolParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
     let (g, out_shape) = prepare(&p.window, &p.activation, input, input_shape, output)?;
     let (w, c) = (input_shape.w, input_shape.c);
     for_each_window(&g, &p.window, input_shape, out_shape, |b, y0, y1, x0, x1, o| {
@@ -121,14 +122,61 @@ pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
     Ok(out_shape)
 }
 
-/// Average pooling: the in-bounds sum divided by the in-bounds count, rounded half away from
-/// zero (TFLite's `AveragePool`), then clamped. Output shares the input's quantization.
+/// Max pooling, bit-exact with [`max_pool2d_i8_reference`]: each output pixel's channel vector
+/// starts as its first in-bounds tap and takes the element-wise maximum with every other tap's
+/// contiguous channel vector (no per-element index arithmetic).
 ///
 /// # Errors
 ///
-/// As [`max_pool2d_i8`]; [`Error::TooLarge`] if a window holds more than [`MAX_WINDOW`]
-/// elements.
-pub fn avg_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
+/// As [`max_pool2d_i8_reference`].
+pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
+    let (g, out_shape) = prepare(&p.window, &p.activation, input, input_shape, output)?;
+    let (w, c) = (input_shape.w, input_shape.c);
+    let clamp = p.activation != ActivationRange::NONE;
+    for_each_window(&g, &p.window, input_shape, out_shape, |b, y0, y1, x0, x1, o| {
+        let out = &mut output[o..o + c];
+        let row0 = (b * input_shape.h + y0) * w;
+        out.copy_from_slice(&input[(row0 + x0) * c..][..c]);
+        for y in y0..y1 {
+            let row = (b * input_shape.h + y) * w;
+            for x in x0..x1 {
+                if y == y0 && x == x0 {
+                    continue;
+                }
+                for (m, &v) in out.iter_mut().zip(&input[(row + x) * c..][..c]) {
+                    *m = (*m).max(v);
+                }
+            }
+        }
+        if clamp {
+            for m in out.iter_mut() {
+                *m = p.activation.clamp(*m as i32);
+            }
+        }
+    });
+    Ok(out_shape)
+}
+
+/// `round_half_away(acc / count)` as TFLite's average pool computes it (C division after adding
+/// or subtracting `count / 2`).
+#[inline(always)]
+fn rounded_average(acc: i32, count: i32) -> i32 {
+    if acc > 0 {
+        (acc + count / 2) / count
+    } else {
+        (acc - count / 2) / count
+    }
+}
+
+/// Average pooling: the in-bounds sum divided by the in-bounds count, rounded half away from
+/// zero (TFLite's `AveragePool`), then clamped. Output shares the input's quantization. This is
+/// the reference; [`avg_pool2d_i8`] is the fast kernel.
+///
+/// # Errors
+///
+/// As [`max_pool2d_i8_reference`]; [`Error::TooLarge`] if a window holds more than
+/// [`MAX_WINDOW`] elements.
+pub fn avg_pool2d_i8_reference(p: &PoolParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
     if p.window.kernel_h.saturating_mul(p.window.kernel_w) > MAX_WINDOW {
         return Err(Error::TooLarge);
     }
@@ -143,11 +191,94 @@ pub fn avg_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
                     acc += input[((b * input_shape.h + y) * w + x) * c + ch] as i32;
                 }
             }
-            let avg = if acc > 0 { (acc + count / 2) / count } else { (acc - count / 2) / count };
-            output[o + ch] = p.activation.clamp(avg);
+            output[o + ch] = p.activation.clamp(rounded_average(acc, count));
         }
     });
     Ok(out_shape)
+}
+
+/// Average pooling, bit-exact with [`avg_pool2d_i8_reference`]: channels in blocks of 64 sums
+/// on the stack (256 bytes), each tap's contiguous channel vector added at once; the division
+/// by the window's count is one per output (a hardware divide on Armv7-M and later; on the
+/// Cortex-M0, which has none, an exact reciprocal multiply, [`Reciprocal`]).
+///
+/// # Errors
+///
+/// As [`avg_pool2d_i8_reference`].
+pub fn avg_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &mut [i8]) -> Result<Shape> {
+    if p.window.kernel_h.saturating_mul(p.window.kernel_w) > MAX_WINDOW {
+        return Err(Error::TooLarge);
+    }
+    let (g, out_shape) = prepare(&p.window, &p.activation, input, input_shape, output)?;
+    let (w, c) = (input_shape.w, input_shape.c);
+    const BLOCK: usize = 64;
+    let mut sums = [0i32; BLOCK];
+    let mut divider = Reciprocal::new(1);
+    for_each_window(&g, &p.window, input_shape, out_shape, |b, y0, y1, x0, x1, o| {
+        let count = ((y1 - y0) * (x1 - x0)) as u32;
+        if divider.d != count {
+            divider = Reciprocal::new(count);
+        }
+        for c0 in (0..c).step_by(BLOCK) {
+            let n = (c - c0).min(BLOCK);
+            let sums = &mut sums[..n];
+            sums.fill(0);
+            for y in y0..y1 {
+                let row = (b * input_shape.h + y) * w;
+                for x in x0..x1 {
+                    for (s, &v) in sums.iter_mut().zip(&input[(row + x) * c + c0..][..n]) {
+                        *s += v as i32;
+                    }
+                }
+            }
+            for (out, &acc) in output[o + c0..o + c0 + n].iter_mut().zip(sums.iter()) {
+                // |acc| ≤ 128·count and count ≤ 2^23, so |acc| + count/2 < 2^31.
+                let half = (count / 2) as i32;
+                let q = divider.divide((acc.unsigned_abs()) + half as u32) as i32;
+                *out = p.activation.clamp(if acc > 0 { q } else { -q });
+            }
+        }
+    });
+    Ok(out_shape)
+}
+
+/// Exact division by a fixed `d ≥ 1` of numerators below 2^31 without a divide instruction
+/// where the core has none (`n · m >> 32` with `m = ⌈2^32 / d⌉`, exact for `n < 2^16` and
+/// `d ≤ 2^16`: the error `n·(m − 2^32/d)/2^32 < 2^-16 ≤ 1/d` never crosses an integer);
+/// larger values, and cores with a hardware divide, use `/`.
+#[derive(Clone, Copy, Debug)]
+pub struct Reciprocal {
+    d: u32,
+    m: u64,
+}
+
+impl Reciprocal {
+    /// The reciprocal of `d` (0 is treated as 1).
+    pub const fn new(d: u32) -> Self {
+        let d = if d == 0 { 1 } else { d };
+        Reciprocal { d, m: (1u64 << 32).div_ceil(d as u64) }
+    }
+
+    /// `⌊n / d⌋`.
+    #[inline(always)]
+    pub const fn divide(&self, n: u32) -> u32 {
+        if cfg!(microcnn_no_hw_divide) && n < 1 << 16 && self.d <= 1 << 16 {
+            self.divide_small(n)
+        } else {
+            n / self.d
+        }
+    }
+
+    /// `⌊n / d⌋` for `n < 2^16`, `d ≤ 2^16` with 32-bit multiplies only. With
+    /// `m = (2^32 + r)/d`, `0 ≤ r < d`: `n·m/2^32 = n/d + n·r/(d·2^32)` and `n·r < 2^32`, so
+    /// the excess stays below `1/d` and the floor is exact. `m ≤ 2^32` is split as
+    /// `m_hi·2^16 + m_lo` (`m_hi ≤ 2^16`, `m_lo < 2^16`), so both products fit in 32 bits and
+    /// `⌊(n·m_hi + ⌊n·m_lo/2^16⌋) / 2^16⌋ = ⌊n·m / 2^32⌋`.
+    #[inline(always)]
+    pub const fn divide_small(&self, n: u32) -> u32 {
+        let (hi, lo) = ((self.m >> 16) as u32, (self.m & 0xffff) as u32);
+        (n.wrapping_mul(hi).wrapping_add(n.wrapping_mul(lo) >> 16)) >> 16
+    }
 }
 
 /// Parameters of L2-norm pooling, which changes scale (the norm is never negative).
@@ -306,7 +437,20 @@ pub fn global_avg_pool_i8(p: &MeanParams, input: &[i8], input_shape: Shape, outp
 
 #[cfg(test)]
 mod tests {
-    use super::isqrt_rounded;
+    use super::{isqrt_rounded, Reciprocal};
+
+    #[test]
+    fn reciprocal_division_is_exact() {
+        let dmax = if cfg!(miri) { 9 } else { 1024 };
+        for d in (1..=dmax).chain([4095, 65535, 65536]) {
+            let r = Reciprocal::new(d);
+            let step = if cfg!(miri) { 4099 } else { 1 };
+            for n in (0..1u32 << 16).step_by(step).chain([65535]) {
+                assert_eq!(r.divide_small(n), n / d, "{n} / {d}");
+                assert_eq!(r.divide(n), n / d, "{n} / {d}");
+            }
+        }
+    }
 
     #[test]
     fn isqrt_rounds_to_nearest() {

@@ -23,8 +23,8 @@ use microcnn::conv::{
 use microcnn::dense::{dense_i8, dense_i8_blocked, dense_i8_reference, DenseParams, DenseWeights};
 use microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_i8_fast, depthwise_conv2d_i8_reference};
 use microcnn::pool::{
-    avg_pool2d_i8, global_avg_pool_i8, isqrt_rounded, l2_pool2d_i8, max_pool2d_i8, L2PoolParams, MeanParams,
-    PoolParams, MAX_WINDOW,
+    avg_pool2d_i8, avg_pool2d_i8_reference, global_avg_pool_i8, isqrt_rounded, l2_pool2d_i8, max_pool2d_i8,
+    max_pool2d_i8_reference, L2PoolParams, MeanParams, PoolParams, MAX_WINDOW,
 };
 use microcnn::shape::MAX_EXTENT;
 use microcnn::softmax::{softmax_i8, SoftmaxParams};
@@ -503,6 +503,14 @@ pub fn check_pool(data: &[u8]) -> bool {
     let x = inp.buffer(shape.len());
     let olen = output_len(&mut inp, microcnn::pool::pool2d_output_shape(&window, shape));
     let pp = PoolParams { window, activation: act };
+    let (mut fa, mut fb) = (poisoned(olen), poisoned(olen));
+    let ra = max_pool2d_i8_reference(&pp, &x, shape, &mut fa);
+    let rb = max_pool2d_i8(&pp, &x, shape, &mut fb);
+    same("max pool fast", ra, &fa, rb, &fb);
+    let (mut fa, mut fb) = (poisoned(olen), poisoned(olen));
+    let ra = avg_pool2d_i8_reference(&pp, &x, shape, &mut fa);
+    let rb = avg_pool2d_i8(&pp, &x, shape, &mut fb);
+    same("avg pool fast", ra, &fa, rb, &fb);
     let mut out = poisoned(olen);
     let r_max = max_pool2d_i8(&pp, &x, shape, &mut out);
     check_pool_naive("max", r_max, &out, &x, shape, &window, act, |v: &[i8]| {

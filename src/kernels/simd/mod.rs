@@ -3,7 +3,7 @@
 //! two `i16` lanes (halfword 0 lowest).
 //!
 //! On cores with the extension (`cfg(microcnn_dsp)`, see the crate docs) each is one
-//! instruction through `core::arch::asm!` ([`dsp`]); everywhere else the same functions are
+//! instruction through `core::arch::asm!` (`src/kernels/simd/dsp.rs`); everywhere else the same functions are
 //! plain Rust ([`portable`]), so the blocked kernels built on them run — and are property-tested
 //! and fuzzed — on the host, bit for bit as on the chip. The two implementations are checked
 //! against each other lane by lane on the target (`firmware-examples`).

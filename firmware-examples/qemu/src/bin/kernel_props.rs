@@ -9,7 +9,8 @@
 use microcnn::conv::{conv2d_i8, conv2d_i8_blocked, conv2d_i8_reference, ConvParams, ConvWeights};
 use microcnn::dense::{dense_i8, dense_i8_blocked, dense_i8_reference, DenseParams, DenseWeights};
 use microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_i8_reference};
-use microcnn::{simd, ActivationRange, Padding, Shape};
+use microcnn::pool::{avg_pool2d_i8, avg_pool2d_i8_reference, max_pool2d_i8, max_pool2d_i8_reference, PoolParams};
+use microcnn::{simd, ActivationRange, Padding, Shape, Window};
 use microcnn_qemu::exit;
 use static_cell::ConstStaticCell;
 
@@ -92,7 +93,7 @@ fn main() -> ! {
     let Some(t) = BUFS.try_take() else { exit(false) };
     let mut rng = Rng(0x9E37_79B9);
     let mut failures = 0u32;
-    let mut ran = [0u32; 4];
+    let mut ran = [0u32; 5];
     // SIMD primitives against their definitions.
     for _ in 0..20_000 {
         let (x, y, z) = (rng.next(), rng.next(), rng.next() as i32);
@@ -205,16 +206,39 @@ fn main() -> ! {
             failures += !compare("dense blocked", case, ra, rb, &t.a, &t.b) as u32;
             ran[2] += ra.is_ok() as u32;
         }
+        // Max and average pooling (the average's division is a reciprocal multiply on the M0).
+        let window = Window {
+            kernel_h: kh + rng.below(2),
+            kernel_w: kw + rng.below(2),
+            stride_h: p.stride_h,
+            stride_w: p.stride_w,
+            dilation_h: 1,
+            dilation_w: 1,
+            padding,
+        };
+        if let Ok(os) = microcnn::pool::pool2d_output_shape(&window, input) {
+            if os.len() <= OUT {
+                let pp = PoolParams { window, activation: act };
+                let ra = max_pool2d_i8_reference(&pp, x, input, &mut t.a[..os.len()]);
+                let rb = max_pool2d_i8(&pp, x, input, &mut t.b[..os.len()]);
+                failures += !compare("max pool", case, ra, rb, &t.a, &t.b) as u32;
+                let ra = avg_pool2d_i8_reference(&pp, x, input, &mut t.a[..os.len()]);
+                let rb = avg_pool2d_i8(&pp, x, input, &mut t.b[..os.len()]);
+                failures += !compare("avg pool", case, ra, rb, &t.a, &t.b) as u32;
+                ran[4] += ra.is_ok() as u32;
+            }
+        }
         ran[3] += 1;
     }
     defmt::info!(
-        "RESULT kernel properties: {=u32} failures; {=u32} cases, {=u32} convolutions, {=u32} depthwise, {=u32} dense compared with the reference",
+        "RESULT kernel properties: {=u32} failures; {=u32} cases, {=u32} convolutions, {=u32} depthwise, {=u32} dense, {=u32} max + average pools compared with the reference",
         failures,
         ran[3],
         ran[0],
         ran[1],
-        ran[2]
+        ran[2],
+        ran[4]
     );
     // A property test that compared nothing proves nothing.
-    exit(failures == 0 && ran[0] > CASES / 4 && ran[1] > CASES / 8 && ran[2] > CASES / 4)
+    exit(failures == 0 && ran[0] > CASES / 4 && ran[1] > CASES / 8 && ran[2] > CASES / 4 && ran[4] > CASES / 4)
 }
