@@ -12,12 +12,14 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(microcnn_dsp)");
     println!("cargo::rustc-check-cfg=cfg(microcnn_v8m)");
     println!("cargo::rustc-check-cfg=cfg(microcnn_no_hw_divide)");
+    println!("cargo::rustc-check-cfg=cfg(microcnn_v6m)");
     println!("cargo:rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
     let dsp_feature = std::env::var_os("CARGO_FEATURE_DSP").is_some();
     // Armv6-M (Cortex-M0/M0+/M1) has no divide instruction: kernels divide by reciprocals.
     if target.starts_with("thumbv6m") {
         println!("cargo:rustc-cfg=microcnn_no_hw_divide");
+        println!("cargo:rustc-cfg=microcnn_v6m");
     }
     if target.starts_with("thumbv7em") {
         println!("cargo:rustc-cfg=microcnn_dsp");

@@ -629,8 +629,9 @@ pub fn conv2d_i8_blocked(
     Ok(out_shape)
 }
 
-/// Convolution: picks the fastest kernel that is bit-exact for the shape and core — on cores
-/// with the DSP extension the register-blocked SIMD kernel ([`conv2d_i8_blocked`]), elsewhere
+/// Convolution: picks the fastest kernel that is bit-exact for the shape and core — the
+/// register-blocked kernel ([`conv2d_i8_blocked`]) on cores with the DSP extension and on the
+/// Cortex-M3, and on the Cortex-M0 for 1×1 kernels and windows of at most 64 taps; otherwise
 /// the 1×1 fast path or the general fast kernel. Same contract as [`conv2d_i8_reference`].
 ///
 /// # Errors
@@ -643,7 +644,17 @@ pub fn conv2d_i8(
     input_shape: Shape,
     output: &mut [i8],
 ) -> Result<Shape> {
-    if cfg!(microcnn_dsp) {
+    // Measured per core (firmware-examples/bench): the blocked kernel wins everywhere on cores
+    // with DSP and on the Cortex-M3; on the Cortex-M0, whose SIMD is emulated, only for 1×1 and
+    // small windows; on the host the plain fast paths are quicker.
+    let blocked = if cfg!(microcnn_dsp) || cfg!(all(target_arch = "arm", not(microcnn_v6m))) {
+        true
+    } else if cfg!(microcnn_v6m) {
+        is_pointwise(p, w.filter_shape) || w.filter_shape.item_len() <= 64
+    } else {
+        false
+    };
+    if blocked {
         conv2d_i8_blocked(p, w, input, input_shape, output)
     } else if is_pointwise(p, w.filter_shape) {
         conv2d_1x1_i8(p, w, input, input_shape, output)
