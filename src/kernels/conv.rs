@@ -190,6 +190,9 @@ pub(crate) fn check_work(outputs_per_item: usize, steps_per_output: usize) -> Re
 /// filter has more than [`MAX_TAPS`] taps or the call more than
 /// [`crate::shape::MAX_WORK_PER_ITEM`] multiply-accumulates per batch item. Nothing is written
 /// on error.
+// Never inlined: the dispatcher would otherwise give every path its own stack buffers in one
+// frame (their sum, not the largest, on the stack).
+#[inline(never)]
 pub fn conv2d_i8_reference(
     p: &ConvParams,
     w: &ConvWeights<'_>,
@@ -259,6 +262,9 @@ pub const fn is_pointwise(p: &ConvParams, filter: Shape) -> bool {
 ///
 /// As [`conv2d_i8_reference`], plus [`Error::ShapeMismatch`] if the filter is not 1×1 or the
 /// padding is not zero.
+// Never inlined: the dispatcher would otherwise give every path its own stack buffers in one
+// frame (their sum, not the largest, on the stack).
+#[inline(never)]
 pub fn conv2d_1x1_i8(
     p: &ConvParams,
     w: &ConvWeights<'_>,
@@ -314,6 +320,9 @@ pub fn conv2d_1x1_i8(
 /// # Errors
 ///
 /// As [`conv2d_i8_reference`].
+// Never inlined: the dispatcher would otherwise give every path its own stack buffers in one
+// frame (their sum, not the largest, on the stack).
+#[inline(never)]
 pub fn conv2d_i8_fast(
     p: &ConvParams,
     w: &ConvWeights<'_>,
@@ -527,7 +536,7 @@ fn gather(
 }
 
 /// Output channels [`conv2d_i8_blocked`] decodes the requantization of at once.
-pub const BLOCK: usize = 64;
+pub const BLOCK: usize = 32;
 
 /// Convolution with register blocking, bit-exact with [`conv2d_i8_reference`]: output pixels
 /// are taken two at a time and output channels two at a time, so each loaded weight word
@@ -538,11 +547,14 @@ pub const BLOCK: usize = 64;
 /// column, and larger windows go to [`conv2d_i8_fast`].
 ///
 /// Stack: two columns of [`COLUMN_BYTES`] bytes and a table of 16 bytes per output channel for
-/// a block of [`BLOCK`] channels (2,048 bytes in all).
+/// a block of [`BLOCK`] channels (1,536 bytes in all).
 ///
 /// # Errors
 ///
 /// As [`conv2d_i8_reference`].
+// Never inlined: the dispatcher would otherwise give every path its own stack buffers in one
+// frame (their sum, not the largest, on the stack).
+#[inline(never)]
 pub fn conv2d_i8_blocked(
     p: &ConvParams,
     w: &ConvWeights<'_>,
