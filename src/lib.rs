@@ -56,9 +56,31 @@
 //! # Ok::<(), microcnn::Error>(())
 //! ```
 //!
+//! # Kernels per core
+//!
+//! The reference kernels (`*_reference`) are the specification; the dispatchers (`conv2d_i8`,
+//! `dense_i8`, `depthwise_conv2d_i8`, `max_pool2d_i8`, `avg_pool2d_i8`) pick, at build time, a
+//! faster kernel that gives the same bits:
+//!
+//! - cores with the DSP extension — every `thumbv7em-*` target (Cortex-M4, M7), and
+//!   `thumbv8m.main-*` (M33, M35P, M55) with the `dsp` feature — run the register-blocked SIMD
+//!   kernels ([`conv::conv2d_i8_blocked`], [`dense::dense_i8_blocked`]) on `SXTB16`/`SXTAB16`/
+//!   `SMLAD` ([`simd`]; the only `unsafe` in the crate, in `src/kernels/simd/dsp.rs`);
+//! - the Cortex-M3 runs the same blocked kernels with those instructions written in Rust;
+//! - the Cortex-M0 uses them for 1×1 convolutions, windows of at most 64 taps and dense layers,
+//!   the portable fast paths otherwise, and divides by reciprocals (it has no divide
+//!   instruction);
+//! - other targets (the host) use the portable fast paths.
+//!
+//! Stack: the blocked convolution uses 1,536 bytes (two 512-byte columns and a 32-channel
+//! requantization table), the portable column path 512, depthwise 256, average pooling 256;
+//! no kernel uses arena scratch.
+//!
 //! # Optional features
 //!
 //! - `defmt`: derives `defmt::Format` for [`Error`] and the parameter types.
+//! - `dsp`: the Armv8-M Mainline core has the DSP extension; use the SIMD kernels on
+//!   `thumbv8m.main-*` (no effect elsewhere: `thumbv7em-*` always has it).
 //!
 //! # MSRV
 //!

@@ -3,9 +3,10 @@
 //!
 //! No kernel in this crate needs scratch memory in the arena: every accumulator lives in
 //! registers, so a layer needs exactly its input and its output tensor (one byte per int8
-//! element). The one buffer beyond that is on the stack: the convolution's column path gathers
-//! one output pixel's window into at most [`crate::conv::COLUMN_BYTES`] (512) bytes, which the
-//! firmware's stack reserve covers. The functions below still report scratch explicitly so a plan
+//! element). The buffers beyond that are on the stack, at most [`KERNEL_STACK_BYTES`]: the
+//! blocked convolution's two pixel columns of [`crate::conv::COLUMN_BYTES`] (512) bytes and its
+//! 32-channel requantization table (512 bytes); the firmware's stack reserve covers them, and the
+//! QEMU apps measure the high-water mark of whole inferences. The functions below still report scratch explicitly so a plan
 //! stays correct if a future fast path needs arena scratch.
 
 use crate::error::{Error, Result};
@@ -13,6 +14,10 @@ use crate::kernels::conv::{conv2d_output_shape, ConvParams};
 use crate::kernels::depthwise::depthwise_conv2d_output_shape;
 use crate::kernels::pool::pool2d_output_shape;
 use crate::shape::{Shape, Window};
+
+/// The most stack any kernel's own buffers take (the blocked convolution's: two 512-byte
+/// columns and a 512-byte channel table), beside a few hundred bytes of frames.
+pub const KERNEL_STACK_BYTES: usize = 3 * crate::kernels::conv::COLUMN_BYTES;
 
 /// The memory one layer needs while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
