@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::conv::check_work;
+use crate::kernels::simd;
 use crate::quant::{requantize, ActivationRange, Requant};
 use crate::shape::{Geometry, Shape, Window};
 
@@ -122,9 +123,9 @@ pub fn max_pool2d_i8_reference(p: &PoolParams, input: &[i8], input_shape: Shape,
     Ok(out_shape)
 }
 
-/// Max pooling, bit-exact with [`max_pool2d_i8_reference`]: each output pixel's channel vector
-/// starts as its first in-bounds tap and takes the element-wise maximum with every other tap's
-/// contiguous channel vector (no per-element index arithmetic).
+/// Max pooling, bit-exact with [`max_pool2d_i8_reference`]: four channels at a time, the
+/// lane-wise maximum of packed words over the window's taps ([`crate::simd::max_i8x4`]: `SSUB8`
+/// and `SEL` on cores with the DSP extension).
 ///
 /// # Errors
 ///
@@ -133,20 +134,34 @@ pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
     let (g, out_shape) = prepare(&p.window, &p.activation, input, input_shape, output)?;
     let (w, c) = (input_shape.w, input_shape.c);
     let clamp = p.activation != ActivationRange::NONE;
+    // Packed words only where SSUB8/SEL exist: emulated, they cost more than bytes.
+    let quads = if cfg!(microcnn_dsp) { c / 4 * 4 } else { 0 };
+    let word = |at: usize| simd::word(input, at);
     for_each_window(&g, &p.window, input_shape, out_shape, |b, y0, y1, x0, x1, o| {
         let out = &mut output[o..o + c];
-        let row0 = (b * input_shape.h + y0) * w;
-        out.copy_from_slice(&input[(row0 + x0) * c..][..c]);
-        for y in y0..y1 {
-            let row = (b * input_shape.h + y) * w;
-            for x in x0..x1 {
-                if y == y0 && x == x0 {
-                    continue;
-                }
-                for (m, &v) in out.iter_mut().zip(&input[(row + x) * c..][..c]) {
-                    *m = (*m).max(v);
+        let first = ((b * input_shape.h + y0) * w + x0) * c;
+        // Four channels at a time: `SSUB8` + `SEL` per tap on DSP cores.
+        for q in (0..quads).step_by(4) {
+            let mut m = word(first + q);
+            for y in y0..y1 {
+                let row = (b * input_shape.h + y) * w;
+                for x in x0..x1 {
+                    m = simd::max_i8x4(m, word((row + x) * c + q));
                 }
             }
+            if let [a, b, c, d] = &mut out[q..q + 4] {
+                [*a, *b, *c, *d] = m.to_le_bytes().map(|v| v as i8);
+            }
+        }
+        for ch in quads..c {
+            let mut m = input[first + ch];
+            for y in y0..y1 {
+                let row = (b * input_shape.h + y) * w;
+                for x in x0..x1 {
+                    m = m.max(input[(row + x) * c + ch]);
+                }
+            }
+            out[ch] = m;
         }
         if clamp {
             for m in out.iter_mut() {

@@ -9,11 +9,11 @@ use core::arch::asm;
 /// the optional extension, so the template switches it to Armv7E-M (same T32 encoding) for the
 /// one instruction and back.
 macro_rules! dsp {
-    ($insn:literal, $($ops:tt)*) => {{
+    ([$($insn:literal),+], $($ops:tt)*) => {{
         #[cfg(microcnn_v8m)]
-        asm!(".arch armv7e-m", $insn, ".arch armv8-m.main", $($ops)*);
+        asm!(".arch armv7e-m", $($insn,)+ ".arch armv8-m.main", $($ops)*);
         #[cfg(not(microcnn_v8m))]
-        asm!($insn, $($ops)*);
+        asm!($($insn),+, $($ops)*);
     }};
 }
 
@@ -24,7 +24,7 @@ pub fn sxtb16(x: u32) -> u32 {
     // SAFETY: one register-only instruction of the DSP extension, which this build targets
     // (`cfg(microcnn_dsp)`); it reads and writes no memory and no flags.
     unsafe {
-        dsp!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+        dsp!(["sxtb16 {r}, {x}"], r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
     };
     r
 }
@@ -35,7 +35,7 @@ pub fn sxtb16_ror8(x: u32) -> u32 {
     let r: u32;
     // SAFETY: as in `sxtb16`.
     unsafe {
-        dsp!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+        dsp!(["sxtb16 {r}, {x}, ror #8"], r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
     };
     r
 }
@@ -46,7 +46,7 @@ pub fn sxtab16(a: u32, x: u32) -> u32 {
     let r: u32;
     // SAFETY: as in `sxtb16`.
     unsafe {
-        dsp!("sxtab16 {r}, {a}, {x}", r = lateout(reg) r, a = in(reg) a, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+        dsp!(["sxtab16 {r}, {a}, {x}"], r = lateout(reg) r, a = in(reg) a, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
     };
     r
 }
@@ -57,7 +57,20 @@ pub fn sxtab16_ror8(a: u32, x: u32) -> u32 {
     let r: u32;
     // SAFETY: as in `sxtb16`.
     unsafe {
-        dsp!("sxtab16 {r}, {a}, {x}, ror #8", r = lateout(reg) r, a = in(reg) a, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+        dsp!(["sxtab16 {r}, {a}, {x}, ror #8"], r = lateout(reg) r, a = in(reg) a, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
+/// `SSUB8` + `SEL`: see [`super::portable::max_i8x4`]. One block, because `SEL` reads the
+/// GE flags `SSUB8` sets.
+#[inline(always)]
+pub fn max_i8x4(a: u32, b: u32) -> u32 {
+    let r: u32;
+    // SAFETY: two register-only DSP instructions; they write the APSR.GE flags, which the block
+    // does not claim to preserve, and touch no memory.
+    unsafe {
+        dsp!(["ssub8 {r}, {a}, {b}", "sel {r}, {a}, {b}"], r = out(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack))
     };
     r
 }
@@ -70,7 +83,7 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     // SAFETY: as in `sxtb16`; the Q flag it may set is never read (`preserves_flags` would
     // be wrong, so it is not claimed).
     unsafe {
-        dsp!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+        dsp!(["smlad {r}, {a}, {b}, {acc}"], r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
     };
     r
 }

@@ -41,6 +41,20 @@ pub const fn sxtab16_ror8(a: u32, x: u32) -> u32 {
     sxtab16(a, x.rotate_right(8))
 }
 
+/// `SSUB8` then `SEL`: the lane-wise maximum of four signed bytes.
+#[inline(always)]
+pub const fn max_i8x4(a: u32, b: u32) -> u32 {
+    let mut r = 0u32;
+    let mut i = 0;
+    while i < 4 {
+        let (x, y) = ((a >> (8 * i)) as u8 as i8, (b >> (8 * i)) as u8 as i8);
+        let m = if x >= y { x } else { y };
+        r |= (m as u8 as u32) << (8 * i);
+        i += 1;
+    }
+    r
+}
+
 /// `SMLAD`: `acc + a.lo·b.lo + a.hi·b.hi`, wrapping (the instruction only sets the Q flag).
 #[inline(always)]
 pub const fn smlad(a: u32, b: u32, acc: i32) -> i32 {

@@ -101,7 +101,8 @@ fn main() -> ! {
             && simd::sxtb16_ror8(x) == simd::portable::sxtb16_ror8(x)
             && simd::sxtab16(y, x) == simd::portable::sxtab16(y, x)
             && simd::sxtab16_ror8(y, x) == simd::portable::sxtab16_ror8(y, x)
-            && simd::smlad(x, y, z) == simd::portable::smlad(x, y, z);
+            && simd::smlad(x, y, z) == simd::portable::smlad(x, y, z)
+            && simd::max_i8x4(x, y) == simd::portable::max_i8x4(x, y);
         if !ok {
             defmt::error!("SIMD primitive differs from its definition for {=u32:x} {=u32:x} {=i32}", x, y, z);
             failures += 1;
