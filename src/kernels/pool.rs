@@ -140,7 +140,7 @@ pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
     for_each_window(&g, &p.window, input_shape, out_shape, |b, y0, y1, x0, x1, o| {
         let out = &mut output[o..o + c];
         let first = ((b * input_shape.h + y0) * w + x0) * c;
-        // Four channels at a time: `SSUB8` + `SEL` per tap on DSP cores.
+        // Four channels per packed word with SSUB8 + SEL on DSP cores.
         for q in (0..quads).step_by(4) {
             let mut m = word(first + q);
             for y in y0..y1 {
@@ -153,15 +153,19 @@ pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
                 [*a, *b, *c, *d] = m.to_le_bytes().map(|v| v as i8);
             }
         }
-        for ch in quads..c {
-            let mut m = input[first + ch];
+        // The other channels (all of them elsewhere): each tap's channel vector at once.
+        if quads < c {
+            let out = &mut out[quads..];
+            out.copy_from_slice(&input[first + quads..first + c]);
             for y in y0..y1 {
                 let row = (b * input_shape.h + y) * w;
                 for x in x0..x1 {
-                    m = m.max(input[(row + x) * c + ch]);
+                    let at = (row + x) * c;
+                    for (m, &v) in out.iter_mut().zip(&input[at + quads..at + c]) {
+                        *m = (*m).max(v);
+                    }
                 }
             }
-            out[ch] = m;
         }
         if clamp {
             for m in out.iter_mut() {
