@@ -171,3 +171,17 @@ pub(crate) fn dot1x1(w: &[i8], x: &[i8], off: i32) -> i32 {
     }
     a
 }
+
+/// The four rows `w[r·k..]`, r = 0..=3, against `x` over the first `⌊k/4⌋·4` taps, with the
+/// offset `off = −zp` applied to `x`; [`dot1x1_tail`] adds the rest.
+#[inline(always)]
+pub(crate) fn dot4x1_head(w: &[i8], k: usize, x: &[i8], off: i32) -> Option<[i32; 4]> {
+    super::simd::dot4x1(w, k, x, k / 4, off)
+}
+
+/// `Σ w·(x − zp)` over the taps after the last full four of `w`.
+#[inline(always)]
+pub(crate) fn dot1x1_tail(w: &[i8], x: &[i8], off: i32) -> i32 {
+    let start = w.len() / 4 * 4;
+    w[start..].iter().zip(&x[start..w.len()]).map(|(&wv, &xv)| wv as i32 * (xv as i32 + off)).sum()
+}

@@ -163,6 +163,16 @@ pub fn dense_i8_blocked(
         let x1 = if pair { &input[(b + 1) * depth..(b + 2) * depth] } else { x0 };
         let (out0, rest) = output[b * units..].split_at_mut(units);
         let mut u = 0;
+        // One input vector: four units at a time (one assembly loop on DSP cores).
+        if !pair && depth >= 4 {
+            while u + 4 <= units {
+                let Some(head) = blocked::dot4x1_head(&w.weights[u * depth..], depth, x0, off) else { break };
+                for (r, &a) in head.iter().enumerate() {
+                    store(out0, u + r, a + blocked::dot1x1_tail(row(u + r), x0, off));
+                }
+                u += 4;
+            }
+        }
         while u + 2 <= units {
             if pair {
                 let [a00, a01, a10, a11] = blocked::dot2x2(row(u), row(u + 1), x0, x1, off);

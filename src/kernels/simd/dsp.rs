@@ -98,12 +98,19 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
 //   out[0..4] = [Σ w0·x0, Σ w0·x1, Σ w1·x0, Σ w1·x1] over 4·quads taps (raw int8 products).
 // Per four taps (16 MACs): 3 loads, 6 SXTB16, 8 SMLAD, 3 others — 1.375 instructions per MAC.
 #[cfg(not(microcnn_v8m))]
-core::arch::global_asm!(include_str!("dot2x2.s"), options(raw));
+core::arch::global_asm!(include_str!("dot2x2.s"), include_str!("dot4x1.s"), options(raw));
 #[cfg(microcnn_v8m)]
-core::arch::global_asm!(".arch armv7e-m", include_str!("dot2x2.s"), ".arch armv8-m.main", options(raw));
+core::arch::global_asm!(
+    ".arch armv7e-m",
+    include_str!("dot2x2.s"),
+    include_str!("dot4x1.s"),
+    ".arch armv8-m.main",
+    options(raw)
+);
 
 extern "C" {
     fn microcnn_dot2x2_s8(w: *const i8, x: *const i8, quads: u32, stride: u32, out: *mut i32);
+    fn microcnn_dot4x1_s8(w: *const i8, x: *const i8, quads: u32, stride: u32, out: *mut i32, offset: u32);
 }
 
 /// Bytes between the two columns [`dot2x2`] reads.
@@ -125,5 +132,24 @@ pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4
     // uses (r4–r11, lr), as the AAPCS requires of an `extern "C"` function. Unaligned word loads
     // are allowed on the cores this is built for (Armv7E-M, Armv8-M Mainline).
     unsafe { microcnn_dot2x2_s8(w.as_ptr(), x.as_ptr(), quads as u32, stride as u32, out.as_mut_ptr()) };
+    Some(out)
+}
+
+/// `[Σ w_r·(x − zp)]` for the four rows `w_r = w[r·stride..]` over the first `4·quads` taps of
+/// `x`, with `offset = −zp`; `None` if a slice is too short. Per four taps (16 MACs): 5 loads,
+/// 10 unpacks, 8 SMLAD, 2 loop instructions — 1.56 instructions per MAC.
+#[inline(always)]
+pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> Option<[i32; 4]> {
+    let taps = quads.checked_mul(4)?;
+    if quads == 0 || stride < taps || w.len() < stride.checked_mul(3)?.checked_add(taps)? || x.len() < taps {
+        return None;
+    }
+    let mut out = [0i32; 4];
+    // SAFETY: the routine reads `w[r·stride..r·stride + 4q]` for r = 0..=3 and `x[0..4q]`
+    // (checked in bounds just above), writes the four `i32`s of `out`, touches nothing else,
+    // and saves and restores the callee-saved registers it uses (r4–r11, lr) per the AAPCS.
+    unsafe {
+        microcnn_dot4x1_s8(w.as_ptr(), x.as_ptr(), quads as u32, stride as u32, out.as_mut_ptr(), super::pair(offset))
+    };
     Some(out)
 }

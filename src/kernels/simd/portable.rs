@@ -90,3 +90,21 @@ pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4
     }
     Some(a)
 }
+
+/// `[Σ w_r·(x − zp)]` for the four rows `w_r = w[r·stride..]` over the first `4·quads` taps of
+/// `x`, with `offset = −zp`; `None` if a slice is too short. (One assembly loop on DSP cores.)
+#[inline(always)]
+pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> Option<[i32; 4]> {
+    let taps = quads.checked_mul(4)?;
+    if quads == 0 || stride < taps || w.len() < stride.checked_mul(3)?.checked_add(taps)? || x.len() < taps {
+        return None;
+    }
+    let mut a = [0i32; 4];
+    for (r, acc) in a.iter_mut().enumerate() {
+        let row = &w[r * stride..r * stride + taps];
+        for (wv, xv) in row.iter().zip(&x[..taps]) {
+            *acc += *wv as i32 * (*xv as i32 + offset);
+        }
+    }
+    Some(a)
+}
