@@ -21,7 +21,9 @@ use microcnn::conv::{
     ConvWeights, MAX_TAPS,
 };
 use microcnn::dense::{dense_i8, dense_i8_blocked, dense_i8_reference, DenseParams, DenseWeights};
-use microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_i8_fast, depthwise_conv2d_i8_reference};
+use microcnn::depthwise::{
+    depthwise_conv2d_i8, depthwise_conv2d_i8_blocked, depthwise_conv2d_i8_fast, depthwise_conv2d_i8_reference,
+};
 use microcnn::pool::{
     avg_pool2d_i8, avg_pool2d_i8_reference, global_avg_pool_i8, isqrt_rounded, l2_pool2d_i8, max_pool2d_i8,
     max_pool2d_i8_reference, L2PoolParams, MeanParams, PoolParams, MAX_WINDOW,
@@ -383,6 +385,9 @@ pub fn check_depthwise(data: &[u8]) -> bool {
     same("depthwise fast", ra, &a, rb, &b);
     let rc = depthwise_conv2d_i8(&p, m, &w, &x, input_shape, &mut c);
     same("depthwise dispatch", ra, &a, rc, &c);
+    let mut d = poisoned(olen);
+    let rd = depthwise_conv2d_i8_blocked(&p, m, &w, &x, input_shape, &mut d);
+    same("depthwise blocked", ra, &a, rd, &d);
     let _ = microcnn::memory::depthwise_conv2d_memory(&p, m, input_shape, filter_shape);
     ra.is_ok()
 }

@@ -75,6 +75,28 @@ pub fn max_i8x4(a: u32, b: u32) -> u32 {
     r
 }
 
+/// `SMLABB`: see [`super::portable::smlabb`] (these are Armv7E-M DSP instructions too).
+#[inline(always)]
+pub fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: as in `sxtb16`; the Q flag it may set is never read.
+    unsafe {
+        dsp!(["smlabb {r}, {a}, {b}, {acc}"], r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `SMLATT`: see [`super::portable::smlatt`].
+#[inline(always)]
+pub fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: as in `sxtb16`; the Q flag it may set is never read.
+    unsafe {
+        dsp!(["smlatt {r}, {a}, {b}, {acc}"], r = lateout(reg) r, a = in(reg) a, b = in(reg) b, acc = in(reg) acc, options(pure, nomem, nostack))
+    };
+    r
+}
+
 /// `SMLAD`: see [`super::portable::smlad`]. (It sets the sticky Q flag on overflow, which
 /// nothing reads; the kernels' headroom bound rules overflow out anyway.)
 #[inline(always)]

@@ -41,6 +41,18 @@ pub const fn sxtab16_ror8(a: u32, x: u32) -> u32 {
     sxtab16(a, x.rotate_right(8))
 }
 
+/// `SMLABB`: `acc + a.lo·b.lo` (wrapping).
+#[inline(always)]
+pub const fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
+    acc.wrapping_add(lo(a) * lo(b))
+}
+
+/// `SMLATT`: `acc + a.hi·b.hi` (wrapping).
+#[inline(always)]
+pub const fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
+    acc.wrapping_add(hi(a) * hi(b))
+}
+
 /// `SSUB8` then `SEL`: the lane-wise maximum of four signed bytes.
 #[inline(always)]
 pub const fn max_i8x4(a: u32, b: u32) -> u32 {

@@ -8,7 +8,7 @@
 
 use microcnn::conv::{conv2d_i8, conv2d_i8_blocked, conv2d_i8_reference, ConvParams, ConvWeights};
 use microcnn::dense::{dense_i8, dense_i8_blocked, dense_i8_reference, DenseParams, DenseWeights};
-use microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_i8_reference};
+use microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_i8_blocked, depthwise_conv2d_i8_reference};
 use microcnn::pool::{avg_pool2d_i8, avg_pool2d_i8_reference, max_pool2d_i8, max_pool2d_i8_reference, PoolParams};
 use microcnn::{simd, ActivationRange, Padding, Shape, Window};
 use microcnn_qemu::exit;
@@ -102,7 +102,9 @@ fn main() -> ! {
             && simd::sxtab16(y, x) == simd::portable::sxtab16(y, x)
             && simd::sxtab16_ror8(y, x) == simd::portable::sxtab16_ror8(y, x)
             && simd::smlad(x, y, z) == simd::portable::smlad(x, y, z)
-            && simd::max_i8x4(x, y) == simd::portable::max_i8x4(x, y);
+            && simd::max_i8x4(x, y) == simd::portable::max_i8x4(x, y)
+            && simd::smlabb(x, y, z) == simd::portable::smlabb(x, y, z)
+            && simd::smlatt(x, y, z) == simd::portable::smlatt(x, y, z);
         if !ok {
             defmt::error!("SIMD primitive differs from its definition for {=u32:x} {=u32:x} {=i32}", x, y, z);
             failures += 1;
@@ -183,6 +185,8 @@ fn main() -> ! {
                 let ra = depthwise_conv2d_i8_reference(&p, dm, &wts, x, input, &mut t.a[..os.len()]);
                 let rb = depthwise_conv2d_i8(&p, dm, &wts, x, input, &mut t.b[..os.len()]);
                 failures += !compare("depthwise", case, ra, rb, &t.a, &t.b) as u32;
+                let rb = depthwise_conv2d_i8_blocked(&p, dm, &wts, x, input, &mut t.b[..os.len()]);
+                failures += !compare("depthwise blocked", case, ra, rb, &t.a, &t.b) as u32;
                 ran[1] += ra.is_ok() as u32;
             }
         }
