@@ -699,6 +699,36 @@ pub fn check_quant(data: &[u8]) -> bool {
     let _ = quantize_slice(&ws, inp.f32(), inp.i8(), &mut out);
     let px: Vec<u8> = (0..n).map(|_| inp.byte()).collect();
     let _ = quantize_pixels(&px, inp.f32(), inp.f32(), inp.i8(), &mut out);
+    // The SIMD building blocks with arbitrary arguments: total, and the dot products equal
+    // their definitions whenever they accept the slices.
+    use microcnn::simd;
+    let (a, b, z) = (inp.i32() as u32, inp.i32() as u32, inp.i32());
+    let _ = (simd::sxtb16(a), simd::sxtb16_ror8(a), simd::sxtab16(a, b), simd::sxtab16_ror8(a, b));
+    let _ = (simd::smlad(a, b, z), simd::smlabb(a, b, z), simd::smlatt(a, b, z), simd::max_i8x4(a, b), simd::pair(z));
+    let wlen = inp.byte() as usize * 8;
+    let xs: Vec<i8> = (0..simd::COLUMN_GAP + 64).map(|i| (i as u8).wrapping_mul(37) as i8).collect();
+    let ws: Vec<i8> = (0..wlen).map(|i| (i as u8).wrapping_mul(91) as i8).collect();
+    let (stride, quads) = (inp.small().min(1 << 20), inp.small().min(1 << 20));
+    let (stride, quads) = if inp.hostile() { (inp.dim(), inp.dim()) } else { (stride, quads) };
+    if let Some(r) = simd::dot2x2(&ws, stride, &xs, quads) {
+        let t = quads * 4;
+        let dot = |w: &[i8], x: &[i8]| w.iter().zip(x).map(|(&a, &b)| a as i32 * b as i32).sum::<i32>();
+        let (x0, x1) = (&xs[..t], &xs[simd::COLUMN_GAP..simd::COLUMN_GAP + t]);
+        let (w0, w1) = (&ws[..t], &ws[stride..stride + t]);
+        assert_eq!(r, [dot(w0, x0), dot(w0, x1), dot(w1, x0), dot(w1, x1)], "dot2x2");
+    }
+    let off = inp.i8() as i32;
+    if let Some(r) = simd::dot4x1(&ws, stride, &xs, quads, -off) {
+        let t = quads * 4;
+        for (row, &got) in r.iter().enumerate() {
+            let want: i32 = ws[row * stride..row * stride + t]
+                .iter()
+                .zip(&xs[..t])
+                .map(|(&a, &b)| a as i32 * (b as i32 - off))
+                .sum();
+            assert_eq!(got, want, "dot4x1 row {row}");
+        }
+    }
     true
 }
 

@@ -19,7 +19,7 @@ pub use portable::*;
 
 /// Reads four bytes at `at` as a little-endian word (an unaligned `LDR` where the core allows).
 #[inline(always)]
-pub fn word(bytes: &[i8], at: usize) -> u32 {
+pub(crate) fn word(bytes: &[i8], at: usize) -> u32 {
     // One bounds check for all four bytes, so the compiler can merge them into one load.
     let b = &bytes[at..at + 4];
     u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8])

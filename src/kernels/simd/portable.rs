@@ -82,7 +82,7 @@ pub const COLUMN_GAP: usize = 512;
 #[inline(always)]
 pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4]> {
     let taps = quads.checked_mul(4)?;
-    if quads == 0 || w.len() < stride.checked_add(taps)? || x.len() < COLUMN_GAP + taps || stride < taps {
+    if quads == 0 || w.len() < stride.checked_add(taps)? || x.len() < COLUMN_GAP.checked_add(taps)? || stride < taps {
         return None;
     }
     let (w0, w1) = (&w[..taps], &w[stride..stride + taps]);
