@@ -7,7 +7,9 @@
 #
 # Needs a nightly toolchain and cargo-fuzz (`cargo xtask setup-fuzz` installs both). The corpus
 # grows in fuzz/corpus/<target> (git-ignored) and is seeded from the committed models; crashes
-# land in fuzz/artifacts/<target>/ and fail the run. Prints the run count per target.
+# land in fuzz/artifacts/<target>/ and fail the run; once fixed, copy them to
+# fuzz/regressions/<target>/ (committed: seeds for every run, and replayed by
+# `cargo test --test extremes`). Prints the run count per target.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-10}
@@ -39,7 +41,9 @@ for profile in checked release; do
         max_len=4096
         [ "$t" = loaders ] && max_len=65536
         log=$(mktemp)
-        if cargo +nightly fuzz run -s none "${flags[@]}" --target-dir "target/$profile" "$t" "corpus/$t" -- \
+        extra=()
+        [ -d "regressions/$t" ] && extra=("regressions/$t")
+        if cargo +nightly fuzz run -s none "${flags[@]}" --target-dir "target/$profile" "$t" "corpus/$t" "${extra[@]}" -- \
             -max_total_time="$secs" -max_len="$max_len" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
             runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
             printf '%-8s %-12s %12s runs in %ss\n' "$profile" "$t" "$runs" "$secs"

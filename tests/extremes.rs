@@ -141,3 +141,29 @@ fn accumulator_headroom_boundary_is_exact_on_both_sides() {
         }
     }
 }
+
+/// Every input a fuzz target once crashed on (`fuzz/regressions/<target>/`), replayed through the
+/// same checks on every `cargo test`.
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let checks: [(&str, fn(&[u8]) -> bool); 7] = [
+        ("conv", harness::check_conv),
+        ("depthwise", harness::check_depthwise),
+        ("dense", harness::check_dense),
+        ("pool", harness::check_pool),
+        ("elementwise", harness::check_elementwise),
+        ("quant", harness::check_quant),
+        ("geometry", harness::check_geometry),
+    ];
+    let mut replayed = 0;
+    for (target, check) in checks {
+        let Ok(dir) = std::fs::read_dir(root.join(target)) else { continue };
+        for entry in dir {
+            let path = entry.expect("readable regression folder").path();
+            check(&std::fs::read(&path).expect("readable regression input"));
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 1, "the committed regression inputs were not found under {}", root.display());
+}

@@ -612,7 +612,9 @@ pub fn conv2d_i8_blocked(
             }
             let (x, gap): (&[i8], usize) = (&columns[..], COLUMN_BYTES);
             let (out0, rest) = output[pix * oc..].split_at_mut(oc);
-            let (out0, out1) = (&mut out0[c0..c1], &mut rest[c0..if pair { c1 } else { c0 }]);
+            let out0 = &mut out0[c0..c1];
+            // The second pixel's channels (none when the last pixel has no partner).
+            let out1: &mut [i8] = if pair { &mut rest[c0..c1] } else { &mut [] };
             let filter = &w.filter[c0 * k..c1 * k];
             let mut c = 0;
             while c + 2 <= table.len() {
