@@ -87,18 +87,31 @@ pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4
     }
     let (w0, w1) = (&w[..taps], &w[stride..stride + taps]);
     let (x0, x1) = (&x[..taps], &x[COLUMN_GAP..COLUMN_GAP + taps]);
-    let word = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
     let mut a = [0i32; 4];
-    for (((wa, wb), xa), xb) in
-        w0.chunks_exact(4).zip(w1.chunks_exact(4)).zip(x0.chunks_exact(4)).zip(x1.chunks_exact(4))
-    {
-        let (xa, xb, wa, wb) = (word(xa), word(xb), word(wa), word(wb));
-        let (xal, xah, xbl, xbh) = (sxtb16(xa), sxtb16_ror8(xa), sxtb16(xb), sxtb16_ror8(xb));
-        let (wal, wah, wbl, wbh) = (sxtb16(wa), sxtb16_ror8(wa), sxtb16(wb), sxtb16_ror8(wb));
-        a[0] = smlad(wah, xah, smlad(wal, xal, a[0]));
-        a[1] = smlad(wah, xbh, smlad(wal, xbl, a[1]));
-        a[2] = smlad(wbh, xah, smlad(wbl, xal, a[2]));
-        a[3] = smlad(wbh, xbh, smlad(wbl, xbl, a[3]));
+    if cfg!(microcnn_v6m) {
+        // The Cortex-M0's eight low registers: packed words, four taps per load, spill less.
+        let word = |c: &[i8]| u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]);
+        for (((wa, wb), xa), xb) in
+            w0.chunks_exact(4).zip(w1.chunks_exact(4)).zip(x0.chunks_exact(4)).zip(x1.chunks_exact(4))
+        {
+            let (xa, xb, wa, wb) = (word(xa), word(xb), word(wa), word(wb));
+            let (xal, xah, xbl, xbh) = (sxtb16(xa), sxtb16_ror8(xa), sxtb16(xb), sxtb16_ror8(xb));
+            let (wal, wah, wbl, wbh) = (sxtb16(wa), sxtb16_ror8(wa), sxtb16(wb), sxtb16_ror8(wb));
+            a[0] = smlad(wah, xah, smlad(wal, xal, a[0]));
+            a[1] = smlad(wah, xbh, smlad(wal, xbl, a[1]));
+            a[2] = smlad(wbh, xah, smlad(wbl, xal, a[2]));
+            a[3] = smlad(wbh, xbh, smlad(wbl, xbl, a[3]));
+        }
+        return Some(a);
+    }
+    // Elsewhere (the Cortex-M3, the host) plain byte loads and multiply-accumulates are quicker
+    // than emulating the packed instructions.
+    for (((&wa, &wb), &xa), &xb) in w0.iter().zip(w1).zip(x0).zip(x1) {
+        let (wa, wb, xa, xb) = (wa as i32, wb as i32, xa as i32, xb as i32);
+        a[0] += wa * xa;
+        a[1] += wa * xb;
+        a[2] += wb * xa;
+        a[3] += wb * xb;
     }
     Some(a)
 }
