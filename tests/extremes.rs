@@ -147,7 +147,8 @@ fn accumulator_headroom_boundary_is_exact_on_both_sides() {
 #[test]
 fn fuzz_regressions_stay_fixed() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
-    let checks: [(&str, fn(&[u8]) -> bool); 7] = [
+    type Check = fn(&[u8]) -> bool;
+    let checks: [(&str, Check); 7] = [
         ("conv", harness::check_conv),
         ("depthwise", harness::check_depthwise),
         ("dense", harness::check_dense),
