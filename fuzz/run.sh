@@ -4,6 +4,7 @@
 #   release  — optimised, overflow checks off (-O), as firmware is built
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET_AND_PROFILE] [TARGET ...]     (default: 10 s, every target)
+#   FUZZ_PROFILES=checked fuzz/run.sh 600 conv                   (one profile only)
 #
 # Needs a nightly toolchain and cargo-fuzz (`cargo xtask setup-fuzz` installs both). The corpus
 # grows in fuzz/corpus/<target> (git-ignored) and is seeded from the committed models; crashes
@@ -33,7 +34,7 @@ printf '\x01pixel,a,b,c,label\n1,2,3,4,5\n0,0,255,9,1\n' > "$seed/csv"
 { printf '\x04'; cat ../models/tiny/quantized.json; } > "$seed/quantized"
 
 status=0
-for profile in checked release; do
+for profile in ${FUZZ_PROFILES:-checked release}; do
     flags=()
     [ "$profile" = release ] && flags=(-O)
     for t in "${targets[@]}"; do
