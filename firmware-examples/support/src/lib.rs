@@ -148,3 +148,38 @@ fn spin(n: u32) {
         core::arch::asm!("1:", "subs {0}, #1", "bne 1b", inout(reg) n => _, options(nomem, nostack));
     }
 }
+
+/// A small seeded pseudo-random generator (xorshift32) for the on-target tests and benchmarks:
+/// the same seed gives the same data on every core.
+pub struct Rng(pub u32);
+
+impl Rng {
+    /// The next 32 random bits.
+    pub fn next_u32(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        self.0
+    }
+
+    /// A value in `0..n` (`n ≥ 1`).
+    pub fn below(&mut self, n: u32) -> usize {
+        (self.next_u32() % n.max(1)) as usize
+    }
+
+    /// An `i8`, often −128 or 127.
+    pub fn int8(&mut self) -> i8 {
+        match self.next_u32() % 8 {
+            0 => i8::MIN,
+            1 => i8::MAX,
+            _ => self.next_u32() as i8,
+        }
+    }
+
+    /// Fills `v` with values in `−max..=max`.
+    pub fn fill_within(&mut self, v: &mut [i8], max: i32) {
+        for x in v {
+            *x = ((self.next_u32() % (2 * max as u32 + 1)) as i32 - max) as i8;
+        }
+    }
+}

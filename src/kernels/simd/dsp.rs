@@ -143,10 +143,7 @@ pub const COLUMN_GAP: usize = 512;
 /// for that (the caller then uses the portable loop).
 #[inline(always)]
 pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4]> {
-    let taps = quads.checked_mul(4)?;
-    if quads == 0 || w.len() < stride.checked_add(taps)? || x.len() < COLUMN_GAP.checked_add(taps)? || stride < taps {
-        return None;
-    }
+    super::dot2x2_taps(w, stride, x, quads, COLUMN_GAP)?;
     let mut out = [0i32; 4];
     // SAFETY: the routine reads `w[0..4q]`, `w[stride..stride + 4q]`, `x[0..4q]` and
     // `x[COLUMN_GAP..COLUMN_GAP + 4q]` (checked in bounds just above), writes the four `i32`s
@@ -162,10 +159,7 @@ pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4
 /// 10 unpacks, 8 SMLAD, 2 loop instructions — 1.56 instructions per MAC.
 #[inline(always)]
 pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> Option<[i32; 4]> {
-    let taps = quads.checked_mul(4)?;
-    if quads == 0 || stride < taps || w.len() < stride.checked_mul(3)?.checked_add(taps)? || x.len() < taps {
-        return None;
-    }
+    super::dot4x1_taps(w, stride, x, quads)?;
     let mut out = [0i32; 4];
     // SAFETY: the routine reads `w[r·stride..r·stride + 4q]` for r = 0..=3 and `x[0..4q]`
     // (checked in bounds just above), writes the four `i32`s of `out`, touches nothing else,

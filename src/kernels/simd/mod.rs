@@ -30,3 +30,21 @@ pub(crate) fn word(bytes: &[i8], at: usize) -> u32 {
 pub const fn pair(offset: i32) -> u32 {
     (offset as u32 & 0xffff) | ((offset as u32) << 16)
 }
+
+/// The taps `dot2x2` covers (`4·quads`) if its slices are long enough: `w` holds rows at 0 and
+/// `stride`, `x` columns at 0 and `COLUMN_GAP`. Shared by both implementations.
+#[inline(always)]
+pub(crate) fn dot2x2_taps(w: &[i8], stride: usize, x: &[i8], quads: usize, gap: usize) -> Option<usize> {
+    let taps = quads.checked_mul(4)?;
+    let fits =
+        quads > 0 && stride >= taps && w.len() >= stride.checked_add(taps)? && x.len() >= gap.checked_add(taps)?;
+    fits.then_some(taps)
+}
+
+/// The taps `dot4x1` covers (`4·quads`) if `w` holds four rows `stride` apart and `x` the column.
+#[inline(always)]
+pub(crate) fn dot4x1_taps(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<usize> {
+    let taps = quads.checked_mul(4)?;
+    let fits = quads > 0 && stride >= taps && w.len() >= stride.checked_mul(3)?.checked_add(taps)? && x.len() >= taps;
+    fits.then_some(taps)
+}

@@ -81,10 +81,7 @@ pub const COLUMN_GAP: usize = 512;
 /// (On DSP cores this is one hand-scheduled assembly loop.)
 #[inline(always)]
 pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4]> {
-    let taps = quads.checked_mul(4)?;
-    if quads == 0 || w.len() < stride.checked_add(taps)? || x.len() < COLUMN_GAP.checked_add(taps)? || stride < taps {
-        return None;
-    }
+    let taps = super::dot2x2_taps(w, stride, x, quads, COLUMN_GAP)?;
     let (w0, w1) = (&w[..taps], &w[stride..stride + taps]);
     let (x0, x1) = (&x[..taps], &x[COLUMN_GAP..COLUMN_GAP + taps]);
     let mut a = [0i32; 4];
@@ -120,10 +117,7 @@ pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4
 /// `x`, with `offset = −zp`; `None` if a slice is too short. (One assembly loop on DSP cores.)
 #[inline(always)]
 pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> Option<[i32; 4]> {
-    let taps = quads.checked_mul(4)?;
-    if quads == 0 || stride < taps || w.len() < stride.checked_mul(3)?.checked_add(taps)? || x.len() < taps {
-        return None;
-    }
+    let taps = super::dot4x1_taps(w, stride, x, quads)?;
     let mut a = [0i32; 4];
     for (r, acc) in a.iter_mut().enumerate() {
         let row = &w[r * stride..r * stride + taps];

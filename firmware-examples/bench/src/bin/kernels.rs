@@ -14,7 +14,7 @@ use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
 use microcnn::depthwise::depthwise_conv2d_i8;
 use microcnn::pool::{avg_pool2d_i8, max_pool2d_i8, PoolParams};
 use microcnn::{ActivationRange, Padding, Shape, Window};
-use microcnn_fw_support::{exit, InstructionCounter};
+use microcnn_fw_support::{exit, InstructionCounter, Rng};
 use static_cell::ConstStaticCell;
 
 include!(concat!(env!("OUT_DIR"), "/core.rs"));
@@ -59,23 +59,6 @@ static BUFS: ConstStaticCell<Bufs> = ConstStaticCell::new(Bufs {
     mult: [0; 64],
     shift: [0; 64],
 });
-
-struct Rng(u32);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 17;
-        self.0 ^= self.0 << 5;
-        self.0
-    }
-
-    fn int8(&mut self, v: &mut [i8], max: i32) {
-        for x in v {
-            *x = ((self.next() % (2 * max as u32 + 1)) as i32 - max) as i8;
-        }
-    }
-}
 
 fn conv_params(padding: Padding, relu: bool) -> ConvParams {
     ConvParams {
@@ -125,14 +108,14 @@ fn main() -> ! {
     let counter = InstructionCounter::new(p.SYST);
     let Some(bufs) = BUFS.try_take() else { exit(false) };
     let mut rng = Rng(0x1234_5678);
-    rng.int8(&mut bufs.a, 127);
-    rng.int8(&mut bufs.w, 127);
-    rng.int8(&mut bufs.w2, 127);
-    rng.int8(&mut bufs.w3, 127);
+    rng.fill_within(&mut bufs.a, 127);
+    rng.fill_within(&mut bufs.w, 127);
+    rng.fill_within(&mut bufs.w2, 127);
+    rng.fill_within(&mut bufs.w3, 127);
     for i in 0..64 {
-        bufs.bias[i] = (rng.next() % 20_001) as i32 - 10_000;
-        bufs.mult[i] = (1 << 30) | (rng.next() >> 2) as i32;
-        bufs.shift[i] = -7 - (rng.next() % 6) as i32;
+        bufs.bias[i] = (rng.next_u32() % 20_001) as i32 - 10_000;
+        bufs.mult[i] = (1 << 30) | (rng.next_u32() >> 2) as i32;
+        bufs.shift[i] = -7 - (rng.next_u32() % 6) as i32;
     }
     let mut ok = true;
     let mut measure = |i: usize, per: u64, f: &mut dyn FnMut() -> Result<(), microcnn::Error>| {

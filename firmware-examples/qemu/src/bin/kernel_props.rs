@@ -11,6 +11,7 @@ use microcnn::dense::{dense_i8, dense_i8_blocked, dense_i8_reference, DenseParam
 use microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_i8_blocked, depthwise_conv2d_i8_reference};
 use microcnn::pool::{avg_pool2d_i8, avg_pool2d_i8_reference, max_pool2d_i8, max_pool2d_i8_reference, PoolParams};
 use microcnn::{simd, ActivationRange, Padding, Shape, Window};
+use microcnn_fw_support::Rng;
 use microcnn_qemu::exit;
 use static_cell::ConstStaticCell;
 
@@ -38,27 +39,6 @@ static BUFS: ConstStaticCell<Bufs> = ConstStaticCell::new(Bufs {
     m: [0; 16],
     s: [0; 16],
 });
-
-struct Rng(u32);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 17;
-        self.0 ^= self.0 << 5;
-        self.0
-    }
-    fn below(&mut self, n: u32) -> usize {
-        (self.next() % n) as usize
-    }
-    fn int8(&mut self) -> i8 {
-        match self.next() % 8 {
-            0 => i8::MIN,
-            1 => i8::MAX,
-            _ => self.next() as i8,
-        }
-    }
-}
 
 fn fill(rng: &mut Rng, v: &mut [i8]) {
     for x in v {
@@ -96,7 +76,7 @@ fn main() -> ! {
     let mut ran = [0u32; 5];
     // SIMD primitives against their definitions.
     for _ in 0..20_000 {
-        let (x, y, z) = (rng.next(), rng.next(), rng.next() as i32);
+        let (x, y, z) = (rng.next_u32(), rng.next_u32(), rng.next_u32() as i32);
         let ok = simd::sxtb16(x) == simd::portable::sxtb16(x)
             && simd::sxtb16_ror8(x) == simd::portable::sxtb16_ror8(x)
             && simd::sxtab16(y, x) == simd::portable::sxtab16(y, x)
@@ -141,8 +121,8 @@ fn main() -> ! {
             activation: act,
         };
         for c in 0..16 {
-            t.bias[c] = (rng.next() % 200_001) as i32 - 100_000;
-            t.m[c] = (1 << 30) | (rng.next() >> 2) as i32;
+            t.bias[c] = (rng.next_u32() % 200_001) as i32 - 100_000;
+            t.m[c] = (1 << 30) | (rng.next_u32() >> 2) as i32;
             t.s[c] = -(rng.below(14) as i32) + 2;
         }
         let input = Shape::new(n, h, w, ic);
