@@ -519,7 +519,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     let result = (|| -> Result<()> {
         let mut hist = a.resume.as_deref().map(|p| earlier_history(p, start.epoch)).unwrap_or_default();
         let new = train::train(&mut net, &train_set, test.as_ref(), &cfg, start)?;
-        let progress = Progress { epoch: cfg.epochs, step: checkpoint_step(&partial)? };
+        let progress = train::progress_after(start, &cfg, train_set.len());
         hist.extend(new);
         let test = test.unwrap_or_else(|| train_set.clone());
         let mut out = Outputs::new();
@@ -534,11 +534,6 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         let _ = std::fs::remove_file(&partial);
     }
     result
-}
-
-/// The optimiser step count stored in a run's progress file.
-fn checkpoint_step(partial: &Path) -> Result<u64> {
-    Ok(checkpoint::load(partial).map(|(_, p)| p.step).unwrap_or(0))
 }
 
 fn cmd_finetune(a: FinetuneArgs) -> Result<()> {
@@ -598,10 +593,12 @@ fn cmd_finetune(a: FinetuneArgs) -> Result<()> {
     let result = (|| -> Result<()> {
         let phase1 = a.unfreeze_after.unwrap_or(a.opt.epochs).min(a.opt.epochs);
         let mut hist = Vec::new();
+        let mut progress = Progress::default();
         if phase1 > 0 {
             let mut cfg1 = cfg.clone();
             cfg1.epochs = phase1;
-            hist = train::train(&mut net, &train_set, Some(&test), &cfg1, Progress::default())?;
+            hist = train::train(&mut net, &train_set, Some(&test), &cfg1, progress)?;
+            progress = train::progress_after(progress, &cfg1, train_set.len());
         }
         for p in net.params().filter(|p| p.frozen) {
             match before.iter().find(|(n, _)| n == &p.name) {
@@ -616,14 +613,16 @@ fn cmd_finetune(a: FinetuneArgs) -> Result<()> {
             let mut cfg2 = cfg.clone();
             cfg2.lr *= a.unfreeze_lr_scale;
             cfg2.check()?;
-            hist.extend(train::train(&mut net, &train_set, Some(&test), &cfg2, Progress { epoch: phase1, step: 0 })?);
+            // The second phase restarts the optimiser, so its step count starts again at 0.
+            let start = Progress { epoch: phase1, step: 0 };
+            hist.extend(train::train(&mut net, &train_set, Some(&test), &cfg2, start)?);
+            progress = train::progress_after(start, &cfg2, train_set.len());
         }
         let mut out = Outputs::new();
         out.forbid_overwriting(data_inputs(&a.data));
         out.forbid_overwriting([&a.from]);
         let acc = report(&mut net, &hist, &test, &a.out, &mut out)?;
-        let step = checkpoint_step(&partial)?;
-        out.add(ckpt.clone(), checkpoint::to_bytes(&net, Progress { epoch: a.opt.epochs, step })?);
+        out.add(ckpt.clone(), checkpoint::to_bytes(&net, progress)?);
         out.commit()?;
         if a.compare_scratch {
             let mut scratch = Net::new(net.spec.clone(), a.opt.seed)?;

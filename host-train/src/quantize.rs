@@ -727,26 +727,24 @@ impl QModel {
             Ok(())
         };
         let geometry = |e: microcnn::Error| anyhow::anyhow!("{at}: impossible geometry: {e}");
-        let tables =
-            |n: usize, weights: usize, ws: &[f32], bias: &[i32], m: &[i32], sh: &[i32], nq: &[usize]| -> Result<()> {
-                if !nq.contains(&ws.len()) {
-                    bail!("{at}.weight_scales: {} entries for {n} channels", ws.len());
-                }
-                if let Some((j, v)) = ws.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v > 0.0)) {
-                    bail!("{at}.weight_scales[{j}]: {v} must be finite and positive");
-                }
-                if bias.len() != n {
-                    bail!("{at}.bias: {} entries for {n} channels", bias.len());
-                }
-                if !nq.contains(&m.len()) || sh.len() != m.len() {
-                    bail!("{at}.multiplier/shift: {} and {} entries for {n} channels", m.len(), sh.len());
-                }
-                for (j, (&mv, &sv)) in m.iter().zip(sh).enumerate() {
-                    check_requant_field(mv, sv, &format!("{at}.multiplier[{j}]/shift[{j}]"))?;
-                }
-                let _ = weights;
-                Ok(())
-            };
+        let tables = |n: usize, ws: &[f32], bias: &[i32], m: &[i32], sh: &[i32], nq: &[usize]| -> Result<()> {
+            if !nq.contains(&ws.len()) {
+                bail!("{at}.weight_scales: {} entries for {n} channels", ws.len());
+            }
+            if let Some((j, v)) = ws.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v > 0.0)) {
+                bail!("{at}.weight_scales[{j}]: {v} must be finite and positive");
+            }
+            if bias.len() != n {
+                bail!("{at}.bias: {} entries for {n} channels", bias.len());
+            }
+            if !nq.contains(&m.len()) || sh.len() != m.len() {
+                bail!("{at}.multiplier/shift: {} and {} entries for {n} channels", m.len(), sh.len());
+            }
+            for (j, (&mv, &sv)) in m.iter().zip(sh).enumerate() {
+                check_requant_field(mv, sv, &format!("{at}.multiplier[{j}]/shift[{j}]"))?;
+            }
+            Ok(())
+        };
         match &l.op {
             QOp::Conv {
                 filter_shape: f,
@@ -783,7 +781,7 @@ impl QModel {
                 }
                 .map_err(geometry)?;
                 expect_out(out)?;
-                tables(out.c, weights.len(), weight_scales, bias, multiplier, shift, &[out.c])?;
+                tables(out.c, weight_scales, bias, multiplier, shift, &[out.c])?;
             }
             QOp::Dense { units, weights, weight_scales, bias, multiplier, shift } => {
                 let depth = ishape.len();
@@ -791,7 +789,7 @@ impl QModel {
                     bail!("{at}.weights: {} values for {units} units × depth {depth}", weights.len());
                 }
                 expect_out(Shape::vector(1, *units))?;
-                tables(*units, weights.len(), weight_scales, bias, multiplier, shift, &[1, *units])?;
+                tables(*units, weight_scales, bias, multiplier, shift, &[1, *units])?;
             }
             QOp::Pool { size, stride, padding, .. } | QOp::L2Pool { size, stride, padding, .. } => {
                 let out =

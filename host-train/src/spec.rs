@@ -739,24 +739,10 @@ fn checked_cost(l: &Resolved) -> Option<(usize, usize)> {
     }
 }
 
-/// Parameters and MACs of one layer.
+/// Parameters and MACs of one layer (saturating; [`ModelSpec::resolve`] has refused any model
+/// whose counts overflow).
 pub fn cost(l: &Resolved) -> (usize, usize) {
-    let o = l.output;
-    match &l.spec {
-        LayerSpec::Conv { kernel, .. } => {
-            let (kh, kw) = kernel.hw();
-            let k = kh * kw * l.input.c;
-            (o.c * k + o.c, o.len() * k)
-        }
-        LayerSpec::Pointwise { .. } => (o.c * l.input.c + o.c, o.len() * l.input.c),
-        LayerSpec::Depthwise { kernel, .. } => {
-            let (kh, kw) = kernel.hw();
-            (o.c * kh * kw + o.c, o.len() * kh * kw)
-        }
-        LayerSpec::Dense { units, .. } => (units * l.input.len() + units, units * l.input.len()),
-        LayerSpec::Residual { .. } => l.children.iter().map(cost).fold((0, 0), |(a, b), (c, d)| (a + c, b + d)),
-        _ => (0, 0),
-    }
+    checked_cost(l).unwrap_or((usize::MAX, usize::MAX))
 }
 
 /// A Keras-style summary table.

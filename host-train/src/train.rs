@@ -212,6 +212,14 @@ pub fn accuracy(net: &mut Net, data: &Dataset) -> f32 {
     pred.iter().zip(&data.labels).filter(|(p, &l)| **p == l as usize).count() as f32 / data.len().max(1) as f32
 }
 
+/// The optimiser step count after training `cfg.epochs` epochs on `n` images from `start`:
+/// one step per mini-batch, as [`train`] counts them.
+pub fn progress_after(start: Progress, cfg: &TrainConfig, n: usize) -> Progress {
+    let per_epoch = n.div_ceil(cfg.batch.max(1)) as u64;
+    let epochs = cfg.epochs.saturating_sub(start.epoch) as u64;
+    Progress { epoch: cfg.epochs.max(start.epoch), step: start.step + epochs * per_epoch }
+}
+
 /// Trains `net` on `train`, evaluating on `val` after each epoch. Resumes from `start`.
 pub fn train(
     net: &mut Net,

@@ -419,44 +419,22 @@ fn conv_by_columns(
     output: &mut [i8],
 ) {
     let (kh, kw, ic, oc) = (w.filter_shape.h, w.filter_shape.w, input_shape.c, out_shape.c);
-    let (ih, iw) = (input_shape.h as isize, input_shape.w as isize);
     let k = kh * kw * ic;
     let mut column = [0i8; COLUMN_BYTES];
     let column = &mut column[..k];
     let input_offset = -(p.input_zero_point as i32);
-    let zp = p.input_zero_point;
     let out_hw = out_shape.h * out_shape.w;
-    const BLOCK: usize = 32;
     let mut full_sum = [0i32; BLOCK];
     for c0 in (0..oc).step_by(BLOCK) {
         let c1 = (c0 + BLOCK).min(oc);
         for c in c0..c1 {
-            full_sum[c - c0] = w.filter[c * k..(c + 1) * k].iter().map(|&v| v as i32).sum();
+            full_sum[c - c0] = blocked::sum(&w.filter[c * k..(c + 1) * k]);
         }
         for b in 0..input_shape.n {
             let image = &input[b * input_shape.item_len()..(b + 1) * input_shape.item_len()];
             for oy in 0..out_shape.h {
-                let y0 = (oy * p.stride_h) as isize - g.y.pad_before as isize;
                 for ox in 0..out_shape.w {
-                    let x0 = (ox * p.stride_w) as isize - g.x.pad_before as isize;
-                    for ky in 0..kh {
-                        let iy = y0 + (ky * p.dilation_h) as isize;
-                        let row_inside = iy >= 0 && iy < ih;
-                        for kx in 0..kw {
-                            let ix = x0 + (kx * p.dilation_w) as isize;
-                            let at = (ky * kw + kx) * ic;
-                            if row_inside && ix >= 0 && ix < iw {
-                                let src = ((iy * iw + ix) as usize) * ic;
-                                if ic == 1 {
-                                    column[at] = image[src];
-                                } else {
-                                    column[at..at + ic].copy_from_slice(&image[src..src + ic]);
-                                }
-                            } else {
-                                column[at..at + ic].fill(zp);
-                            }
-                        }
-                    }
+                    gather(p, image, input_shape, g, kh, kw, oy, ox, column);
                     let base = ((b * out_hw) + oy * out_shape.w + ox) * oc;
                     for c in c0..c1 {
                         let filter = &w.filter[c * k..(c + 1) * k];

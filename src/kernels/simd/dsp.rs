@@ -145,11 +145,9 @@ pub const COLUMN_GAP: usize = 512;
 pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4]> {
     super::dot2x2_taps(w, stride, x, quads, COLUMN_GAP)?;
     let mut out = [0i32; 4];
-    // SAFETY: the routine reads `w[0..4q]`, `w[stride..stride + 4q]`, `x[0..4q]` and
-    // `x[COLUMN_GAP..COLUMN_GAP + 4q]` (checked in bounds just above), writes the four `i32`s
-    // of `out`, touches nothing else, and saves and restores every callee-saved register it
-    // uses (r4–r11, lr), as the AAPCS requires of an `extern "C"` function. Unaligned word loads
-    // are allowed on the cores this is built for (Armv7E-M, Armv8-M Mainline).
+    // Unaligned word loads are allowed on the cores this is built for (Armv7E-M, Armv8-M Main).
+    // SAFETY: reads `w[0..4q]`, `w[stride..][..4q]`, `x[0..4q]`, `x[COLUMN_GAP..][..4q]` (bounds
+    // checked above), writes `out`, and saves/restores r4–r11 and lr as the AAPCS requires.
     unsafe { microcnn_dot2x2_s8(w.as_ptr(), x.as_ptr(), quads as u32, stride as u32, out.as_mut_ptr()) };
     Some(out)
 }
@@ -161,9 +159,8 @@ pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4
 pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> Option<[i32; 4]> {
     super::dot4x1_taps(w, stride, x, quads)?;
     let mut out = [0i32; 4];
-    // SAFETY: the routine reads `w[r·stride..r·stride + 4q]` for r = 0..=3 and `x[0..4q]`
-    // (checked in bounds just above), writes the four `i32`s of `out`, touches nothing else,
-    // and saves and restores the callee-saved registers it uses (r4–r11, lr) per the AAPCS.
+    // SAFETY: reads `w[r·stride..][..4q]` for r = 0..=3 and `x[0..4q]` (bounds checked above),
+    // writes `out`, and saves/restores r4–r11 and lr as the AAPCS requires.
     unsafe {
         microcnn_dot4x1_s8(w.as_ptr(), x.as_ptr(), quads as u32, stride as u32, out.as_mut_ptr(), super::pair(offset))
     };
