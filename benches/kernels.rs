@@ -30,20 +30,15 @@ fn conv_params(padding: Padding) -> ConvParams {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("kernels");
     g.sample_size(20);
-    let (m, s) = (vec![1_500_000_000; 32], vec![-9; 32]);
+    let rq = vec![Requant::new(1_500_000_000, -9); 32];
     let bias = vec![100; 32];
 
     // 3×3 convolution, 28×28×8 → 28×28×16 (SAME).
     let xs = Shape::image(28, 28, 8);
     let x = data(xs.len(), 1);
     let f = data(16 * 3 * 3 * 8, 2);
-    let w = ConvWeights {
-        filter: &f,
-        filter_shape: Shape::new(16, 3, 3, 8),
-        bias: Some(&bias[..16]),
-        multiplier: &m[..16],
-        shift: &s[..16],
-    };
+    let w =
+        ConvWeights { filter: &f, filter_shape: Shape::new(16, 3, 3, 8), bias: Some(&bias[..16]), requant: &rq[..16] };
     let mut out = vec![0; 28 * 28 * 16];
     g.throughput(Throughput::Elements((28 * 28 * 16 * 9 * 8) as u64));
     g.bench_function("conv3x3_28x28x8_to_16 reference (MAC/s)", |b| {
@@ -57,13 +52,7 @@ fn bench(c: &mut Criterion) {
     let xs = Shape::image(14, 14, 32);
     let x = data(xs.len(), 3);
     let f = data(32 * 32, 4);
-    let w = ConvWeights {
-        filter: &f,
-        filter_shape: Shape::new(32, 1, 1, 32),
-        bias: Some(&bias),
-        multiplier: &m,
-        shift: &s,
-    };
+    let w = ConvWeights { filter: &f, filter_shape: Shape::new(32, 1, 1, 32), bias: Some(&bias), requant: &rq };
     let mut out = vec![0; 14 * 14 * 32];
     g.throughput(Throughput::Elements((14 * 14 * 32 * 32) as u64));
     g.bench_function("conv1x1_14x14x32 reference (MAC/s)", |b| {
@@ -77,13 +66,8 @@ fn bench(c: &mut Criterion) {
     let xs = Shape::image(28, 28, 16);
     let x = data(xs.len(), 5);
     let f = data(9 * 16, 6);
-    let w = ConvWeights {
-        filter: &f,
-        filter_shape: Shape::new(1, 3, 3, 16),
-        bias: Some(&bias[..16]),
-        multiplier: &m[..16],
-        shift: &s[..16],
-    };
+    let w =
+        ConvWeights { filter: &f, filter_shape: Shape::new(1, 3, 3, 16), bias: Some(&bias[..16]), requant: &rq[..16] };
     let mut out = vec![0; xs.len()];
     g.throughput(Throughput::Elements((xs.len() * 9) as u64));
     g.bench_function("depthwise3x3_28x28x16 reference (MAC/s)", |b| {
@@ -99,7 +83,7 @@ fn bench(c: &mut Criterion) {
     let x = data(800, 7);
     let wt = data(800 * 64, 8);
     let bias64 = vec![10; 64];
-    let dw = DenseWeights { weights: &wt, units: 64, bias: Some(&bias64), multiplier: &[1_500_000_000], shift: &[-9] };
+    let dw = DenseWeights { weights: &wt, units: 64, bias: Some(&bias64), requant: &[Requant::new(1_500_000_000, -9)] };
     let dp = DenseParams { input_zero_point: 1, output_zero_point: -2, activation: ActivationRange::NONE };
     let mut out = vec![0; 64];
     g.throughput(Throughput::Elements(800 * 64));
@@ -133,7 +117,7 @@ fn bench(c: &mut Criterion) {
     // Softmax over 10 classes.
     let x = data(10, 10);
     let mut out = vec![0; 10];
-    let sp = SoftmaxParams::new(0.1, 1.0);
+    let sp = SoftmaxParams::new(0.1, 1.0, SoftmaxParams::OUTPUT_SCALE, SoftmaxParams::OUTPUT_ZERO_POINT).unwrap();
     g.throughput(Throughput::Elements(10));
     g.bench_function("softmax_10 (elem/s)", |b| b.iter(|| softmax_i8(&sp, black_box(&x), 10, &mut out).unwrap()));
     g.finish();

@@ -38,7 +38,7 @@
 //! path against its reference kernel.
 //!
 //! ```
-//! use microcnn::{Shape, conv::{conv2d_i8, ConvParams, ConvWeights}, ActivationRange, Padding};
+//! use microcnn::{Shape, conv::{conv2d_i8, ConvParams, ConvWeights}, ActivationRange, Padding, Requant};
 //! let p = ConvParams {
 //!     stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Same,
 //!     input_zero_point: -128, output_zero_point: -128, activation: ActivationRange::relu(-128),
@@ -46,7 +46,7 @@
 //! let filter = [1i8; 9]; // one 3×3×1 filter
 //! let w = ConvWeights {
 //!     filter: &filter, filter_shape: Shape::new(1, 3, 3, 1), bias: None,
-//!     multiplier: &[1 << 30], shift: &[-2], // ×0.125
+//!     requant: &[Requant::new(1 << 30, -2)], // ×0.125
 //! };
 //! let input = [-120i8; 16];
 //! let mut out = [0i8; 16];

@@ -186,6 +186,11 @@ pub struct Requant {
 }
 
 impl Requant {
+    /// The multiplier `multiplier · 2^(shift − 31)` (checked where a kernel uses it).
+    pub const fn new(multiplier: i32, shift: i32) -> Self {
+        Requant { multiplier, shift }
+    }
+
     /// Applies the multiplier to an accumulator.
     #[inline(always)]
     pub const fn apply(&self, acc: i32) -> i32 {
@@ -242,16 +247,13 @@ pub fn conv_multipliers(
     input_scale: f32,
     weight_scales: &[f32],
     output_scale: f32,
-    multipliers: &mut [i32],
-    shifts: &mut [i32],
+    requant: &mut [Requant],
 ) -> Result<()> {
-    if multipliers.len() != weight_scales.len() || shifts.len() != weight_scales.len() {
-        return Err(Error::LengthMismatch { expected: weight_scales.len(), actual: multipliers.len() });
+    if requant.len() != weight_scales.len() {
+        return Err(Error::LengthMismatch { expected: weight_scales.len(), actual: requant.len() });
     }
-    for (i, &ws) in weight_scales.iter().enumerate() {
-        let r = quantize_multiplier(input_scale as f64 * ws as f64 / output_scale as f64);
-        multipliers[i] = r.multiplier;
-        shifts[i] = r.shift;
+    for (r, &ws) in requant.iter_mut().zip(weight_scales) {
+        *r = quantize_multiplier(input_scale as f64 * ws as f64 / output_scale as f64);
     }
     Ok(())
 }

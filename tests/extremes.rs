@@ -93,16 +93,16 @@ fn accumulator_headroom_boundary_is_exact_on_both_sides() {
     let w = vec![-128i8; depth + 1];
     let x = vec![127i8; depth + 1]; // x − zp = 127 − (−128) = 255
                                     // acc = −128 · 255 · 65,793 = −2,147,483,520; × 2^30 · 2^(−24 − 31) = acc / 2^25 = −63.99… → −64.
-    let (m, s) = ([1 << 30], [-24]);
+    let rq = [microcnn::Requant::new(1 << 30, -24)];
     let p = DenseParams { input_zero_point: -128, output_zero_point: 0, activation: ActivationRange::NONE };
     let mut out = [0i8; 1];
-    let dw = DenseWeights { weights: &w[..depth], units: 1, bias: None, multiplier: &m, shift: &s };
+    let dw = DenseWeights { weights: &w[..depth], units: 1, bias: None, requant: &rq };
     assert_eq!(dense_i8(&p, &dw, &x[..depth], Shape::vector(1, depth), &mut out), Ok(Shape::vector(1, 1)));
     assert_eq!(out[0], -64, "the exact sum, not a wrapped one");
     out[0] = 0;
     let blocked = microcnn::dense::dense_i8_blocked(&p, &dw, &x[..depth], Shape::vector(1, depth), &mut out);
     assert_eq!((blocked, out[0]), (Ok(Shape::vector(1, 1)), -64), "the SIMD kernel too");
-    let dw = DenseWeights { weights: &w, units: 1, bias: None, multiplier: &m, shift: &s };
+    let dw = DenseWeights { weights: &w, units: 1, bias: None, requant: &rq };
     assert_eq!(dense_i8(&p, &dw, &x, Shape::vector(1, depth + 1), &mut out), Err(Error::TooLarge));
     let cp = ConvParams {
         stride_h: 1,
@@ -117,13 +117,8 @@ fn accumulator_headroom_boundary_is_exact_on_both_sides() {
     for taps in [depth, depth + 1] {
         // As a 1×1 convolution and as a 3×1 one (the general path).
         for (kh, c) in [(1, taps), (3, taps / 3)] {
-            let cw = ConvWeights {
-                filter: &w[..kh * c],
-                filter_shape: Shape::new(1, kh, 1, c),
-                bias: None,
-                multiplier: &m,
-                shift: &s,
-            };
+            let cw =
+                ConvWeights { filter: &w[..kh * c], filter_shape: Shape::new(1, kh, 1, c), bias: None, requant: &rq };
             let r = conv2d_i8(&cp, &cw, &x[..kh * c], Shape::image(kh, 1, c), &mut out);
             let mut out2 = [0i8; 1];
             let r2 = microcnn::conv::conv2d_i8_blocked(&cp, &cw, &x[..kh * c], Shape::image(kh, 1, c), &mut out2);

@@ -4,6 +4,12 @@
 use microcnn::conv::{conv2d_1x1_i8, conv2d_i8, conv2d_i8_fast, conv2d_i8_reference, ConvParams, ConvWeights};
 use microcnn::pool::{l2_pool2d_i8, L2PoolParams};
 use microcnn::quant::quantize_multiplier;
+use microcnn::Requant;
+
+/// Pairs multipliers with shifts.
+fn zip_rq(m: &[i32], s: &[i32]) -> Vec<Requant> {
+    m.iter().zip(s).map(|(&m, &s)| Requant::new(m, s)).collect()
+}
 use microcnn::shape::output_size;
 use microcnn::{ActivationRange, Error, Padding, Shape, Window};
 use proptest::prelude::*;
@@ -39,7 +45,7 @@ proptest! {
         let mult: Vec<i32> = shifts.iter().enumerate().map(|(i, _)| (1 << 30) + (i as i32) * 7919).collect();
         let p = ConvParams { stride_h: sh, stride_w: sw, dilation_h: 1, dilation_w: 1, padding: Padding::Same,
             input_zero_point: zi, output_zero_point: zo, activation: ActivationRange::NONE };
-        let w = ConvWeights { filter: &f, filter_shape, bias: Some(&bias), multiplier: &mult, shift: &shifts };
+        let w = ConvWeights { filter: &f, filter_shape, bias: Some(&bias), requant: &zip_rq(&mult, &shifts) };
         let out_shape = microcnn::conv::conv2d_output_shape(&p, input_shape, filter_shape).unwrap();
         let mut a = vec![0i8; out_shape.len()];
         let mut b = vec![0i8; out_shape.len()];
@@ -70,7 +76,7 @@ proptest! {
         let bias: Vec<i32> = (0..oc).map(|_| next() % 20000).collect();
         let mult: Vec<i32> = (0..oc).map(|_| (1 << 30) + next() % (1 << 29)).collect();
         let shift: Vec<i32> = (0..oc).map(|_| -(next().rem_euclid(12))).collect();
-        let wts = ConvWeights { filter: &f, filter_shape, bias: Some(&bias), multiplier: &mult, shift: &shift };
+        let wts = ConvWeights { filter: &f, filter_shape, bias: Some(&bias), requant: &zip_rq(&mult, &shift) };
         let mut a = vec![0i8; out_shape.len()];
         let mut b = vec![0i8; out_shape.len()];
         prop_assert_eq!(conv2d_i8_reference(&p, &wts, &x, input_shape, &mut a), Ok(out_shape));
@@ -100,7 +106,7 @@ proptest! {
         let bias: Vec<i32> = (0..oc).map(|_| next() % 20000).collect();
         let mult: Vec<i32> = (0..oc).map(|_| (1 << 30) + next() % (1 << 29)).collect();
         let shift: Vec<i32> = (0..oc).map(|_| -(next().rem_euclid(10))).collect();
-        let wts = ConvWeights { filter: &f, filter_shape, bias: Some(&bias), multiplier: &mult, shift: &shift };
+        let wts = ConvWeights { filter: &f, filter_shape, bias: Some(&bias), requant: &zip_rq(&mult, &shift) };
         let mut a = vec![0i8; out_shape.len()];
         let mut b = vec![0i8; out_shape.len()];
         prop_assert_eq!(depthwise_conv2d_i8_reference(&p, m, &wts, &x, input_shape, &mut a), Ok(out_shape));
@@ -122,7 +128,7 @@ proptest! {
         let g = same.window(k, k).resolve(h, w).unwrap();
         let explicit = ConvParams { padding: Padding::Explicit { top: g.y.pad_before, bottom: g.y.pad_after,
             left: g.x.pad_before, right: g.x.pad_after }, ..same };
-        let wts = ConvWeights { filter: &f, filter_shape, bias: None, multiplier: &[1 << 30; 3], shift: &[-6; 3] };
+        let wts = ConvWeights { filter: &f, filter_shape, bias: None, requant: &[Requant::new(1 << 30, -6); 3] };
         let n = g.y.out * g.x.out * 3;
         let (mut a, mut b) = (vec![0; n], vec![0; n]);
         conv2d_i8(&same, &wts, &x, input_shape, &mut a).unwrap();
@@ -173,7 +179,7 @@ proptest! {
         let f = vec![1i8; flen];
         let m = vec![1 << 30; oc];
         let s = vec![shift; oc];
-        let wts = ConvWeights { filter: &f, filter_shape: Shape::new(oc, kh, kw, ic), bias: None, multiplier: &m, shift: &s };
+        let wts = ConvWeights { filter: &f, filter_shape: Shape::new(oc, kh, kw, ic), bias: None, requant: &zip_rq(&m, &s) };
         let mut out = vec![0i8; olen];
         let _ = conv2d_i8(&p, &wts, &x, Shape::new(n, h, w, ic), &mut out);
     }
@@ -212,13 +218,13 @@ proptest! {
         let shifts = vec![shift; c * m];
         let cp = ConvParams { stride_h: s, stride_w: s, dilation_h: 1, dilation_w: 1, padding: window.padding,
             input_zero_point: zp, output_zero_point: 0, activation: act };
-        let dw = ConvWeights { filter: &f, filter_shape: Shape::new(1, k, k, c * m), bias: None, multiplier: &mults, shift: &shifts };
+        let dw = ConvWeights { filter: &f, filter_shape: Shape::new(1, k, k, c * m), bias: None, requant: &zip_rq(&mults, &shifts) };
         let _ = depthwise_conv2d_i8(&cp, m, &dw, &x, shape, &mut out);
         let wts = vec![1i8; units * depth];
         let dp = DenseParams { input_zero_point: zp, output_zero_point: 0, activation: act };
-        let dwt = DenseWeights { weights: &wts, units, bias: None, multiplier: &mults, shift: &shifts };
+        let dwt = DenseWeights { weights: &wts, units, bias: None, requant: &zip_rq(&mults, &shifts) };
         let _ = dense_i8(&dp, &dwt, &x, Shape::vector(n, depth), &mut out);
-        let sp = SoftmaxParams { input_multiplier: mult, input_left_shift: shift, diff_min: -(zp as i32) };
+        let sp = SoftmaxParams { input_multiplier: mult, input_left_shift: shift, diff_min: -(zp as i32), output_zero_point: -128 };
         let _ = softmax_i8(&sp, &x, c, &mut out);
         let ap = AddParams { input1_zero_point: zp, input2_zero_point: zp.wrapping_neg(), output_zero_point: 0, left_shift: shift,
             input1: rq, input2: rq, output: rq, activation: act };
@@ -247,8 +253,7 @@ fn fractional_output_is_an_error_not_a_floor() {
         filter: &f,
         filter_shape: Shape::new(1, 3, 3, 1),
         bias: None,
-        multiplier: &[1 << 30],
-        shift: &[0],
+        requant: &[Requant::new(1 << 30, 0)],
     };
     let mut out = [0i8; 4];
     assert_eq!(
@@ -289,8 +294,7 @@ fn nothing_is_written_on_error() {
         filter: &f,
         filter_shape: Shape::new(1, 3, 3, 1),
         bias: None,
-        multiplier: &[1 << 30],
-        shift: &[0],
+        requant: &[Requant::new(1 << 30, 0)],
     };
     let mut out = [42i8; 5]; // wrong length: needs 4
     assert_eq!(

@@ -19,7 +19,7 @@ use microcnn::depthwise::depthwise_conv2d_i8;
 use microcnn::pool::{avg_pool2d_i8, global_avg_pool_i8, max_pool2d_i8, MeanParams, PoolParams};
 use microcnn::quant::conv_multipliers;
 use microcnn::softmax::{softmax_i8, SoftmaxParams};
-use microcnn::{ActivationRange, Error, Padding, Shape, Window};
+use microcnn::{ActivationRange, Error, Padding, Requant, Shape, Window};
 
 /// The TFLite operator a case exercises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,13 +145,12 @@ pub fn run(case: &Case<'_>, inputs: &[&[i8]], out: &mut [i8], reference: bool) -
     let in_shape = shape4(case.input_shape);
     let activation = act_range(case.activation, zp_out, s_out);
     let padding = if case.same { Padding::Same } else { Padding::Valid };
-    let mut mult = [0i32; MAX_CHANNELS];
-    let mut shift = [0i32; MAX_CHANNELS];
+    let mut requant = [Requant::new(0, 0); MAX_CHANNELS];
     let nq = case.filter_scales.len();
     if nq > MAX_CHANNELS {
         return Err(Error::TooLarge);
     }
-    conv_multipliers(s_in, case.filter_scales, s_out, &mut mult[..nq], &mut shift[..nq])?;
+    conv_multipliers(s_in, case.filter_scales, s_out, &mut requant[..nq])?;
     let bias = if case.bias.is_empty() { None } else { Some(case.bias) };
     let conv = ConvParams {
         stride_h: case.stride[0],
@@ -163,13 +162,8 @@ pub fn run(case: &Case<'_>, inputs: &[&[i8]], out: &mut [i8], reference: bool) -
         output_zero_point: zp_out,
         activation,
     };
-    let weights = ConvWeights {
-        filter: case.filter,
-        filter_shape: shape4(case.filter_shape),
-        bias,
-        multiplier: &mult[..nq],
-        shift: &shift[..nq],
-    };
+    let weights =
+        ConvWeights { filter: case.filter, filter_shape: shape4(case.filter_shape), bias, requant: &requant[..nq] };
     let pool = PoolParams {
         window: Window {
             kernel_h: case.pool[0],
@@ -197,7 +191,7 @@ pub fn run(case: &Case<'_>, inputs: &[&[i8]], out: &mut [i8], reference: bool) -
         Op::Dense => {
             let units = case.filter_shape.first().copied().unwrap_or(0);
             let p = DenseParams { input_zero_point: zp_in, output_zero_point: zp_out, activation };
-            let w = DenseWeights { weights: case.filter, units, bias, multiplier: &mult[..nq], shift: &shift[..nq] };
+            let w = DenseWeights { weights: case.filter, units, bias, requant: &requant[..nq] };
             dense_i8(&p, &w, input, in_shape, out).map(|_| ())
         }
         Op::Add => {
@@ -215,7 +209,7 @@ pub fn run(case: &Case<'_>, inputs: &[&[i8]], out: &mut [i8], reference: bool) -
         }
         Op::Softmax => {
             let depth = case.input_shape.last().copied().unwrap_or(0);
-            softmax_i8(&SoftmaxParams::new(s_in, 1.0), input, depth, out)
+            softmax_i8(&SoftmaxParams::new(s_in, 1.0, s_out, zp_out)?, input, depth, out)
         }
         Op::Relu => relu_i8(&ReluParams::new(s_in, zp_in, s_out, zp_out, false), input, out),
         Op::Relu6 => relu6_i8(s_in, zp_in, input, out),

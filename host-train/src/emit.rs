@@ -28,6 +28,18 @@ fn array<T: std::fmt::Display>(out: &mut String, vals: &[T]) {
     out.push_str("\n]");
 }
 
+/// `static {name}_Q: [Requant; N] = [...]`: one requantization per channel, from the model file's
+/// parallel `multiplier`/`shift` arrays.
+fn requant_array(out: &mut String, name: &str, multiplier: &[i32], shift: &[i32]) {
+    let entries: Vec<String> = multiplier.iter().zip(shift).map(|(m, s)| format!("Requant::new({m}, {s})")).collect();
+    let _ = write!(out, ";\nstatic {name}_Q: [Requant; {}] = [", entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        out.push_str(if i % 4 == 0 { "\n    " } else { " " });
+        let _ = write!(out, "{e},");
+    }
+    out.push_str("\n]");
+}
+
 fn padding(p: &PadSpec) -> String {
     match p {
         PadSpec::Named(PadName::Valid) => "Padding::Valid".into(),
@@ -269,10 +281,7 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             array(s, weights);
             let _ = write!(s, ";\nstatic {name}_B: [i32; {}] = ", bias.len());
             array(s, bias);
-            let _ = write!(s, ";\nstatic {name}_M: [i32; {}] = ", multiplier.len());
-            array(s, multiplier);
-            let _ = write!(s, ";\nstatic {name}_S: [i32; {}] = ", shift.len());
-            array(s, shift);
+            requant_array(s, &name, multiplier, shift);
             let _ = writeln!(s, ";\nconst {name}_FILTER: Shape = Shape::new({}, {}, {}, {});", f[0], f[1], f[2], f[3]);
             let _ = writeln!(s, "const {name}: ConvParams = ConvParams {{ stride_h: {}, stride_w: {}, dilation_h: {}, dilation_w: {}, padding: {}, input_zero_point: {zi}, output_zero_point: {zo}, activation: {act} }};", stride[0], stride[1], dilation[0], dilation[1], padding(p));
             let shape_fn = match depth_multiplier {
@@ -287,10 +296,7 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             array(s, weights);
             let _ = write!(s, ";\nstatic {name}_B: [i32; {}] = ", bias.len());
             array(s, bias);
-            let _ = write!(s, ";\nstatic {name}_M: [i32; {}] = ", multiplier.len());
-            array(s, multiplier);
-            let _ = write!(s, ";\nstatic {name}_S: [i32; {}] = ", shift.len());
-            array(s, shift);
+            requant_array(s, &name, multiplier, shift);
             let _ = writeln!(s, ";\nconst {name}: DenseParams = DenseParams {{ input_zero_point: {zi}, output_zero_point: {zo}, activation: {act} }};");
             let _ = writeln!(s, "const L{i}_OUT: Shape = Shape::vector(1, {units});");
         }
@@ -331,7 +337,7 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
         QOp::Softmax { input_multiplier, input_left_shift, diff_min } => {
-            let _ = writeln!(s, "const {name}: SoftmaxParams = SoftmaxParams {{ input_multiplier: {input_multiplier}, input_left_shift: {input_left_shift}, diff_min: {diff_min} }};");
+            let _ = writeln!(s, "const {name}: SoftmaxParams = SoftmaxParams {{ input_multiplier: {input_multiplier}, input_left_shift: {input_left_shift}, diff_min: {diff_min}, output_zero_point: {zo} }};");
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
     }
@@ -342,9 +348,12 @@ fn call(i: usize, l: &QLayer) -> String {
     let name = ident(&l.name);
     let w = |kind: &str| {
         if kind == "conv" {
-            format!("ConvWeights {{ filter: &{name}_W, filter_shape: {name}_FILTER, bias: Some(&{name}_B), multiplier: &{name}_M, shift: &{name}_S }}")
+            format!("ConvWeights {{ filter: &{name}_W, filter_shape: {name}_FILTER, bias: Some(&{name}_B), requant: &{name}_Q }}")
         } else {
-            format!("DenseWeights {{ weights: &{name}_W, units: {}, bias: Some(&{name}_B), multiplier: &{name}_M, shift: &{name}_S }}", l.output[2])
+            format!(
+                "DenseWeights {{ weights: &{name}_W, units: {}, bias: Some(&{name}_B), requant: &{name}_Q }}",
+                l.output[2]
+            )
         }
     };
     match &l.op {

@@ -430,14 +430,18 @@ fn quantize_chain(
                 base(QOp::Clamp, cur_q, act_range(a, cur_q))
             }
             LayerSpec::Softmax => {
-                let p = SoftmaxParams::new(cur_q.scale, 1.0);
+                let out_q =
+                    QParams { scale: SoftmaxParams::OUTPUT_SCALE, zero_point: SoftmaxParams::OUTPUT_ZERO_POINT };
+                let p = SoftmaxParams::new(cur_q.scale, 1.0, out_q.scale, out_q.zero_point).map_err(|e| {
+                    anyhow::anyhow!("layer {}: softmax input scale {} cannot be quantized: {e}", r.name, cur_q.scale)
+                })?;
                 base(
                     QOp::Softmax {
                         input_multiplier: p.input_multiplier,
                         input_left_shift: p.input_left_shift,
                         diff_min: p.diff_min,
                     },
-                    QParams { scale: 1.0 / 256.0, zero_point: -128 },
+                    out_q,
                     [i8::MIN, i8::MAX],
                 )
             }
@@ -857,6 +861,12 @@ fn check_requant_field(m: i32, s: i32, at: &str) -> Result<()> {
 }
 
 /// Runs one layer with the runtime kernels.
+/// The runtime's per-channel requantization table from the model file's parallel
+/// `multiplier`/`shift` arrays (checked to have equal lengths by [`QModel::validate`]).
+fn requant_table(multiplier: &[i32], shift: &[i32]) -> Vec<Requant> {
+    multiplier.iter().zip(shift).map(|(&m, &s)| Requant::new(m, s)).collect()
+}
+
 pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) -> Result<(), microcnn::Error> {
     let activation = ActivationRange { min: l.act[0], max: l.act[1] };
     let (zi, zo) = (l.input_q.zero_point, l.output_q.zero_point);
@@ -888,8 +898,7 @@ pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) ->
                 filter: weights,
                 filter_shape: Shape::new(f[0], f[1], f[2], f[3]),
                 bias: Some(bias),
-                multiplier,
-                shift,
+                requant: &requant_table(multiplier, shift),
             };
             match depth_multiplier {
                 Some(m) => depthwise_conv2d_i8(&p, *m, &w, src, ishape, dst).map(|_| ()),
@@ -898,7 +907,8 @@ pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) ->
         }
         QOp::Dense { units, weights, bias, multiplier, shift, .. } => {
             let p = DenseParams { input_zero_point: zi, output_zero_point: zo, activation };
-            let w = DenseWeights { weights, units: *units, bias: Some(bias), multiplier, shift };
+            let w =
+                DenseWeights { weights, units: *units, bias: Some(bias), requant: &requant_table(multiplier, shift) };
             dense_i8(&p, &w, src, ishape, dst).map(|_| ())
         }
         QOp::Pool { max, size, stride, padding } => {
@@ -941,6 +951,7 @@ pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) ->
                 input_multiplier: *input_multiplier,
                 input_left_shift: *input_left_shift,
                 diff_min: *diff_min,
+                output_zero_point: zo,
             };
             softmax_i8(&p, src, l.output[2], dst)
         }

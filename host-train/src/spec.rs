@@ -434,7 +434,7 @@ pub fn rust_ident(name: &str) -> String {
 }
 
 /// Suffixes generated code appends to a layer's identifier stem.
-pub const IDENT_SUFFIXES: [&str; 7] = ["", "_W", "_B", "_M", "_S", "_FILTER", "_WINDOW"];
+pub const IDENT_SUFFIXES: [&str; 6] = ["", "_W", "_B", "_Q", "_FILTER", "_WINDOW"];
 
 /// Items every generated model defines, which no layer may shadow.
 pub const RESERVED_IDENTS: [&str; 11] = [

@@ -12,7 +12,7 @@ use microcnn::conv::{conv2d_i8, conv2d_output_shape, ConvParams, ConvWeights};
 use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
 use microcnn::pool::{max_pool2d_i8, pool2d_output_shape, PoolParams};
 use microcnn::softmax::{softmax_i8, SoftmaxParams};
-use microcnn::{const_unwrap, ActivationRange, Error, Padding, Shape, Window};
+use microcnn::{const_unwrap, ActivationRange, Error, Padding, Requant, Shape, Window};
 
 /// Input elements (H·W·C).
 pub const INPUT_LEN: usize = 784;
@@ -61,11 +61,11 @@ static CONV1_W: [i8; 16 * 5 * 5 * 1] = [
 static CONV1_B: [i32; 16] = [
     -22392, -117, -964, 170, 419, 3116, 4094, -20, -12241, 167, 3967, -1221, -1124, -2358, -1486, 900,
 ];
-static CONV1_M: [i32; 16] = [
-    1233600051, 1208216714, 1622142755, 1947743295, 2051846676, 1689295788, 1155594660, 1471836569, 1403520009, 1703588457, 1176711362, 1739735009, 1452624558, 1342972753, 1199939336, 1365590737,
-];
-static CONV1_S: [i32; 16] = [
-    -8, -8, -8, -8, -8, -7, -6, -7, -8, -8, -7, -8, -8, -8, -8, -8,
+static CONV1_Q: [Requant; 16] = [
+    Requant::new(1233600051, -8), Requant::new(1208216714, -8), Requant::new(1622142755, -8), Requant::new(1947743295, -8),
+    Requant::new(2051846676, -8), Requant::new(1689295788, -7), Requant::new(1155594660, -6), Requant::new(1471836569, -7),
+    Requant::new(1403520009, -8), Requant::new(1703588457, -8), Requant::new(1176711362, -7), Requant::new(1739735009, -8),
+    Requant::new(1452624558, -8), Requant::new(1342972753, -8), Requant::new(1199939336, -8), Requant::new(1365590737, -8),
 ];
 const CONV1_FILTER: Shape = Shape::new(16, 5, 5, 1);
 const CONV1: ConvParams = ConvParams { stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Same, input_zero_point: -128, output_zero_point: -128, activation: ActivationRange { min: -128, max: 127 } };
@@ -619,13 +619,15 @@ static CONV2_B: [i32; 32] = [
     1071, 354, 1457, -3572, 4311, -9712, -424, 4943, -1949, 2343, 4472, -2690, 3205, 2147, 6116, 544, 2502, 8942, 1876, 4440, -4423, 13064, 759, -6273,
     2334, -316, 2295, 664, -1369, 379, 5736, -4859,
 ];
-static CONV2_M: [i32; 32] = [
-    1652261465, 1150391020, 1631529802, 1332947935, 1496303276, 1310689958, 1119902512, 1173518613, 1262967281, 1594180363, 1825390064, 1355165970, 1523492106, 2046649171, 1726827014, 1361785369, 1954459341, 1850744965, 1088648814, 1459690923, 1553045132, 1158476314, 1505686277, 1643946840,
-    1901735223, 1719924109, 1966926776, 1578672501, 1759079737, 1477003667, 1441480750, 1222823304,
-];
-static CONV2_S: [i32; 32] = [
-    -8, -8, -8, -8, -8, -8, -8, -7, -8, -8, -8, -8, -8, -8, -8, -8, -8, -8, -7, -8, -8, -8, -8, -8,
-    -8, -8, -8, -8, -8, -8, -8, -8,
+static CONV2_Q: [Requant; 32] = [
+    Requant::new(1652261465, -8), Requant::new(1150391020, -8), Requant::new(1631529802, -8), Requant::new(1332947935, -8),
+    Requant::new(1496303276, -8), Requant::new(1310689958, -8), Requant::new(1119902512, -8), Requant::new(1173518613, -7),
+    Requant::new(1262967281, -8), Requant::new(1594180363, -8), Requant::new(1825390064, -8), Requant::new(1355165970, -8),
+    Requant::new(1523492106, -8), Requant::new(2046649171, -8), Requant::new(1726827014, -8), Requant::new(1361785369, -8),
+    Requant::new(1954459341, -8), Requant::new(1850744965, -8), Requant::new(1088648814, -7), Requant::new(1459690923, -8),
+    Requant::new(1553045132, -8), Requant::new(1158476314, -8), Requant::new(1505686277, -8), Requant::new(1643946840, -8),
+    Requant::new(1901735223, -8), Requant::new(1719924109, -8), Requant::new(1966926776, -8), Requant::new(1578672501, -8),
+    Requant::new(1759079737, -8), Requant::new(1477003667, -8), Requant::new(1441480750, -8), Requant::new(1222823304, -8),
 ];
 const CONV2_FILTER: Shape = Shape::new(32, 5, 5, 16);
 const CONV2: ConvParams = ConvParams { stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Valid, input_zero_point: -128, output_zero_point: -128, activation: ActivationRange { min: -128, max: 127 } };
@@ -2780,11 +2782,8 @@ static FC1_B: [i32; 64] = [
     2398, 699, -1323, 2135, 648, 1583, -375, 2209, 1540, 1561, -1021, 1126, 3106, 3068, 1917, -816, 2577, -187, 1369, 937, 1241, 967, 2658, -489,
     2321, -883, 561, -1785, 1171, 4098, 2863, 2930, 2295, 1380, 1247, 3, 2741, 614, 2745, 2763,
 ];
-static FC1_M: [i32; 1] = [
-    1715828791,
-];
-static FC1_S: [i32; 1] = [
-    -9,
+static FC1_Q: [Requant; 1] = [
+    Requant::new(1715828791, -9),
 ];
 const FC1: DenseParams = DenseParams { input_zero_point: -128, output_zero_point: -128, activation: ActivationRange { min: -128, max: 127 } };
 const L4_OUT: Shape = Shape::vector(1, 64);
@@ -2823,18 +2822,15 @@ static FC2_W: [i8; 10 * 64] = [
 static FC2_B: [i32; 10] = [
     -35, -1033, 204, 554, 32, -1133, 447, 359, 232, -701,
 ];
-static FC2_M: [i32; 1] = [
-    1949150481,
-];
-static FC2_S: [i32; 1] = [
-    -9,
+static FC2_Q: [Requant; 1] = [
+    Requant::new(1949150481, -9),
 ];
 const FC2: DenseParams = DenseParams { input_zero_point: -128, output_zero_point: -2, activation: ActivationRange { min: -128, max: 127 } };
 const L5_OUT: Shape = Shape::vector(1, 10);
 
 // ── layer 6: softmax1 (softmax) ──
 const L6_IN: Shape = Shape::image(1, 1, 10);
-const SOFTMAX1: SoftmaxParams = SoftmaxParams { input_multiplier: 1234358656, input_left_shift: 25, diff_min: -62 };
+const SOFTMAX1: SoftmaxParams = SoftmaxParams { input_multiplier: 1234358656, input_left_shift: 25, diff_min: -62, output_zero_point: -128 };
 const L6_OUT: Shape = L6_IN;
 
 const _: () = assert!(L0_IN.len() == INPUT_LEN);
@@ -2872,7 +2868,7 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
     {
         let dst = &mut arena[0..12544];
         let src = &input[..];
-        conv2d_i8(&CONV1, &ConvWeights { filter: &CONV1_W, filter_shape: CONV1_FILTER, bias: Some(&CONV1_B), multiplier: &CONV1_M, shift: &CONV1_S }, src, L0_IN, dst)?;
+        conv2d_i8(&CONV1, &ConvWeights { filter: &CONV1_W, filter_shape: CONV1_FILTER, bias: Some(&CONV1_B), requant: &CONV1_Q }, src, L0_IN, dst)?;
     }
     after_layer(0);
     // maxpool1: max pool
@@ -2884,7 +2880,7 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
     // conv2: convolution
     {
         let ([src], dst) = arena_io(arena, [(12544, 3136)], (0, 3200))?;
-        conv2d_i8(&CONV2, &ConvWeights { filter: &CONV2_W, filter_shape: CONV2_FILTER, bias: Some(&CONV2_B), multiplier: &CONV2_M, shift: &CONV2_S }, src, L2_IN, dst)?;
+        conv2d_i8(&CONV2, &ConvWeights { filter: &CONV2_W, filter_shape: CONV2_FILTER, bias: Some(&CONV2_B), requant: &CONV2_Q }, src, L2_IN, dst)?;
     }
     after_layer(2);
     // maxpool2: max pool
@@ -2896,13 +2892,13 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
     // fc1: dense
     {
         let ([src], dst) = arena_io(arena, [(3200, 800)], (0, 64))?;
-        dense_i8(&FC1, &DenseWeights { weights: &FC1_W, units: 64, bias: Some(&FC1_B), multiplier: &FC1_M, shift: &FC1_S }, src, L4_IN, dst)?;
+        dense_i8(&FC1, &DenseWeights { weights: &FC1_W, units: 64, bias: Some(&FC1_B), requant: &FC1_Q }, src, L4_IN, dst)?;
     }
     after_layer(4);
     // fc2: dense
     {
         let ([src], dst) = arena_io(arena, [(0, 64)], (64, 10))?;
-        dense_i8(&FC2, &DenseWeights { weights: &FC2_W, units: 10, bias: Some(&FC2_B), multiplier: &FC2_M, shift: &FC2_S }, src, L5_IN, dst)?;
+        dense_i8(&FC2, &DenseWeights { weights: &FC2_W, units: 10, bias: Some(&FC2_B), requant: &FC2_Q }, src, L5_IN, dst)?;
     }
     after_layer(5);
     // softmax1: softmax

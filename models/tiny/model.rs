@@ -49,11 +49,9 @@ static CONV1_W: [i8; 8 * 3 * 3 * 1] = [
 static CONV1_B: [i32; 8] = [
     8794, 4872, 2825, 33, 9722, 15, -2, 2652,
 ];
-static CONV1_M: [i32; 8] = [
-    1468495430, 1608837062, 2046781097, 1978338048, 2081819046, 1273700564, 1448663508, 1831394660,
-];
-static CONV1_S: [i32; 8] = [
-    -9, -9, -7, -9, -9, -8, -8, -7,
+static CONV1_Q: [Requant; 8] = [
+    Requant::new(1468495430, -9), Requant::new(1608837062, -9), Requant::new(2046781097, -7), Requant::new(1978338048, -9),
+    Requant::new(2081819046, -9), Requant::new(1273700564, -8), Requant::new(1448663508, -8), Requant::new(1831394660, -7),
 ];
 const CONV1_FILTER: Shape = Shape::new(8, 3, 3, 1);
 const CONV1: ConvParams = ConvParams { stride_h: 2, stride_w: 2, dilation_h: 1, dilation_w: 1, padding: Padding::Same, input_zero_point: -128, output_zero_point: -128, activation: ActivationRange { min: -128, max: 127 } };
@@ -120,11 +118,11 @@ static CONV2_W: [i8; 16 * 3 * 3 * 8] = [
 static CONV2_B: [i32; 16] = [
     2108, -1679, 474, 291, 2158, -601, 3333, -3253, 1294, 508, 3763, 340, -257, 909, 6516, -1183,
 ];
-static CONV2_M: [i32; 16] = [
-    2113867827, 1987656213, 2100123089, 1745948211, 1146306744, 1738623654, 1822784031, 1451215369, 2141190753, 1998712892, 1272384542, 1105313898, 1444672316, 1237789888, 1566043673, 1157227319,
-];
-static CONV2_S: [i32; 16] = [
-    -8, -8, -8, -8, -7, -8, -8, -8, -9, -9, -8, -7, -8, -7, -8, -10,
+static CONV2_Q: [Requant; 16] = [
+    Requant::new(2113867827, -8), Requant::new(1987656213, -8), Requant::new(2100123089, -8), Requant::new(1745948211, -8),
+    Requant::new(1146306744, -7), Requant::new(1738623654, -8), Requant::new(1822784031, -8), Requant::new(1451215369, -8),
+    Requant::new(2141190753, -9), Requant::new(1998712892, -9), Requant::new(1272384542, -8), Requant::new(1105313898, -7),
+    Requant::new(1444672316, -8), Requant::new(1237789888, -7), Requant::new(1566043673, -8), Requant::new(1157227319, -10),
 ];
 const CONV2_FILTER: Shape = Shape::new(16, 3, 3, 8);
 const CONV2: ConvParams = ConvParams { stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Same, input_zero_point: -128, output_zero_point: -128, activation: ActivationRange { min: -128, max: 127 } };
@@ -143,11 +141,11 @@ static RES_DEPTHWISE1_W: [i8; 1 * 3 * 3 * 16] = [
 static RES_DEPTHWISE1_B: [i32; 16] = [
     -19, -280, 315, 275, 349, -15, 115, -231, -414, -115, 458, 0, -670, -362, -6, -18,
 ];
-static RES_DEPTHWISE1_M: [i32; 16] = [
-    1942629909, 2114454356, 1139861324, 1099226039, 1090919277, 1155465597, 2065352339, 1561473743, 1892010980, 1187933533, 2007101196, 2022985510, 1119218649, 1332724913, 1120248830, 1161709941,
-];
-static RES_DEPTHWISE1_S: [i32; 16] = [
-    -6, -7, -6, -6, -6, -6, -6, -7, -7, -6, -7, -7, -7, -6, -6, -7,
+static RES_DEPTHWISE1_Q: [Requant; 16] = [
+    Requant::new(1942629909, -6), Requant::new(2114454356, -7), Requant::new(1139861324, -6), Requant::new(1099226039, -6),
+    Requant::new(1090919277, -6), Requant::new(1155465597, -6), Requant::new(2065352339, -6), Requant::new(1561473743, -7),
+    Requant::new(1892010980, -7), Requant::new(1187933533, -6), Requant::new(2007101196, -7), Requant::new(2022985510, -7),
+    Requant::new(1119218649, -7), Requant::new(1332724913, -6), Requant::new(1120248830, -6), Requant::new(1161709941, -7),
 ];
 const RES_DEPTHWISE1_FILTER: Shape = Shape::new(1, 3, 3, 16);
 const RES_DEPTHWISE1: ConvParams = ConvParams { stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Same, input_zero_point: -128, output_zero_point: -128, activation: ActivationRange { min: -128, max: 127 } };
@@ -171,11 +169,11 @@ static RES_POINTWISE1_W: [i8; 16 * 1 * 1 * 16] = [
 static RES_POINTWISE1_B: [i32; 16] = [
     -73, -411, 298, 723, 20, -160, -153, 19, -280, -19, 133, 178, -70, -182, -272, 316,
 ];
-static RES_POINTWISE1_M: [i32; 16] = [
-    2025769702, 1763173757, 1946570815, 1600876004, 1315879211, 1937728665, 1450241273, 1291987585, 1238562190, 1574301880, 1084405752, 1943665086, 1801631346, 2008640626, 2070780155, 2043183494,
-];
-static RES_POINTWISE1_S: [i32; 16] = [
-    -8, -8, -9, -8, -8, -8, -8, -7, -8, -7, -7, -8, -8, -8, -9, -8,
+static RES_POINTWISE1_Q: [Requant; 16] = [
+    Requant::new(2025769702, -8), Requant::new(1763173757, -8), Requant::new(1946570815, -9), Requant::new(1600876004, -8),
+    Requant::new(1315879211, -8), Requant::new(1937728665, -8), Requant::new(1450241273, -8), Requant::new(1291987585, -7),
+    Requant::new(1238562190, -8), Requant::new(1574301880, -7), Requant::new(1084405752, -7), Requant::new(1943665086, -8),
+    Requant::new(1801631346, -8), Requant::new(2008640626, -8), Requant::new(2070780155, -9), Requant::new(2043183494, -8),
 ];
 const RES_POINTWISE1_FILTER: Shape = Shape::new(16, 1, 1, 16);
 const RES_POINTWISE1: ConvParams = ConvParams { stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Valid, input_zero_point: -128, output_zero_point: 40, activation: ActivationRange { min: -128, max: 127 } };
@@ -209,11 +207,13 @@ static MIX_W: [i8; 24 * 1 * 1 * 16] = [
 static MIX_B: [i32; 24] = [
     -142, -108, -102, -180, 41, 174, 113, 155, 88, -180, 38, -106, 103, 10, 272, -572, 274, -82, -55, 212, 263, 251, 63, 132,
 ];
-static MIX_M: [i32; 24] = [
-    1197832914, 1884229348, 2138647138, 1864812777, 2023150620, 1538794168, 1491165471, 1677409496, 1175885665, 1142353127, 1365885194, 1356456895, 1152021126, 1867947391, 1957838835, 2062141611, 1854862017, 1342560971, 1233590110, 1808229926, 2079881116, 1365989026, 1116719770, 1306341783,
-];
-static MIX_S: [i32; 24] = [
-    -2, -3, -3, -3, -3, -2, -3, -3, -3, -2, -3, -2, -2, -2, -3, -4, -3, -3, -2, -3, -3, -3, -3, -2,
+static MIX_Q: [Requant; 24] = [
+    Requant::new(1197832914, -2), Requant::new(1884229348, -3), Requant::new(2138647138, -3), Requant::new(1864812777, -3),
+    Requant::new(2023150620, -3), Requant::new(1538794168, -2), Requant::new(1491165471, -3), Requant::new(1677409496, -3),
+    Requant::new(1175885665, -3), Requant::new(1142353127, -2), Requant::new(1365885194, -3), Requant::new(1356456895, -2),
+    Requant::new(1152021126, -2), Requant::new(1867947391, -2), Requant::new(1957838835, -3), Requant::new(2062141611, -4),
+    Requant::new(1854862017, -3), Requant::new(1342560971, -3), Requant::new(1233590110, -2), Requant::new(1808229926, -3),
+    Requant::new(2079881116, -3), Requant::new(1365989026, -3), Requant::new(1116719770, -3), Requant::new(1306341783, -2),
 ];
 const MIX_FILTER: Shape = Shape::new(24, 1, 1, 16);
 const MIX: ConvParams = ConvParams { stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Valid, input_zero_point: -128, output_zero_point: -128, activation: ActivationRange { min: -128, max: 127 } };
@@ -241,18 +241,15 @@ static CLASSIFIER_W: [i8; 10 * 24] = [
 static CLASSIFIER_B: [i32; 10] = [
     -290, -113, 287, 46, -489, 189, 404, 382, -322, -166,
 ];
-static CLASSIFIER_M: [i32; 1] = [
-    1682002580,
-];
-static CLASSIFIER_S: [i32; 1] = [
-    -8,
+static CLASSIFIER_Q: [Requant; 1] = [
+    Requant::new(1682002580, -8),
 ];
 const CLASSIFIER: DenseParams = DenseParams { input_zero_point: -128, output_zero_point: 56, activation: ActivationRange { min: -128, max: 127 } };
 const L8_OUT: Shape = Shape::vector(1, 10);
 
 // ── layer 9: softmax1 (softmax) ──
 const L9_IN: Shape = Shape::image(1, 1, 10);
-const SOFTMAX1: SoftmaxParams = SoftmaxParams { input_multiplier: 1563996160, input_left_shift: 24, diff_min: -124 };
+const SOFTMAX1: SoftmaxParams = SoftmaxParams { input_multiplier: 1563996160, input_left_shift: 24, diff_min: -124, output_zero_point: -128 };
 const L9_OUT: Shape = L9_IN;
 
 const _: () = assert!(L0_IN.len() == INPUT_LEN);
@@ -296,7 +293,7 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
     {
         let dst = &mut arena[392..1960];
         let src = &input[..];
-        conv2d_i8(&CONV1, &ConvWeights { filter: &CONV1_W, filter_shape: CONV1_FILTER, bias: Some(&CONV1_B), multiplier: &CONV1_M, shift: &CONV1_S }, src, L0_IN, dst)?;
+        conv2d_i8(&CONV1, &ConvWeights { filter: &CONV1_W, filter_shape: CONV1_FILTER, bias: Some(&CONV1_B), requant: &CONV1_Q }, src, L0_IN, dst)?;
     }
     after_layer(0);
     // maxpool1: max pool
@@ -308,19 +305,19 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
     // conv2: convolution
     {
         let ([src], dst) = arena_io(arena, [(0, 392)], (784, 784))?;
-        conv2d_i8(&CONV2, &ConvWeights { filter: &CONV2_W, filter_shape: CONV2_FILTER, bias: Some(&CONV2_B), multiplier: &CONV2_M, shift: &CONV2_S }, src, L2_IN, dst)?;
+        conv2d_i8(&CONV2, &ConvWeights { filter: &CONV2_W, filter_shape: CONV2_FILTER, bias: Some(&CONV2_B), requant: &CONV2_Q }, src, L2_IN, dst)?;
     }
     after_layer(2);
     // res.depthwise1: depthwise convolution
     {
         let ([src], dst) = arena_io(arena, [(784, 784)], (1568, 784))?;
-        depthwise_conv2d_i8(&RES_DEPTHWISE1, 1, &ConvWeights { filter: &RES_DEPTHWISE1_W, filter_shape: RES_DEPTHWISE1_FILTER, bias: Some(&RES_DEPTHWISE1_B), multiplier: &RES_DEPTHWISE1_M, shift: &RES_DEPTHWISE1_S }, src, L3_IN, dst)?;
+        depthwise_conv2d_i8(&RES_DEPTHWISE1, 1, &ConvWeights { filter: &RES_DEPTHWISE1_W, filter_shape: RES_DEPTHWISE1_FILTER, bias: Some(&RES_DEPTHWISE1_B), requant: &RES_DEPTHWISE1_Q }, src, L3_IN, dst)?;
     }
     after_layer(3);
     // res.pointwise1: 1×1 convolution
     {
         let ([src], dst) = arena_io(arena, [(1568, 784)], (0, 784))?;
-        conv2d_i8(&RES_POINTWISE1, &ConvWeights { filter: &RES_POINTWISE1_W, filter_shape: RES_POINTWISE1_FILTER, bias: Some(&RES_POINTWISE1_B), multiplier: &RES_POINTWISE1_M, shift: &RES_POINTWISE1_S }, src, L4_IN, dst)?;
+        conv2d_i8(&RES_POINTWISE1, &ConvWeights { filter: &RES_POINTWISE1_W, filter_shape: RES_POINTWISE1_FILTER, bias: Some(&RES_POINTWISE1_B), requant: &RES_POINTWISE1_Q }, src, L4_IN, dst)?;
     }
     after_layer(4);
     // res.add: residual add
@@ -332,7 +329,7 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
     // mix: 1×1 convolution
     {
         let ([src], dst) = arena_io(arena, [(1568, 784)], (0, 1176))?;
-        conv2d_i8(&MIX, &ConvWeights { filter: &MIX_W, filter_shape: MIX_FILTER, bias: Some(&MIX_B), multiplier: &MIX_M, shift: &MIX_S }, src, L6_IN, dst)?;
+        conv2d_i8(&MIX, &ConvWeights { filter: &MIX_W, filter_shape: MIX_FILTER, bias: Some(&MIX_B), requant: &MIX_Q }, src, L6_IN, dst)?;
     }
     after_layer(6);
     // gap1: global average pool
@@ -344,7 +341,7 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
     // classifier: dense
     {
         let ([src], dst) = arena_io(arena, [(1176, 24)], (0, 10))?;
-        dense_i8(&CLASSIFIER, &DenseWeights { weights: &CLASSIFIER_W, units: 10, bias: Some(&CLASSIFIER_B), multiplier: &CLASSIFIER_M, shift: &CLASSIFIER_S }, src, L8_IN, dst)?;
+        dense_i8(&CLASSIFIER, &DenseWeights { weights: &CLASSIFIER_W, units: 10, bias: Some(&CLASSIFIER_B), requant: &CLASSIFIER_Q }, src, L8_IN, dst)?;
     }
     after_layer(8);
     // softmax1: softmax

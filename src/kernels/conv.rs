@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::blocked;
-use crate::quant::{check_requant, requantize, ActivationRange, ChannelRequant};
+use crate::quant::{requantize, ActivationRange, ChannelRequant, Requant};
 use crate::shape::{tap_range, Geometry, Padding, Shape, Window, MAX_WORK_PER_ITEM};
 
 /// The largest `|w · (x − zp)|`: weights are `−128..=127` and `x − zp` is `−255..=255`, so
@@ -73,10 +73,9 @@ pub struct ConvWeights<'a> {
     pub filter_shape: Shape,
     /// One int32 bias per output channel, in units of `s_in · s_w[c]`; `None` for no bias.
     pub bias: Option<&'a [i32]>,
-    /// One multiplier per output channel (see [`crate::quant::quantize_multiplier`]).
-    pub multiplier: &'a [i32],
-    /// One shift per output channel, −31..=30.
-    pub shift: &'a [i32],
+    /// One requantization multiplier per output channel (see
+    /// [`crate::quant::quantize_multiplier`]).
+    pub requant: &'a [Requant],
 }
 
 impl ConvWeights<'_> {
@@ -86,7 +85,7 @@ impl ConvWeights<'_> {
         if self.filter_shape.n != channels {
             return Err(Error::ShapeMismatch);
         }
-        check_channel_params(self.bias, self.multiplier, self.shift, channels)
+        check_channel_params(self.bias, self.requant, channels)
     }
 }
 
@@ -98,22 +97,14 @@ pub(crate) fn check_bias(bias: Option<&[i32]>, channels: usize) -> Result<()> {
     }
 }
 
-/// Checks that bias, multipliers and shifts have one in-range entry per output channel.
-pub(crate) fn check_channel_params(
-    bias: Option<&[i32]>,
-    multiplier: &[i32],
-    shift: &[i32],
-    channels: usize,
-) -> Result<()> {
-    if multiplier.len() != channels {
-        return Err(Error::LengthMismatch { expected: channels, actual: multiplier.len() });
-    }
-    if shift.len() != channels {
-        return Err(Error::LengthMismatch { expected: channels, actual: shift.len() });
+/// Checks that bias and requantization have one in-range entry per output channel.
+pub(crate) fn check_channel_params(bias: Option<&[i32]>, requant: &[Requant], channels: usize) -> Result<()> {
+    if requant.len() != channels {
+        return Err(Error::LengthMismatch { expected: channels, actual: requant.len() });
     }
     check_bias(bias, channels)?;
-    for (&m, &s) in multiplier.iter().zip(shift) {
-        check_requant(m, s)?;
+    for r in requant {
+        r.check()?;
     }
     Ok(())
 }
@@ -232,7 +223,8 @@ pub fn conv2d_i8_reference(
                     if let Some(bias) = w.bias {
                         acc = acc.wrapping_add(bias[c]);
                     }
-                    output[o] = requantize(acc, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
+                    output[o] =
+                        requantize(acc, w.requant[c].multiplier, w.requant[c].shift, p.output_zero_point, p.activation);
                     o += 1;
                 }
             }
@@ -298,7 +290,8 @@ pub fn conv2d_1x1_i8(
                     if let Some(bias) = w.bias {
                         acc = acc.wrapping_add(bias[c]);
                     }
-                    *out = requantize(acc, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
+                    *out =
+                        requantize(acc, w.requant[c].multiplier, w.requant[c].shift, p.output_zero_point, p.activation);
                 }
                 o += oc;
             }
@@ -390,8 +383,13 @@ pub fn conv2d_i8_fast(
                             wsum = full_sum[c - c0];
                         }
                         let acc = (dot + input_offset * wsum).wrapping_add(w.bias.map_or(0, |b| b[c]));
-                        output[out_base + c] =
-                            requantize(acc, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
+                        output[out_base + c] = requantize(
+                            acc,
+                            w.requant[c].multiplier,
+                            w.requant[c].shift,
+                            p.output_zero_point,
+                            p.activation,
+                        );
                     }
                 }
             }
@@ -440,8 +438,13 @@ fn conv_by_columns(
                         let filter = &w.filter[c * k..(c + 1) * k];
                         let acc = (dot_i8(filter, column) + input_offset * full_sum[c - c0])
                             .wrapping_add(w.bias.map_or(0, |bb| bb[c]));
-                        output[base + c] =
-                            requantize(acc, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
+                        output[base + c] = requantize(
+                            acc,
+                            w.requant[c].multiplier,
+                            w.requant[c].shift,
+                            p.output_zero_point,
+                            p.activation,
+                        );
                     }
                 }
             }
@@ -568,7 +571,7 @@ pub fn conv2d_i8_blocked(
         let c1 = (c0 + BLOCK).min(oc);
         for (c, q) in (c0..c1).zip(table.iter_mut()) {
             let add = (off * blocked::sum(&w.filter[c * k..(c + 1) * k])).wrapping_add(w.bias.map_or(0, |b| b[c]));
-            *q = ChannelRequant::new(add, w.multiplier[c], w.shift[c]);
+            *q = ChannelRequant::new(add, w.requant[c].multiplier, w.requant[c].shift);
         }
         let table = &table[..c1 - c0];
         let mut pix = 0;

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::kernels::blocked;
 use crate::kernels::conv::{check_bias, check_channel_params, MAX_TAPS};
-use crate::quant::{requantize, ActivationRange};
+use crate::quant::{requantize, ActivationRange, Requant};
 use crate::shape::Shape;
 
 /// Quantization of a dense layer.
@@ -29,9 +29,7 @@ pub struct DenseWeights<'a> {
     pub bias: Option<&'a [i32]>,
     /// Requantization multipliers: one per unit (per-channel), or a single one (per-tensor, as
     /// TFLite's converter emits for `FULLY_CONNECTED`).
-    pub multiplier: &'a [i32],
-    /// Shifts, same length as `multiplier`.
-    pub shift: &'a [i32],
+    pub requant: &'a [Requant],
 }
 
 /// Checks everything a dense layer needs; returns `(depth, out_shape)`.
@@ -58,10 +56,10 @@ fn prepare(
         return Err(Error::LengthMismatch { expected, actual: w.weights.len() });
     }
     // One multiplier per unit, or one for the whole tensor.
-    let per_channel = w.multiplier.len() != 1;
+    let per_channel = w.requant.len() != 1;
     check_bias(w.bias, units)?;
     let quant_len = if per_channel { units } else { 1 };
-    check_channel_params(None, w.multiplier, w.shift, quant_len)?;
+    check_channel_params(None, w.requant, quant_len)?;
     let out_shape = Shape::vector(input_shape.n, units);
     out_shape.expect_len(output.len())?;
     Ok((depth, out_shape))
@@ -89,7 +87,7 @@ pub fn dense_i8_reference(
 ) -> Result<Shape> {
     let (depth, out_shape) = prepare(p, w, input, input_shape, output)?;
     let units = w.units;
-    let per_channel = w.multiplier.len() != 1;
+    let per_channel = w.requant.len() != 1;
     let input_offset = -(p.input_zero_point as i32);
     for (x, out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(units)) {
         for (u, (o, row)) in out.iter_mut().zip(w.weights.chunks_exact(depth)).enumerate() {
@@ -102,7 +100,7 @@ pub fn dense_i8_reference(
                 acc = acc.wrapping_add(bias[u]);
             }
             let q = if per_channel { u } else { 0 };
-            *o = requantize(acc, w.multiplier[q], w.shift[q], p.output_zero_point, p.activation);
+            *o = requantize(acc, w.requant[q].multiplier, w.requant[q].shift, p.output_zero_point, p.activation);
         }
     }
     Ok(out_shape)
@@ -147,12 +145,12 @@ pub fn dense_i8_blocked(
 ) -> Result<Shape> {
     let (depth, out_shape) = prepare(p, w, input, input_shape, output)?;
     let units = w.units;
-    let per_channel = w.multiplier.len() != 1;
+    let per_channel = w.requant.len() != 1;
     let off = -(p.input_zero_point as i32);
     let store = |out: &mut [i8], u: usize, acc: i32| {
         let q = if per_channel { u } else { 0 };
         let acc = acc.wrapping_add(w.bias.map_or(0, |b| b[u]));
-        out[u] = requantize(acc, w.multiplier[q], w.shift[q], p.output_zero_point, p.activation);
+        out[u] = requantize(acc, w.requant[q].multiplier, w.requant[q].shift, p.output_zero_point, p.activation);
     };
     let row = |u: usize| &w.weights[u * depth..(u + 1) * depth];
     let n = input_shape.n;

@@ -54,7 +54,7 @@ fn prepare(
     input_shape.expect_len(input.len())?;
     let out_shape = depthwise_conv2d_output_shape(p, depth_multiplier, input_shape, w.filter_shape)?;
     w.filter_shape.expect_len(w.filter.len())?;
-    check_channel_params(w.bias, w.multiplier, w.shift, out_shape.c)?;
+    check_channel_params(w.bias, w.requant, out_shape.c)?;
     out_shape.expect_len(output.len())?;
     // The filter is in memory, so `K_h · K_w` fits `usize`.
     let taps = w.filter_shape.h * w.filter_shape.w;
@@ -122,7 +122,13 @@ pub fn depthwise_conv2d_i8_reference(
                         if let Some(bias) = w.bias {
                             acc = acc.wrapping_add(bias[c]);
                         }
-                        output[o] = requantize(acc, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
+                        output[o] = requantize(
+                            acc,
+                            w.requant[c].multiplier,
+                            w.requant[c].shift,
+                            p.output_zero_point,
+                            p.activation,
+                        );
                         o += 1;
                     }
                 }
@@ -198,8 +204,13 @@ pub fn depthwise_conv2d_i8_fast(
                     for (k, &a) in acc.iter().enumerate() {
                         let c = c0 + k;
                         let total = a.wrapping_add(w.bias.map_or(0, |bb| bb[c]));
-                        output[o + c] =
-                            requantize(total, w.multiplier[c], w.shift[c], p.output_zero_point, p.activation);
+                        output[o + c] = requantize(
+                            total,
+                            w.requant[c].multiplier,
+                            w.requant[c].shift,
+                            p.output_zero_point,
+                            p.activation,
+                        );
                     }
                 }
                 o += oc;
@@ -244,7 +255,7 @@ pub fn depthwise_conv2d_i8_blocked(
     for c0 in (0..c).step_by(BLOCK) {
         let c1 = (c0 + BLOCK).min(c);
         for (ch, q) in (c0..c1).zip(table.iter_mut()) {
-            *q = ChannelRequant::new(w.bias.map_or(0, |b| b[ch]), w.multiplier[ch], w.shift[ch]);
+            *q = ChannelRequant::new(w.bias.map_or(0, |b| b[ch]), w.requant[ch].multiplier, w.requant[ch].shift);
         }
         let quads_end = c0 + (c1 - c0) / 4 * 4;
         for b in 0..input_shape.n {

@@ -1,4 +1,5 @@
-//! Softmax with int8 output (scale 1/256, zero point −128), TFLite Micro's fixed-point algorithm.
+//! Softmax with int8 output (scale 1/256, zero point −128, checked), TFLite Micro's fixed-point
+//! algorithm.
 
 use crate::error::{Error, Result};
 use crate::fixedpoint::{exp_on_negative_values, reciprocal, rescale};
@@ -20,23 +21,44 @@ pub struct SoftmaxParams {
     pub input_left_shift: i32,
     /// Differences from the row maximum below this (≤ 0) give probability 0.
     pub diff_min: i32,
+    /// The output tensor's zero point. TFLite Micro's int8 softmax writes probabilities in
+    /// units of 1/256 from −128, so this must be [`SoftmaxParams::OUTPUT_ZERO_POINT`].
+    pub output_zero_point: i8,
 }
 
 impl SoftmaxParams {
+    /// The only int8 output scale TFLite Micro's softmax accepts.
+    pub const OUTPUT_SCALE: f32 = 1.0 / 256.0;
+    /// The only int8 output zero point TFLite Micro's softmax accepts.
+    pub const OUTPUT_ZERO_POINT: i8 = -128;
+
     /// TFLite's `PreprocessSoftmaxScaling` and `CalculateInputRadius` for an int8 input with
-    /// scale `input_scale` and the given `beta` (1.0 for a plain softmax). Build-time helper.
-    pub fn new(input_scale: f32, beta: f32) -> Self {
+    /// scale `input_scale` and the given `beta` (1.0 for a plain softmax), writing to an output
+    /// quantized with `output_scale` and `output_zero_point`. Build-time helper.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidQuantization`] unless the output is quantized as TFLite Micro requires
+    /// (scale 1/256 within its tolerance of 0.1 %, zero point −128), or if `input_scale` or
+    /// `beta` is not a positive finite number.
+    pub fn new(input_scale: f32, beta: f32, output_scale: f32, output_zero_point: i8) -> Result<Self> {
+        let scale_ok = (output_scale - Self::OUTPUT_SCALE).abs() <= 0.001 * Self::OUTPUT_SCALE;
+        let finite = |v: f32| v.is_finite() && v > 0.0;
+        if !scale_ok || output_zero_point != Self::OUTPUT_ZERO_POINT || !finite(input_scale) || !finite(beta) {
+            return Err(Error::InvalidQuantization);
+        }
         let real = (beta as f64 * input_scale as f64 * (1i64 << (31 - SCALED_DIFF_INT_BITS)) as f64)
             .min((1i64 << 31) as f64 - 1.0);
         let r = quantize_multiplier(real);
         let max_input_rescaled = ((1i64 << SCALED_DIFF_INT_BITS) - 1) as f64
             * (1i64 << (31 - SCALED_DIFF_INT_BITS)) as f64
             / (1i64 << r.shift.clamp(0, 62)) as f64;
-        SoftmaxParams {
+        Ok(SoftmaxParams {
             input_multiplier: r.multiplier,
             input_left_shift: r.shift,
             diff_min: -(libm::floor(max_input_rescaled) as i32),
-        }
+            output_zero_point,
+        })
     }
 }
 
@@ -48,7 +70,8 @@ impl SoftmaxParams {
 ///
 /// [`Error::LengthMismatch`] if `input.len() != output.len()` or the length is not a multiple
 /// of `depth`; [`Error::ZeroParameter`] for `depth == 0`; [`Error::InvalidQuantization`] for a
-/// left shift outside 0..=31, a negative multiplier or a positive `diff_min`.
+/// left shift outside 0..=31, a negative multiplier, a positive `diff_min` or an output zero
+/// point other than [`SoftmaxParams::OUTPUT_ZERO_POINT`].
 pub fn softmax_i8(p: &SoftmaxParams, input: &[i8], depth: usize, output: &mut [i8]) -> Result<()> {
     if depth == 0 {
         return Err(Error::ZeroParameter);
@@ -59,7 +82,11 @@ pub fn softmax_i8(p: &SoftmaxParams, input: &[i8], depth: usize, output: &mut [i
     if input.len() % depth != 0 {
         return Err(Error::LengthMismatch { expected: input.len().div_ceil(depth) * depth, actual: input.len() });
     }
-    if !(0..=31).contains(&p.input_left_shift) || p.input_multiplier < 0 || p.diff_min > 0 {
+    if !(0..=31).contains(&p.input_left_shift)
+        || p.input_multiplier < 0
+        || p.diff_min > 0
+        || p.output_zero_point != SoftmaxParams::OUTPUT_ZERO_POINT
+    {
         return Err(Error::InvalidQuantization);
     }
     let scaled = |diff: i32| -> i32 {

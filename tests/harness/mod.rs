@@ -155,6 +155,11 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// A requantization: [`Input::multiplier`] and [`Input::shift`].
+    pub fn requant(&mut self) -> Requant {
+        Requant { multiplier: self.multiplier(), shift: self.shift() }
+    }
+
     /// A multiplier: mostly a valid Q31 mantissa, sometimes 0, negative or `i32::MIN`.
     pub fn multiplier(&mut self) -> i32 {
         if !self.hostile {
@@ -314,15 +319,8 @@ pub fn check_conv(data: &[u8]) -> bool {
     let f = inp.buffer(filter_shape.len());
     let oc = filter_shape.n;
     let bias = inp.vec(oc, Input::i32);
-    let mult = inp.vec(oc, Input::multiplier);
-    let shift = inp.vec(oc, Input::shift);
-    let w = ConvWeights {
-        filter: &f,
-        filter_shape,
-        bias: if inp.bool() { Some(&bias) } else { None },
-        multiplier: &mult,
-        shift: &shift,
-    };
+    let rq = inp.vec(oc, Input::requant);
+    let w = ConvWeights { filter: &f, filter_shape, bias: if inp.bool() { Some(&bias) } else { None }, requant: &rq };
     let olen = output_len(&mut inp, microcnn::conv::conv2d_output_shape(&p, input_shape, filter_shape));
     let (mut a, mut b, mut c) = (poisoned(olen), poisoned(olen), poisoned(olen));
     let ra = conv2d_i8_reference(&p, &w, &x, input_shape, &mut a);
@@ -373,15 +371,8 @@ pub fn check_depthwise(data: &[u8]) -> bool {
     let f = inp.buffer(filter_shape.len());
     let oc = filter_shape.c;
     let bias = inp.vec(oc, Input::i32);
-    let mult = inp.vec(oc, Input::multiplier);
-    let shift = inp.vec(oc, Input::shift);
-    let w = ConvWeights {
-        filter: &f,
-        filter_shape,
-        bias: if inp.bool() { Some(&bias) } else { None },
-        multiplier: &mult,
-        shift: &shift,
-    };
+    let rq = inp.vec(oc, Input::requant);
+    let w = ConvWeights { filter: &f, filter_shape, bias: if inp.bool() { Some(&bias) } else { None }, requant: &rq };
     let shape = microcnn::depthwise::depthwise_conv2d_output_shape(&p, m, input_shape, filter_shape);
     let olen = output_len(&mut inp, shape);
     let (mut a, mut b, mut c) = (poisoned(olen), poisoned(olen), poisoned(olen));
@@ -421,17 +412,10 @@ pub fn check_dense(data: &[u8]) -> bool {
     let per_tensor = inp.bool();
     let nq = if per_tensor { 1 } else { units };
     let bias = inp.vec(units, Input::i32);
-    let mult = inp.vec(nq, Input::multiplier);
-    let shift = inp.vec(nq, Input::shift);
+    let rq = inp.vec(nq, Input::requant);
     let p = DenseParams { input_zero_point: inp.i8(), output_zero_point: inp.i8(), activation: inp.act() };
     let use_bias = inp.bool();
-    let w = DenseWeights {
-        weights: &wts,
-        units,
-        bias: if use_bias { Some(&bias) } else { None },
-        multiplier: &mult,
-        shift: &shift,
-    };
+    let w = DenseWeights { weights: &wts, units, bias: if use_bias { Some(&bias) } else { None }, requant: &rq };
     let olen = n.saturating_mul(units).saturating_add(if inp.byte() < 8 { 1 } else { 0 }).min(MAX_ALLOC);
     let (mut blocked_out, mut dispatch_out) = (poisoned(olen), poisoned(olen));
     let rb = dense_i8_blocked(&p, &w, &x, input_shape, &mut blocked_out);
@@ -455,8 +439,9 @@ pub fn check_dense(data: &[u8]) -> bool {
                     if use_bias {
                         acc = acc.wrapping_add(bias[u]);
                     }
-                    let q = if mult.len() == 1 { 0 } else { u };
-                    let want = requantize_reference(acc, mult[q], shift[q], p.output_zero_point, p.activation);
+                    let q = if rq.len() == 1 { 0 } else { u };
+                    let want =
+                        requantize_reference(acc, rq[q].multiplier, rq[q].shift, p.output_zero_point, p.activation);
                     assert_eq!(out[b * units + u], want, "dense element ({b}, {u})");
                 }
             }
@@ -647,11 +632,41 @@ pub fn check_elementwise(data: &[u8]) -> bool {
     let _ = microcnn::activation::dropout_i8(&a, &mut out);
 
     let depth = inp.dim();
-    let sp = if inp.bool() {
-        SoftmaxParams::new(inp.f32(), inp.f32())
-    } else {
-        SoftmaxParams { input_multiplier: inp.i32(), input_left_shift: inp.shift(), diff_min: inp.i32() }
+    let raw = |inp: &mut Input| SoftmaxParams {
+        input_multiplier: inp.i32(),
+        input_left_shift: inp.shift(),
+        diff_min: inp.i32(),
+        output_zero_point: if inp.byte() < 240 { SoftmaxParams::OUTPUT_ZERO_POINT } else { inp.i8() },
     };
+    let sp = if inp.bool() {
+        let (s_in, beta) = (inp.f32(), inp.f32());
+        let (s_out, zp_out) =
+            if inp.byte() < 200 { (SoftmaxParams::OUTPUT_SCALE, -128) } else { (inp.f32(), inp.i8()) };
+        match SoftmaxParams::new(s_in, beta, s_out, zp_out) {
+            Ok(p) => {
+                assert_eq!(p.output_zero_point, -128, "softmax accepted output zero point {zp_out}");
+                assert!(
+                    (s_out - SoftmaxParams::OUTPUT_SCALE).abs() <= 0.001 * SoftmaxParams::OUTPUT_SCALE,
+                    "softmax accepted output scale {s_out}"
+                );
+                p
+            }
+            Err(e) => {
+                assert_eq!(e, Error::InvalidQuantization);
+                let valid_out = zp_out == -128
+                    && (s_out - SoftmaxParams::OUTPUT_SCALE).abs() <= 0.001 * SoftmaxParams::OUTPUT_SCALE;
+                let valid_in = s_in.is_finite() && s_in > 0.0 && beta.is_finite() && beta > 0.0;
+                assert!(!(valid_out && valid_in), "softmax refused valid quantization {s_in} {beta} {s_out}");
+                raw(&mut inp)
+            }
+        }
+    } else {
+        raw(&mut inp)
+    };
+    if sp.output_zero_point != -128 {
+        let mut out = poisoned(a.len());
+        assert_eq!(softmax_i8(&sp, &a, 1, &mut out), Err(Error::InvalidQuantization));
+    }
     let mut out = poisoned(olen);
     if softmax_i8(&sp, &a, depth, &mut out).is_err() {
         assert!(out.iter().all(|&v| v == 0x5a), "softmax wrote output before failing");
@@ -698,8 +713,8 @@ pub fn check_quant(data: &[u8]) -> bool {
     let n = inp.byte() as usize % 8;
     let ws: Vec<f32> = (0..n).map(|_| inp.f32()).collect();
     let mlen = if inp.byte() < 16 { n + 1 } else { n };
-    let (mut m, mut s) = (vec![0; mlen], vec![0; n]);
-    let _ = conv_multipliers(inp.f32(), &ws, inp.f32(), &mut m, &mut s);
+    let mut rq = vec![Requant::new(0, 0); mlen];
+    let _ = conv_multipliers(inp.f32(), &ws, inp.f32(), &mut rq);
     let mut out = vec![0i8; if inp.bool() { n } else { n + 1 }];
     let _ = quantize_slice(&ws, inp.f32(), inp.i8(), &mut out);
     let px: Vec<u8> = (0..n).map(|_| inp.byte()).collect();

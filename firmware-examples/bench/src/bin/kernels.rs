@@ -13,7 +13,7 @@ use microcnn::conv::{conv2d_i8, ConvParams, ConvWeights};
 use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
 use microcnn::depthwise::depthwise_conv2d_i8;
 use microcnn::pool::{avg_pool2d_i8, max_pool2d_i8, PoolParams};
-use microcnn::{ActivationRange, Padding, Shape, Window};
+use microcnn::{ActivationRange, Padding, Requant, Shape, Window};
 use microcnn_fw_support::{exit, InstructionCounter, Rng};
 use static_cell::ConstStaticCell;
 
@@ -45,8 +45,7 @@ struct Bufs {
     w2: [i8; 16 * 5 * 5 * 8],
     w3: [i8; 10 * 784],
     bias: [i32; 64],
-    mult: [i32; 64],
-    shift: [i32; 64],
+    requant: [Requant; 64],
 }
 
 static BUFS: ConstStaticCell<Bufs> = ConstStaticCell::new(Bufs {
@@ -56,8 +55,7 @@ static BUFS: ConstStaticCell<Bufs> = ConstStaticCell::new(Bufs {
     w2: [0; 16 * 5 * 5 * 8],
     w3: [0; 10 * 784],
     bias: [0; 64],
-    mult: [0; 64],
-    shift: [0; 64],
+    requant: [Requant::new(0, 0); 64],
 });
 
 fn conv_params(padding: Padding, relu: bool) -> ConvParams {
@@ -114,8 +112,8 @@ fn main() -> ! {
     rng.fill_within(&mut bufs.w3, 127);
     for i in 0..64 {
         bufs.bias[i] = (rng.next_u32() % 20_001) as i32 - 10_000;
-        bufs.mult[i] = (1 << 30) | (rng.next_u32() >> 2) as i32;
-        bufs.shift[i] = -7 - (rng.next_u32() % 6) as i32;
+        let multiplier = (1 << 30) | (rng.next_u32() >> 2) as i32;
+        bufs.requant[i] = Requant::new(multiplier, -7 - (rng.next_u32() % 6) as i32);
     }
     let mut ok = true;
     let mut measure = |i: usize, per: u64, f: &mut dyn FnMut() -> Result<(), microcnn::Error>| {
@@ -139,8 +137,7 @@ fn main() -> ! {
             filter: &bufs.w[..filter.len()],
             filter_shape: filter,
             bias: Some(&bufs.bias[..f]),
-            multiplier: &bufs.mult[..f],
-            shift: &bufs.shift[..f],
+            requant: &bufs.requant[..f],
         };
         let p = conv_params(Padding::Same, false);
         let macs = (h * w * f * k * k * c) as u64;
@@ -154,8 +151,7 @@ fn main() -> ! {
             filter: &bufs.w[..filter.len()],
             filter_shape: filter,
             bias: Some(&bufs.bias[..64]),
-            multiplier: &bufs.mult[..64],
-            shift: &bufs.shift[..64],
+            requant: &bufs.requant[..64],
         };
         let p = conv_params(Padding::Valid, false);
         measure(4, 16 * 16 * 64 * 32, &mut || {
@@ -168,8 +164,7 @@ fn main() -> ! {
             filter: &bufs.w[..9 * 32],
             filter_shape: Shape::new(1, 3, 3, 32),
             bias: Some(&bufs.bias[..32]),
-            multiplier: &bufs.mult[..32],
-            shift: &bufs.shift[..32],
+            requant: &bufs.requant[..32],
         };
         let p = conv_params(Padding::Same, false);
         measure(5, 16 * 16 * 32 * 9, &mut || {
@@ -181,8 +176,7 @@ fn main() -> ! {
             weights: &bufs.w[..depth * units],
             units,
             bias: Some(&bufs.bias[..units]),
-            multiplier: &bufs.mult[..units],
-            shift: &bufs.shift[..units],
+            requant: &bufs.requant[..units],
         };
         let p = DenseParams { input_zero_point: -3, output_zero_point: 5, activation: ActivationRange::NONE };
         measure(i, (depth * units) as u64, &mut || {
@@ -202,7 +196,7 @@ fn main() -> ! {
     let macs = (28 * 28 * 8 * 25 + 14 * 14 * 16 * 25 * 8 + 784 * 10) as u64;
     let (w1, w2, w3) = (&bufs.w[..8 * 25], &bufs.w2[..], &bufs.w3[..]);
     let (a, b) = (&mut bufs.a, &mut bufs.b);
-    let (bias, mult, shift) = (&bufs.bias, &bufs.mult, &bufs.shift);
+    let (bias, requant) = (&bufs.bias, &bufs.requant);
     measure(10, macs, &mut || {
         let p = conv_params(Padding::Same, true);
         conv2d_i8(
@@ -211,8 +205,7 @@ fn main() -> ! {
                 filter: w1,
                 filter_shape: Shape::new(8, 5, 5, 1),
                 bias: Some(&bias[..8]),
-                multiplier: &mult[..8],
-                shift: &shift[..8],
+                requant: &requant[..8],
             },
             &a[..784],
             Shape::image(28, 28, 1),
@@ -225,21 +218,14 @@ fn main() -> ! {
                 filter: w2,
                 filter_shape: Shape::new(16, 5, 5, 8),
                 bias: Some(&bias[..16]),
-                multiplier: &mult[..16],
-                shift: &shift[..16],
+                requant: &requant[..16],
             },
             &a[..14 * 14 * 8],
             Shape::image(14, 14, 8),
             &mut b[..14 * 14 * 16],
         )?;
         max_pool2d_i8(&pool, &b[..14 * 14 * 16], Shape::image(14, 14, 16), &mut a[..784])?;
-        let dw = DenseWeights {
-            weights: w3,
-            units: 10,
-            bias: Some(&bias[..10]),
-            multiplier: &mult[..10],
-            shift: &shift[..10],
-        };
+        let dw = DenseWeights { weights: w3, units: 10, bias: Some(&bias[..10]), requant: &requant[..10] };
         let dp = DenseParams { input_zero_point: 5, output_zero_point: -2, activation: ActivationRange::NONE };
         dense_i8(&dp, &dw, &a[..784], Shape::vector(1, 784), &mut b[..10]).map(|_| ())
     });

@@ -10,7 +10,7 @@ use microcnn::conv::{conv2d_i8, conv2d_i8_blocked, conv2d_i8_reference, ConvPara
 use microcnn::dense::{dense_i8, dense_i8_blocked, dense_i8_reference, DenseParams, DenseWeights};
 use microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_i8_blocked, depthwise_conv2d_i8_reference};
 use microcnn::pool::{avg_pool2d_i8, avg_pool2d_i8_reference, max_pool2d_i8, max_pool2d_i8_reference, PoolParams};
-use microcnn::{simd, ActivationRange, Padding, Shape, Window};
+use microcnn::{simd, ActivationRange, Padding, Requant, Shape, Window};
 use microcnn_fw_support::Rng;
 use microcnn_qemu::exit;
 use static_cell::ConstStaticCell;
@@ -26,8 +26,7 @@ struct Bufs {
     a: [i8; OUT],
     b: [i8; OUT],
     bias: [i32; 16],
-    m: [i32; 16],
-    s: [i32; 16],
+    q: [Requant; 16],
 }
 
 static BUFS: ConstStaticCell<Bufs> = ConstStaticCell::new(Bufs {
@@ -36,8 +35,7 @@ static BUFS: ConstStaticCell<Bufs> = ConstStaticCell::new(Bufs {
     a: [0; OUT],
     b: [0; OUT],
     bias: [0; 16],
-    m: [0; 16],
-    s: [0; 16],
+    q: [Requant::new(0, 0); 16],
 });
 
 fn fill(rng: &mut Rng, v: &mut [i8]) {
@@ -122,8 +120,8 @@ fn main() -> ! {
         };
         for c in 0..16 {
             t.bias[c] = (rng.next_u32() % 200_001) as i32 - 100_000;
-            t.m[c] = (1 << 30) | (rng.next_u32() >> 2) as i32;
-            t.s[c] = -(rng.below(14) as i32) + 2;
+            let multiplier = (1 << 30) | (rng.next_u32() >> 2) as i32;
+            t.q[c] = Requant::new(multiplier, -(rng.below(14) as i32) + 2);
         }
         let input = Shape::new(n, h, w, ic);
         let filter = Shape::new(oc, kh, kw, ic);
@@ -139,8 +137,7 @@ fn main() -> ! {
                     filter: &t.f[..filter.len()],
                     filter_shape: filter,
                     bias: Some(&t.bias[..oc]),
-                    multiplier: &t.m[..oc],
-                    shift: &t.s[..oc],
+                    requant: &t.q[..oc],
                 };
                 let ra = conv2d_i8_reference(&p, &wts, x, input, &mut t.a[..os.len()]);
                 let rb = conv2d_i8(&p, &wts, x, input, &mut t.b[..os.len()]);
@@ -159,8 +156,7 @@ fn main() -> ! {
                     filter: &t.f[..dfilter.len()],
                     filter_shape: dfilter,
                     bias: Some(&t.bias[..ic * dm]),
-                    multiplier: &t.m[..ic * dm],
-                    shift: &t.s[..ic * dm],
+                    requant: &t.q[..ic * dm],
                 };
                 let ra = depthwise_conv2d_i8_reference(&p, dm, &wts, x, input, &mut t.a[..os.len()]);
                 let rb = depthwise_conv2d_i8(&p, dm, &wts, x, input, &mut t.b[..os.len()]);
@@ -179,8 +175,7 @@ fn main() -> ! {
                 weights: &t.f[..depth * units],
                 units,
                 bias: if rng.below(4) == 0 { None } else { Some(&t.bias[..units]) },
-                multiplier: &t.m[..nq],
-                shift: &t.s[..nq],
+                requant: &t.q[..nq],
             };
             let dp = DenseParams { input_zero_point: p.input_zero_point, output_zero_point: zo, activation: act };
             let shape = Shape::new(n, h, w, ic);
