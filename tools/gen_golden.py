@@ -195,6 +195,16 @@ CASES = [
     Case("conv_positive_shift", lambda: L.Conv2D(3, 1, padding="valid"), [(1, 5, 5, 2)], dup_channel=True),
     Case("conv_saturating", lambda: L.Conv2D(4, 3, padding="same"), [(1, 6, 6, 3)], test_gain=4.0),
     Case("conv_batch2", lambda: L.Conv2D(3, 3, strides=2, padding="same"), [(2, 7, 7, 2)]),
+    # Windows of K_h·K_w·C_in > 512 taps: more than one column block of the blocked kernels,
+    # odd channel counts, every padding and a dilation.
+    Case("conv_3x3_k576_same", lambda: L.Conv2D(6, 3, padding="same"), [(1, 5, 5, 64)]),
+    Case("conv_5x5_k600_17ch_same", lambda: L.Conv2D(17, 5, padding="same"), [(1, 5, 5, 24)]),
+    Case("conv_7x7_k637_same_relu", lambda: L.Conv2D(5, 7, padding="same", activation="relu"), [(1, 8, 8, 13)]),
+    Case("conv_5x5_k1250_stride2_valid_relu6",
+         lambda: L.Conv2D(5, 5, strides=2, padding="valid", activation="relu6"), [(1, 7, 7, 50)]),
+    Case("conv_3x3_k1539_dilation2_same", lambda: L.Conv2D(3, 3, dilation_rate=2, padding="same"), [(1, 4, 4, 171)]),
+    Case("conv_1x1_k700_stride2", lambda: L.Conv2D(3, 1, strides=2, padding="valid"), [(1, 3, 3, 700)]),
+    Case("dense_k1100", lambda: L.Dense(6), [(1, 1100)]),
     # Depthwise with multipliers 1 and 2.
     Case("dw_3x3_m1_same", lambda: L.DepthwiseConv2D(3, padding="same"), [(1, 7, 7, 5)]),
     Case("dw_3x3_m2_valid_stride2", lambda: L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, padding="valid"),

@@ -10,6 +10,7 @@ export QEMU_TIMEOUT=${QEMU_TIMEOUT:-300}
 RUNS=(
   "M0  microbit     thumbv6m-none-eabi        golden        kernels"
   "M0  microbit     thumbv6m-none-eabi        kernel_props  properties"
+  "M3  lm3s6965evb  thumbv7m-none-eabi        golden        kernels"
   "M3  lm3s6965evb  thumbv7m-none-eabi        kernel_props  properties"
   "M4  mps2-an386   thumbv7em-none-eabihf     kernel_props  properties"
   "M33 mps2-an505   thumbv8m.main-none-eabihf kernel_props  properties"
