@@ -78,29 +78,35 @@ pub const fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point
 
 /// One output channel's requantization decoded once per kernel call, for the blocked kernels:
 /// what to add to the raw accumulator (the bias, and the zero-point term `−zp·Σw` when the
-/// kernel accumulates raw products) and the multiplier with its shift split into left and
-/// right parts. [`ChannelRequant::apply`] gives exactly [`requantize`]'s bits.
+/// kernel accumulates raw products), the multiplier, and the shift split into left and right
+/// parts with the rounding mask of the right shift precomputed. [`ChannelRequant::apply`] gives
+/// exactly [`requantize`]'s bits for every multiplier that [`Requant::check`] accepts (the
+/// kernels build the table only after that check), in about half the instructions: no
+/// saturation case (it needs a negative multiplier) and no mask to rebuild per output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ChannelRequant {
     /// Added (wrapping, as TFLM's `int32` bias add) to the accumulator first.
     pub add: i32,
-    /// Q31 multiplier.
+    /// Q31 multiplier, `0..=i32::MAX`.
     pub multiplier: i32,
+    /// `2^right − 1`: the bits the right shift rounds away.
+    pub mask: i32,
     /// `max(shift, 0)`, at most 31.
-    pub left: u32,
+    pub left: u8,
     /// `max(−shift, 0)`, at most 31.
-    pub right: u32,
+    pub right: u8,
 }
 
 impl ChannelRequant {
-    /// Decodes `multiplier`/`shift` (any values: the shift is clamped as in
-    /// [`multiply_by_quantized_multiplier`]).
+    /// Decodes `multiplier`/`shift` (the shift is clamped as in
+    /// [`multiply_by_quantized_multiplier`]). A negative multiplier, which every kernel refuses
+    /// before building a table, is stored as 0.
     #[inline(always)]
     pub(crate) const fn new(add: i32, multiplier: i32, shift: i32) -> Self {
         let left = if shift > 31 {
             31
         } else if shift > 0 {
-            shift as u32
+            shift as u8
         } else {
             0
         };
@@ -109,17 +115,24 @@ impl ChannelRequant {
         } else if shift < -31 {
             31
         } else {
-            (-shift) as u32
+            (-shift) as u8
         };
-        ChannelRequant { add, multiplier, left, right }
+        let multiplier = if multiplier < 0 { 0 } else { multiplier };
+        ChannelRequant { add, multiplier, mask: ((1u32 << right) - 1) as i32, left, right }
     }
 
     /// `requantize(acc + add, multiplier, shift, zp, act)`.
     #[inline(always)]
     pub(crate) const fn apply(&self, acc: i32, zp: i8, act: ActivationRange) -> i8 {
-        let x = acc.wrapping_add(self.add).wrapping_shl(self.left);
-        let y = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, self.multiplier), self.right as i32);
-        act.clamp(y.saturating_add(zp as i32))
+        let x = acc.wrapping_add(self.add).wrapping_shl(self.left as u32);
+        // SaturatingRoundingDoublingHighMul without its saturation: that needs
+        // x = multiplier = i32::MIN, and the multiplier is never negative. |x·m| < 2^62, so the
+        // rounded quotient fits i32 (see `saturating_rounding_doubling_high_mul`).
+        let y = ((x as i64 * self.multiplier as i64 + (1 << 30)) >> 31) as i32;
+        // RoundingDivideByPOT with the mask precomputed.
+        let threshold = (self.mask >> 1) + ((y as u32) >> 31) as i32;
+        let q = (y >> self.right) + ((y & self.mask) > threshold) as i32;
+        act.clamp(q.saturating_add(zp as i32))
     }
 }
 
@@ -307,6 +320,36 @@ pub fn quantize_pixels(pixels: &[u8], pixel_scale: f32, scale: f32, zero_point: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channel_requant_equals_requantize() {
+        let accs = [i32::MIN, i32::MIN + 1, -(1 << 30), -65_793 * 255, -129, -1, 0, 1, 2, 127, 1 << 20, i32::MAX];
+        let mults = [0, 1, 1 << 30, (1 << 30) + 12_345, i32::MAX - 1, i32::MAX];
+        let adds = [0, 1, -1, i32::MIN, i32::MAX, 77_777];
+        let acts = [ActivationRange::NONE, ActivationRange { min: -128, max: -128 }, ActivationRange { min: -5, max: 9 }];
+        let mut seed = 0x9e37_79b9u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as i32
+        };
+        for shift in -40..=40 {
+            for &m in &mults {
+                for &add in &adds {
+                    let q = ChannelRequant::new(add, m, shift);
+                    for acc in accs.iter().copied().chain((0..if cfg!(miri) { 2 } else { 40 }).map(|_| next())) {
+                        for zp in [-128i8, -3, 0, 127] {
+                            for act in acts {
+                                let want = requantize(acc.wrapping_add(add), m, shift, zp, act);
+                                assert_eq!(q.apply(acc, zp, act), want, "acc {acc} add {add} m {m} shift {shift} zp {zp}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn srdhm_matches_definition() {
