@@ -13,6 +13,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(microcnn_v8m)");
     println!("cargo::rustc-check-cfg=cfg(microcnn_no_hw_divide)");
     println!("cargo::rustc-check-cfg=cfg(microcnn_v6m)");
+    println!("cargo::rustc-check-cfg=cfg(microcnn_armv7)");
     println!("cargo:rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
     let dsp_feature = std::env::var_os("CARGO_FEATURE_DSP").is_some();
@@ -20,6 +21,11 @@ fn main() {
     if target.starts_with("thumbv6m") {
         println!("cargo:rustc-cfg=microcnn_no_hw_divide");
         println!("cargo:rustc-cfg=microcnn_v6m");
+    }
+    // Armv7-M and later Mainline cores (M3, M4, M7, M33…): LDRSB/MLA/SMULL/SSAT, the
+    // instructions of the blocked convolution's assembly loop.
+    if ["thumbv7m", "thumbv7em", "thumbv8m.main"].iter().any(|t| target.starts_with(t)) {
+        println!("cargo:rustc-cfg=microcnn_armv7");
     }
     if target.starts_with("thumbv7em") {
         println!("cargo:rustc-cfg=microcnn_dsp");

@@ -84,6 +84,7 @@ pub const fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point
 /// kernels build the table only after that check), in about half the instructions: no
 /// saturation case (it needs a negative multiplier) and no mask to rebuild per output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct ChannelRequant {
     /// Added (wrapping, as TFLM's `int32` bias add) to the accumulator first.
     pub add: i32,
@@ -326,7 +327,8 @@ mod tests {
         let accs = [i32::MIN, i32::MIN + 1, -(1 << 30), -65_793 * 255, -129, -1, 0, 1, 2, 127, 1 << 20, i32::MAX];
         let mults = [0, 1, 1 << 30, (1 << 30) + 12_345, i32::MAX - 1, i32::MAX];
         let adds = [0, 1, -1, i32::MIN, i32::MAX, 77_777];
-        let acts = [ActivationRange::NONE, ActivationRange { min: -128, max: -128 }, ActivationRange { min: -5, max: 9 }];
+        let acts =
+            [ActivationRange::NONE, ActivationRange { min: -128, max: -128 }, ActivationRange { min: -5, max: 9 }];
         let mut seed = 0x9e37_79b9u32;
         let mut next = || {
             seed ^= seed << 13;
@@ -342,7 +344,11 @@ mod tests {
                         for zp in [-128i8, -3, 0, 127] {
                             for act in acts {
                                 let want = requantize(acc.wrapping_add(add), m, shift, zp, act);
-                                assert_eq!(q.apply(acc, zp, act), want, "acc {acc} add {add} m {m} shift {shift} zp {zp}");
+                                assert_eq!(
+                                    q.apply(acc, zp, act),
+                                    want,
+                                    "acc {acc} add {add} m {m} shift {shift} zp {zp}"
+                                );
                             }
                         }
                     }

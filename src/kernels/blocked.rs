@@ -11,6 +11,7 @@
 //! the reference kernel's bits.
 
 use super::simd::{pair, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8};
+use crate::quant::{ActivationRange, ChannelRequant};
 
 #[inline(always)]
 fn w4(c: &[i8]) -> u32 {
@@ -40,6 +41,46 @@ pub(crate) fn dot2x2_raw(w: &[i8], k: usize, x: &[i8], gap: usize) -> [i32; 4] {
         a11 += wb * xb;
     }
     [a00, a01, a10, a11]
+}
+
+/// Two pixels' outputs for the channel pairs of a block: for `c` in `0..table.len()` rounded
+/// down to even, `out_p[c] = table[c].apply(Σ w[c·k..][..k] · x_p[..k])` with the columns
+/// `x_0 = x[..k]` and `x_1 = x[gap..][..k]` (raw products: the zero-point term is in the table's
+/// `add`). Returns the channels done. On Armv7-M and later Mainline cores with the standard gap
+/// this is one assembly routine ([`super::simd`]'s `arm` module), elsewhere this loop.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn conv2x2(
+    w: &[i8],
+    k: usize,
+    x: &[i8],
+    gap: usize,
+    table: &[ChannelRequant],
+    out0: &mut [i8],
+    out1: &mut [i8],
+    zp: i8,
+    act: ActivationRange,
+) -> usize {
+    #[cfg(all(target_arch = "arm", microcnn_armv7))]
+    if gap == super::simd::COLUMN_GAP {
+        let done = super::simd::arm::conv2x2(w, k, x, table, out0, out1, zp, act.min, act.max);
+        if done > 0 {
+            return done;
+        }
+    }
+    let mut c = 0;
+    while c + 2 <= table.len() {
+        let [a00, a01, a10, a11] = dot2x2_raw(&w[c * k..], k, x, gap);
+        let (q0, q1) = (&table[c], &table[c + 1]);
+        if let ([o00, o01], [o10, o11]) = (&mut out0[c..c + 2], &mut out1[c..c + 2]) {
+            *o00 = q0.apply(a00, zp, act);
+            *o01 = q1.apply(a10, zp, act);
+            *o10 = q0.apply(a01, zp, act);
+            *o11 = q1.apply(a11, zp, act);
+        }
+        c += 2;
+    }
+    c
 }
 
 /// `[Σ w·x0, Σ w·x1]` with `x0 = x[..k]`, `x1 = x[gap..gap + k]`: raw products (see

@@ -598,6 +598,9 @@ pub fn conv2d_i8_blocked(
             let out1: &mut [i8] = if pair { &mut rest[c0..c1] } else { &mut [] };
             let filter = &w.filter[c0 * k..c1 * k];
             let mut c = 0;
+            if pair {
+                c = blocked::conv2x2(filter, k, x, gap, table, out0, out1, zp, act);
+            }
             while c + 2 <= table.len() {
                 let [a00, a01, a10, a11] = blocked::dot2x2_raw(&filter[c * k..], k, x, gap);
                 let (q0, q1) = (&table[c], &table[c + 1]);

@@ -13,6 +13,9 @@ mod dsp;
 #[cfg(all(target_arch = "arm", microcnn_dsp))]
 pub use dsp::*;
 
+#[cfg(all(target_arch = "arm", microcnn_armv7))]
+pub(crate) mod arm;
+
 pub mod portable;
 #[cfg(not(all(target_arch = "arm", microcnn_dsp)))]
 pub use portable::*;

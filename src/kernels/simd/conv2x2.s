@@ -1,0 +1,169 @@
+    .syntax unified
+    .thumb
+@ Requantizes accumulator \a with the channel in r8 (add), r9 (multiplier), r10 (mask),
+@ r2 (left), r3 (right) and r0 (zp), r11 (lo), r12 (hi); clobbers r1 and lr.
+.macro microcnn_requant a
+    add     \a, \a, r8
+    lsl     \a, \a, r2
+    smull   r1, lr, \a, r9
+    adds    r1, r1, #0x40000000
+    adc     lr, lr, #0
+    lsrs    r1, r1, #31
+    orr     \a, r1, lr, lsl #1      @ y = SaturatingRoundingDoublingHighMul
+    and     r1, \a, r10             @ remainder
+    asr     lr, r10, #1
+    add     lr, lr, \a, lsr #31     @ threshold
+    asr     \a, \a, r3
+    cmp     r1, lr
+    it      gt
+    addgt   \a, \a, #1              @ q = RoundingDivideByPOT
+    cmp     \a, r11
+    it      lt
+    movlt   \a, r11
+    cmp     \a, r12
+    it      gt
+    movgt   \a, r12
+    add     \a, \a, r0              @ clamp(q, min − zp, max − zp) + zp = clamp(q + zp, min, max)
+.endm
+@ r1 = table entry → r8 add, r9 multiplier, r10 mask, r2 left, r3 right; r1 += 16.
+.macro microcnn_load_channel
+    ldr     r9, [r1, #4]
+    ldr     r10, [r1, #8]
+    ldrb    r2, [r1, #12]
+    ldrb    r3, [r1, #13]
+    ldr     r8, [r1], #16
+.endm
+    .section .text.microcnn_conv2x2_s8,"ax",%progbits
+    .global microcnn_conv2x2_s8
+    .type microcnn_conv2x2_s8,%function
+    .thumb_func
+    .p2align 2
+@ microcnn_conv2x2_s8(args): two output pixels × a block of output channels, dot products and
+@ requantization in one loop (the register-blocked convolution's whole inner part).
+@
+@ r0 = args, a `Conv2x2Args` (src/kernels/simd/arm.rs), all fields 32 bits:
+@    0 w      filter row of the block's first channel; rows are `k` bytes apart
+@    4 x      column of pixel 0; pixel 1's column is 512 bytes further
+@    8 k      taps per row, ≥ 1
+@   12 table  one 16-byte ChannelRequant per channel: add, multiplier, mask, left (byte), right (byte)
+@   16 pairs  channel pairs, ≥ 1
+@   20 out0   pixel 0's output for the block's first channel (channels are consecutive bytes)
+@   24 out1   pixel 1's
+@   28 zp     output zero point
+@   32 lo     activation minimum − zp
+@   36 hi     activation maximum − zp
+@ For each pair c, c+1: a_pc = Σ w_c·x_p over k taps (raw int8 products), then
+@ out_p[c] = clamp(RDBPOT(SRDHM((a_pc + add) << left, multiplier), right), lo, hi) + zp, which is
+@ TFLM's MultiplyByQuantizedMultiplier plus zero point and clamp (see ChannelRequant::apply).
+@ With MICROCNN_DSP set the taps go four at a time through SXTB16/SMLAD, otherwise one at a time
+@ through LDRSB/MLA (Armv7-M); a remainder of k mod 4 taps is always done one at a time.
+@
+@ Stack frame (after the 9 saved registers): [sp] w, [sp+4] table, [sp+8] out0, [sp+12] out1,
+@ [sp+16] pairs left, [sp+20] args, [sp+24] zp, [sp+28] lo, [sp+32] hi, [sp+36] x, [sp+40] k.
+microcnn_conv2x2_s8:
+    push    {r4-r11, lr}
+    sub     sp, sp, #44
+    ldm     r0, {r1-r7}             @ w x k table pairs out0 out1
+    str     r1, [sp, #0]
+    str     r4, [sp, #4]
+    str     r6, [sp, #8]
+    str     r7, [sp, #12]
+    str     r5, [sp, #16]
+    str     r2, [sp, #36]
+    str     r3, [sp, #40]
+    ldr     r1, [r0, #28]
+    ldr     r2, [r0, #32]
+    ldr     r3, [r0, #36]
+    str     r1, [sp, #24]
+    str     r2, [sp, #28]
+    str     r3, [sp, #32]
+.Lpair:
+    ldr     r0, [sp, #0]            @ w0
+    ldr     r1, [sp, #36]           @ x0
+    ldr     r3, [sp, #40]           @ k
+    movs    r4, #0                  @ a00 = Σ w0·x0
+    movs    r5, #0                  @ a01 = Σ w0·x1
+    movs    r6, #0                  @ a10 = Σ w1·x0
+    movs    r7, #0                  @ a11 = Σ w1·x1
+.ifdef MICROCNN_DSP
+    lsrs    r2, r3, #2              @ quads
+    beq     .Ltail
+    subs    r3, r3, #4              @ row 1 relative to the post-incremented row-0 pointer
+1:
+    ldr     r8, [r1, #512]          @ x1 word
+    ldr     r10, [r1], #4           @ x0 word
+    sxtb16  r9, r8, ror #8          @ x1 bytes 1, 3
+    sxtb16  r8, r8                  @ x1 bytes 0, 2
+    sxtb16  r11, r10, ror #8        @ x0 bytes 1, 3
+    sxtb16  r10, r10                @ x0 bytes 0, 2
+    ldr     r12, [r0], #4           @ w0 word
+    sxtb16  lr, r12
+    sxtb16  r12, r12, ror #8
+    smlad   r4, lr, r10, r4
+    smlad   r4, r12, r11, r4
+    smlad   r5, lr, r8, r5
+    smlad   r5, r12, r9, r5
+    ldr     r12, [r0, r3]           @ w1 word
+    sxtb16  lr, r12
+    sxtb16  r12, r12, ror #8
+    smlad   r6, lr, r10, r6
+    smlad   r6, r12, r11, r6
+    smlad   r7, lr, r8, r7
+    smlad   r7, r12, r9, r7
+    subs    r2, r2, #1
+    bne     1b
+    adds    r3, r3, #4              @ k again
+.Ltail:
+    ands    r2, r3, #3              @ taps left
+    beq     .Lrequant
+.else
+    mov     r2, r3                  @ every tap one at a time
+.endif
+2:
+    ldrsb   r8, [r1, #512]          @ x1
+    ldrsb   r10, [r1], #1           @ x0
+    ldrsb   r12, [r0, r3]           @ w1
+    ldrsb   lr, [r0], #1            @ w0
+    mla     r4, lr, r10, r4
+    mla     r5, lr, r8, r5
+    mla     r6, r12, r10, r6
+    mla     r7, r12, r8, r7
+    subs    r2, r2, #1
+    bne     2b
+.Lrequant:
+    add     r0, r0, r3              @ r0 was w0 + k; the next pair starts at w0 + 2k
+    str     r0, [sp, #0]
+    ldr     r0, [sp, #24]           @ zp
+    ldr     r11, [sp, #28]          @ lo
+    ldr     r12, [sp, #32]          @ hi
+    @ Channel c: pixels 0 and 1 (r4, r5); then channel c + 1 (r6, r7).
+    ldr     r1, [sp, #4]
+    microcnn_load_channel
+    str     r1, [sp, #4]
+    microcnn_requant r4
+    microcnn_requant r5
+    ldr     r1, [sp, #4]
+    microcnn_load_channel
+    str     r1, [sp, #4]
+    microcnn_requant r6
+    microcnn_requant r7
+    ldr     r1, [sp, #8]
+    strb    r4, [r1]
+    strb    r6, [r1, #1]
+    adds    r1, r1, #2
+    str     r1, [sp, #8]
+    ldr     r1, [sp, #12]
+    strb    r5, [r1]
+    strb    r7, [r1, #1]
+    adds    r1, r1, #2
+    str     r1, [sp, #12]
+    ldr     r1, [sp, #16]
+    subs    r1, r1, #1
+    str     r1, [sp, #16]
+    bne     .Lpair
+    add     sp, sp, #44
+    pop     {r4-r11, pc}
+
+    .size microcnn_conv2x2_s8, . - microcnn_conv2x2_s8
+    .purgem microcnn_requant
+    .purgem microcnn_load_channel
