@@ -82,20 +82,22 @@ pub const fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point
 /// parts with the rounding mask of the right shift precomputed. [`ChannelRequant::apply`] gives
 /// exactly [`requantize`]'s bits for every multiplier that [`Requant::check`] accepts (the
 /// kernels build the table only after that check), in about half the instructions: no
-/// saturation case (it needs a negative multiplier) and no mask to rebuild per output.
+/// saturation case (it needs a negative multiplier) and no mask to rebuild per output. The
+/// field order is the assembly kernels' (`src/kernels/simd/requant.s` loads an entry with one
+/// `LDM`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub(crate) struct ChannelRequant {
+    /// `max(shift, 0)`, at most 31.
+    pub left: u32,
+    /// `max(−shift, 0)`, at most 31.
+    pub right: u32,
     /// Added (wrapping, as TFLM's `int32` bias add) to the accumulator first.
     pub add: i32,
     /// Q31 multiplier, `0..=i32::MAX`.
     pub multiplier: i32,
     /// `2^right − 1`: the bits the right shift rounds away.
     pub mask: i32,
-    /// `max(shift, 0)`, at most 31.
-    pub left: u8,
-    /// `max(−shift, 0)`, at most 31.
-    pub right: u8,
 }
 
 impl ChannelRequant {
@@ -107,7 +109,7 @@ impl ChannelRequant {
         let left = if shift > 31 {
             31
         } else if shift > 0 {
-            shift as u8
+            shift as u32
         } else {
             0
         };
@@ -116,16 +118,16 @@ impl ChannelRequant {
         } else if shift < -31 {
             31
         } else {
-            (-shift) as u8
+            (-shift) as u32
         };
         let multiplier = if multiplier < 0 { 0 } else { multiplier };
-        ChannelRequant { add, multiplier, mask: ((1u32 << right) - 1) as i32, left, right }
+        ChannelRequant { left, right, add, multiplier, mask: ((1u32 << right) - 1) as i32 }
     }
 
     /// `requantize(acc + add, multiplier, shift, zp, act)`.
     #[inline(always)]
     pub(crate) const fn apply(&self, acc: i32, zp: i8, act: ActivationRange) -> i8 {
-        let x = acc.wrapping_add(self.add).wrapping_shl(self.left as u32);
+        let x = acc.wrapping_add(self.add).wrapping_shl(self.left);
         // SaturatingRoundingDoublingHighMul without its saturation: that needs
         // x = multiplier = i32::MIN, and the multiplier is never negative. |x·m| < 2^62, so the
         // rounded quotient fits i32 (see `saturating_rounding_doubling_high_mul`).

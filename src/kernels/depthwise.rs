@@ -267,7 +267,27 @@ pub fn depthwise_conv2d_i8_blocked(
                     let x0 = (ox * p.stride_w) as isize - g.x.pad_before as isize;
                     let (kx0, kx1) = tap_range(x0, kw, p.dilation_w, iw);
                     let out = &mut output[((b * out_shape.h + oy) * out_shape.w + ox) * c..][..c];
-                    for q in (c0..quads_end).step_by(4) {
+                    #[allow(unused_mut)]
+                    let mut first = c0;
+                    #[cfg(all(target_arch = "arm", microcnn_armv7))]
+                    if kx1 > kx0 && ky1 > ky0 {
+                        let iy = (y0 + (ky0 * p.dilation_h) as isize) as usize;
+                        let ix = (x0 + (kx0 * p.dilation_w) as isize) as usize;
+                        let taps = simd::arm::Taps {
+                            x: (iy * iw + ix) * c + c0,
+                            w: (ky0 * kw + kx0) * c + c0,
+                            rows: ky1 - ky0,
+                            cols: kx1 - kx0,
+                            x_row: p.dilation_h * iw * c,
+                            x_col: p.dilation_w * c,
+                            w_row: kw * c,
+                            w_col: c,
+                        };
+                        let q = &table[..quads_end - c0];
+                        first +=
+                            simd::arm::depthwise4(image, w.filter, &taps, q, &mut out[c0..], zp, act.min, act.max, off);
+                    }
+                    for q in (first..quads_end).step_by(4) {
                         let mut a = [0i32; 4];
                         for ky in ky0..ky1 {
                             let iy = (y0 + (ky * p.dilation_h) as isize) as usize;
@@ -325,7 +345,7 @@ pub fn depthwise_conv2d_i8(
     input_shape: Shape,
     output: &mut [i8],
 ) -> Result<Shape> {
-    if cfg!(microcnn_dsp) {
+    if cfg!(microcnn_armv7) {
         depthwise_conv2d_i8_blocked(p, depth_multiplier, w, input, input_shape, output)
     } else {
         depthwise_conv2d_i8_fast(p, depth_multiplier, w, input, input_shape, output)

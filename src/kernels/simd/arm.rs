@@ -11,18 +11,31 @@ use crate::quant::ChannelRequant;
 
 #[cfg(microcnn_dsp)]
 #[cfg(not(microcnn_v8m))]
-core::arch::global_asm!(".set MICROCNN_DSP, 1", include_str!("conv2x2.s"), options(raw));
+core::arch::global_asm!(
+    ".set MICROCNN_DSP, 1",
+    include_str!("requant.s"),
+    include_str!("conv2x2.s"),
+    include_str!("depthwise4.s"),
+    options(raw)
+);
 #[cfg(microcnn_dsp)]
 #[cfg(microcnn_v8m)]
 core::arch::global_asm!(
     ".arch armv7e-m",
     ".set MICROCNN_DSP, 1",
+    include_str!("requant.s"),
     include_str!("conv2x2.s"),
+    include_str!("depthwise4.s"),
     ".arch armv8-m.main",
     options(raw)
 );
 #[cfg(not(microcnn_dsp))]
-core::arch::global_asm!(include_str!("conv2x2.s"), options(raw));
+core::arch::global_asm!(
+    include_str!("requant.s"),
+    include_str!("conv2x2.s"),
+    include_str!("depthwise4.s"),
+    options(raw)
+);
 
 /// The routine's arguments (layout documented in `conv2x2.s`).
 #[repr(C)]
@@ -41,12 +54,12 @@ struct Conv2x2Args {
 
 // The routine reads the table entries at these offsets.
 const _: () = {
-    assert!(core::mem::size_of::<ChannelRequant>() == 16);
-    assert!(core::mem::offset_of!(ChannelRequant, add) == 0);
-    assert!(core::mem::offset_of!(ChannelRequant, multiplier) == 4);
-    assert!(core::mem::offset_of!(ChannelRequant, mask) == 8);
-    assert!(core::mem::offset_of!(ChannelRequant, left) == 12);
-    assert!(core::mem::offset_of!(ChannelRequant, right) == 13);
+    assert!(core::mem::size_of::<ChannelRequant>() == 20);
+    assert!(core::mem::offset_of!(ChannelRequant, left) == 0);
+    assert!(core::mem::offset_of!(ChannelRequant, right) == 4);
+    assert!(core::mem::offset_of!(ChannelRequant, add) == 8);
+    assert!(core::mem::offset_of!(ChannelRequant, multiplier) == 12);
+    assert!(core::mem::offset_of!(ChannelRequant, mask) == 16);
 };
 
 extern "C" {
@@ -102,5 +115,110 @@ pub(crate) fn conv2x2(
     // keeps the stack 8-byte aligned (AAPCS); unaligned word loads are allowed on the cores
     // it is built for.
     unsafe { microcnn_conv2x2_s8(&args) };
+    channels
+}
+
+/// The routine's arguments (layout documented in `depthwise4.s`).
+#[repr(C)]
+struct Depthwise4Args {
+    x: *const i8,
+    w: *const i8,
+    rows: u32,
+    cols: u32,
+    xskip: u32,
+    xcol: u32,
+    wskip: u32,
+    wcol: u32,
+    quads: u32,
+    table: *const ChannelRequant,
+    out: *mut i8,
+    zp: i32,
+    lo: i32,
+    hi: i32,
+    offset: u32,
+}
+
+extern "C" {
+    fn microcnn_depthwise4_s8(args: *const Depthwise4Args);
+}
+
+/// One output pixel's in-bounds taps for [`depthwise4`]: the first tap's index into the input
+/// and the filter (at the block's first channel), how many rows and columns of taps, and the
+/// index steps between rows and between columns.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Taps {
+    pub x: usize,
+    pub w: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub x_row: usize,
+    pub x_col: usize,
+    pub w_row: usize,
+    pub w_col: usize,
+}
+
+/// The last index a tap walk reads (plus `width` bytes), or `None` on overflow.
+fn reach(start: usize, rows: usize, row: usize, cols: usize, col: usize, width: usize) -> Option<usize> {
+    start.checked_add((rows - 1).checked_mul(row)?)?.checked_add((cols - 1).checked_mul(col)?)?.checked_add(width)
+}
+
+/// Channels `0..4·⌊table.len()/4⌋` of one output pixel of a depth-multiplier-1 depthwise
+/// convolution: `out[c] = table[c].apply(Σ_taps w[c]·(x[c] + offset), zp, act)` over the taps
+/// `t` describes. Returns the channels done (0 if a slice is too short or a step does not fit
+/// 32 bits, so the caller's loop does them).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn depthwise4(
+    input: &[i8],
+    filter: &[i8],
+    t: &Taps,
+    table: &[ChannelRequant],
+    out: &mut [i8],
+    zp: i8,
+    lo: i8,
+    hi: i8,
+    offset: i32,
+) -> usize {
+    let channels = table.len() / 4 * 4;
+    if channels == 0 || t.rows == 0 || t.cols == 0 || out.len() < channels {
+        return 0;
+    }
+    let x_end = reach(t.x, t.rows, t.x_row, t.cols, t.x_col, channels);
+    let w_end = reach(t.w, t.rows, t.w_row, t.cols, t.w_col, channels);
+    let in_bounds = x_end.is_some_and(|e| e <= input.len()) && w_end.is_some_and(|e| e <= filter.len());
+    let word = |v: usize| u32::try_from(v).ok();
+    // The steps from after a row's last tap to the next row's first; the input's may be
+    // negative (wide dilation), which the routine's 32-bit adds wrap to the same address.
+    let skip = |row: usize, col: usize| Some(word(row)?.wrapping_sub(word(col)?.checked_mul(word(t.cols)?)?));
+    let (Some(xskip), Some(wskip), Some(xcol), Some(wcol), true) =
+        (skip(t.x_row, t.x_col), skip(t.w_row, t.w_col), word(t.x_col), word(t.w_col), in_bounds)
+    else {
+        return 0;
+    };
+    let offset = if cfg!(microcnn_dsp) { super::pair(offset) } else { offset as u32 };
+    let args = Depthwise4Args {
+        x: input[t.x..].as_ptr(),
+        w: filter[t.w..].as_ptr(),
+        rows: t.rows as u32,
+        cols: t.cols as u32,
+        xskip,
+        xcol,
+        wskip,
+        wcol,
+        quads: (channels / 4) as u32,
+        table: table.as_ptr(),
+        out: out.as_mut_ptr(),
+        zp: zp as i32,
+        lo: lo as i32 - zp as i32,
+        hi: hi as i32 - zp as i32,
+        offset,
+    };
+    // SAFETY: the routine reads, for every tap (r, k) with r < rows and k < cols, the
+    // `channels` bytes at input[x + r·x_row + k·x_col..] and filter[w + r·w_row + k·w_col..],
+    // all below `x_end ≤ input.len()` and `w_end ≤ filter.len()` (checked above, without
+    // overflow; the in-slice start indices keep every address inside the slices), reads
+    // table[..channels] and writes out[..channels]. It saves and restores r4–r11 and lr and
+    // keeps the stack 8-byte aligned (AAPCS).
+    unsafe { microcnn_depthwise4_s8(&args) };
     channels
 }

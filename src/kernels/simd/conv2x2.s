@@ -1,38 +1,5 @@
     .syntax unified
     .thumb
-@ Requantizes accumulator \a with the channel in r8 (add), r9 (multiplier), r10 (mask),
-@ r2 (left), r3 (right) and r0 (zp), r11 (lo), r12 (hi); clobbers r1 and lr.
-.macro microcnn_requant a
-    add     \a, \a, r8
-    lsl     \a, \a, r2
-    smull   r1, lr, \a, r9
-    adds    r1, r1, #0x40000000
-    adc     lr, lr, #0
-    lsrs    r1, r1, #31
-    orr     \a, r1, lr, lsl #1      @ y = SaturatingRoundingDoublingHighMul
-    and     r1, \a, r10             @ remainder
-    asr     lr, r10, #1
-    add     lr, lr, \a, lsr #31     @ threshold
-    asr     \a, \a, r3
-    cmp     r1, lr
-    it      gt
-    addgt   \a, \a, #1              @ q = RoundingDivideByPOT
-    cmp     \a, r11
-    it      lt
-    movlt   \a, r11
-    cmp     \a, r12
-    it      gt
-    movgt   \a, r12
-    add     \a, \a, r0              @ clamp(q, min − zp, max − zp) + zp = clamp(q + zp, min, max)
-.endm
-@ r1 = table entry → r8 add, r9 multiplier, r10 mask, r2 left, r3 right; r1 += 16.
-.macro microcnn_load_channel
-    ldr     r9, [r1, #4]
-    ldr     r10, [r1, #8]
-    ldrb    r2, [r1, #12]
-    ldrb    r3, [r1, #13]
-    ldr     r8, [r1], #16
-.endm
     .section .text.microcnn_conv2x2_s8,"ax",%progbits
     .global microcnn_conv2x2_s8
     .type microcnn_conv2x2_s8,%function
@@ -45,7 +12,7 @@
 @    0 w      filter row of the block's first channel; rows are `k` bytes apart
 @    4 x      column of pixel 0; pixel 1's column is 512 bytes further
 @    8 k      taps per row, ≥ 1
-@   12 table  one 16-byte ChannelRequant per channel: add, multiplier, mask, left (byte), right (byte)
+@   12 table  one 20-byte ChannelRequant per channel: left, right, add, multiplier, mask
 @   16 pairs  channel pairs, ≥ 1
 @   20 out0   pixel 0's output for the block's first channel (channels are consecutive bytes)
 @   24 out1   pixel 1's
@@ -165,5 +132,3 @@ microcnn_conv2x2_s8:
     pop     {r4-r11, pc}
 
     .size microcnn_conv2x2_s8, . - microcnn_conv2x2_s8
-    .purgem microcnn_requant
-    .purgem microcnn_load_channel
