@@ -1,6 +1,6 @@
 //! The DSP extension's instructions through `asm!` (stable Rust has no intrinsics for them).
-//! This file is the crate's only `unsafe`: each block is one register-to-register instruction
-//! with no memory access, no stack use and no flags read.
+//! Each block is one register-to-register instruction with no memory access, no stack use and
+//! no flags read (`load_word` reads the four bytes it is given), or a call of an assembly loop.
 #![allow(unsafe_code)]
 
 use core::arch::asm;
@@ -15,6 +15,20 @@ macro_rules! dsp {
         #[cfg(not(microcnn_v8m))]
         asm!($($insn),+, $($ops)*);
     }};
+}
+
+/// Four bytes as a little-endian word in one `LDR` (which LLVM does not always form from four
+/// byte loads); unaligned, as these cores allow.
+#[inline(always)]
+pub fn load_word(b: &[i8; 4]) -> u32 {
+    let r: u32;
+    // SAFETY: reads exactly the four bytes `b` refers to; Armv7E-M and Armv8-M Mainline
+    // perform unaligned word loads (unless software enables the unaligned-access trap, which
+    // the crate documents as unsupported). No stack use, flags untouched.
+    unsafe {
+        asm!("ldr {r}, [{p}]", r = lateout(reg) r, p = in(reg) b.as_ptr(), options(pure, readonly, nostack, preserves_flags))
+    };
+    r
 }
 
 /// `SXTB16`: see [`super::portable::sxtb16`].
