@@ -217,6 +217,9 @@ pub(crate) fn dot1x1(w: &[i8], x: &[i8], off: i32) -> i32 {
 /// offset `off = −zp` applied to `x`; [`dot1x1_tail`] adds the rest.
 #[inline(always)]
 pub(crate) fn dot4x1_head(w: &[i8], k: usize, x: &[i8], off: i32) -> Option<[i32; 4]> {
+    #[cfg(all(target_arch = "arm", microcnn_armv7, not(microcnn_dsp)))]
+    return super::simd::arm::dot4x1(w, k, x, k / 4, off);
+    #[cfg(not(all(target_arch = "arm", microcnn_armv7, not(microcnn_dsp))))]
     super::simd::dot4x1(w, k, x, k / 4, off)
 }
 

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::kernels::blocked;
 use crate::kernels::conv::{check_bias, check_channel_params, MAX_TAPS};
-use crate::quant::{requantize, ActivationRange, Requant};
+use crate::quant::{requantize, ActivationRange, ChannelRequant, Requant};
 use crate::shape::Shape;
 
 /// Quantization of a dense layer.
@@ -147,11 +147,12 @@ pub fn dense_i8_blocked(
     let units = w.units;
     let per_channel = w.requant.len() != 1;
     let off = -(p.input_zero_point as i32);
+    let (zp, act) = (p.output_zero_point, p.activation);
     let store = |out: &mut [i8], u: usize, acc: i32| {
-        let q = if per_channel { u } else { 0 };
-        let acc = acc.wrapping_add(w.bias.map_or(0, |b| b[u]));
-        out[u] = requantize(acc, w.requant[q].multiplier, w.requant[q].shift, p.output_zero_point, p.activation);
+        let q = &w.requant[if per_channel { u } else { 0 }];
+        out[u] = ChannelRequant::new(w.bias.map_or(0, |b| b[u]), q.multiplier, q.shift).apply(acc, zp, act);
     };
+    let whole_quads = depth % 4 == 0;
     let row = |u: usize| &w.weights[u * depth..(u + 1) * depth];
     let n = input_shape.n;
     let mut b = 0;
@@ -166,7 +167,8 @@ pub fn dense_i8_blocked(
             while u + 4 <= units {
                 let Some(head) = blocked::dot4x1_head(&w.weights[u * depth..], depth, x0, off) else { break };
                 for (r, &a) in head.iter().enumerate() {
-                    store(out0, u + r, a + blocked::dot1x1_tail(row(u + r), x0, off));
+                    let tail = if whole_quads { 0 } else { blocked::dot1x1_tail(row(u + r), x0, off) };
+                    store(out0, u + r, a + tail);
                 }
                 u += 4;
             }

@@ -34,8 +34,30 @@ core::arch::global_asm!(
     include_str!("requant.s"),
     include_str!("conv2x2.s"),
     include_str!("depthwise4.s"),
+    include_str!("dot4x1_v7m.s"),
     options(raw)
 );
+
+#[cfg(not(microcnn_dsp))]
+extern "C" {
+    fn microcnn_dot4x1_s8(w: *const i8, x: *const i8, quads: u32, stride: u32, out: *mut i32, offset: i32);
+}
+
+/// The dense layer's four-rows-against-one-column dot product on the Cortex-M3 (LDRSB/MLA in
+/// assembly; the DSP cores have their own, see the `dsp` module): `[Σ w_r·(x + offset)]` for
+/// the rows `w_r = w[r·stride..]`, r = 0..=3, over the first `4·quads` taps; `None` if a slice
+/// is too short.
+#[cfg(not(microcnn_dsp))]
+#[inline(always)]
+pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> Option<[i32; 4]> {
+    super::dot4x1_taps(w, stride, x, quads)?;
+    let (quads, stride) = (u32::try_from(quads).ok()?, u32::try_from(stride).ok()?);
+    let mut out = [0i32; 4];
+    // SAFETY: reads `w[r·stride..][..4q]` for r = 0..=3 and `x[0..4q]` (bounds checked by
+    // `dot4x1_taps`), writes `out`, and saves/restores r4–r11 and lr as the AAPCS requires.
+    unsafe { microcnn_dot4x1_s8(w.as_ptr(), x.as_ptr(), quads, stride, out.as_mut_ptr(), offset) };
+    Some(out)
+}
 
 /// The routine's arguments (layout documented in `conv2x2.s`).
 #[repr(C)]

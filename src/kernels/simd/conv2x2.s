@@ -1,5 +1,17 @@
     .syntax unified
     .thumb
+@ One tap of both pixels and both channels: r0 = w0 (w1 is r3 = k bytes further), r1 = x0
+@ (x1 is 512 bytes further); both pointers move on by one.
+.macro microcnn_conv2x2_tap
+    ldrsb   r8, [r1, #512]          @ x1
+    ldrsb   r10, [r1], #1           @ x0
+    ldrsb   r12, [r0, r3]           @ w1
+    ldrsb   lr, [r0], #1            @ w0
+    mla     r4, lr, r10, r4
+    mla     r5, lr, r8, r5
+    mla     r6, r12, r10, r6
+    mla     r7, r12, r8, r7
+.endm
     .section .text.microcnn_conv2x2_s8,"ax",%progbits
     .global microcnn_conv2x2_s8
     .type microcnn_conv2x2_s8,%function
@@ -84,17 +96,21 @@ microcnn_conv2x2_s8:
     ands    r2, r3, #3              @ taps left
     beq     .Lrequant
 .else
-    mov     r2, r3                  @ every tap one at a time
+    lsrs    r2, r3, #2              @ quads, four taps each one at a time (unrolled)
+    beq     .Ltail
+1:
+    microcnn_conv2x2_tap
+    microcnn_conv2x2_tap
+    microcnn_conv2x2_tap
+    microcnn_conv2x2_tap
+    subs    r2, r2, #1
+    bne     1b
+.Ltail:
+    ands    r2, r3, #3              @ taps left
+    beq     .Lrequant
 .endif
 2:
-    ldrsb   r8, [r1, #512]          @ x1
-    ldrsb   r10, [r1], #1           @ x0
-    ldrsb   r12, [r0, r3]           @ w1
-    ldrsb   lr, [r0], #1            @ w0
-    mla     r4, lr, r10, r4
-    mla     r5, lr, r8, r5
-    mla     r6, r12, r10, r6
-    mla     r7, r12, r8, r7
+    microcnn_conv2x2_tap
     subs    r2, r2, #1
     bne     2b
 .Lrequant:
@@ -132,3 +148,4 @@ microcnn_conv2x2_s8:
     pop     {r4-r11, pc}
 
     .size microcnn_conv2x2_s8, . - microcnn_conv2x2_s8
+    .purgem microcnn_conv2x2_tap

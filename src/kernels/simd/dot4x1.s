@@ -17,6 +17,33 @@ microcnn_dot4x1_s8:
     movs    r5, #0
     movs    r6, #0
     movs    r7, #0
+    lsrs    r2, r2, #1          @ pairs of quads; carry = an odd quad left over
+    bcc     1f
+    ldr     r10, [r1], #4       @ x word
+    sxtab16 r11, r9, r10, ror #8 @ x bytes 1, 3 + offset
+    sxtab16 r10, r9, r10        @ x bytes 0, 2 + offset
+    ldr     r12, [r0, r3]       @ row 1
+    sxtb16  lr, r12, ror #8
+    sxtb16  r12, r12
+    smlad   r5, r12, r10, r5
+    smlad   r5, lr, r11, r5
+    ldr     r12, [r0, r3, lsl #1] @ row 2
+    sxtb16  lr, r12, ror #8
+    sxtb16  r12, r12
+    smlad   r6, r12, r10, r6
+    smlad   r6, lr, r11, r6
+    ldr     r12, [r0, r8]       @ row 3
+    sxtb16  lr, r12, ror #8
+    sxtb16  r12, r12
+    smlad   r7, r12, r10, r7
+    smlad   r7, lr, r11, r7
+    ldr     r12, [r0], #4       @ row 0 (the odd quad first)
+    sxtb16  lr, r12, ror #8
+    sxtb16  r12, r12
+    smlad   r4, r12, r10, r4
+    smlad   r4, lr, r11, r4
+    cmp     r2, #0
+    beq     2f
 1:
     ldr     r10, [r1], #4       @ x word
     sxtab16 r11, r9, r10, ror #8 @ x bytes 1, 3 + offset
@@ -41,8 +68,32 @@ microcnn_dot4x1_s8:
     sxtb16  r12, r12
     smlad   r4, r12, r10, r4
     smlad   r4, lr, r11, r4
+    ldr     r10, [r1], #4       @ x word
+    sxtab16 r11, r9, r10, ror #8 @ x bytes 1, 3 + offset
+    sxtab16 r10, r9, r10        @ x bytes 0, 2 + offset
+    ldr     r12, [r0, r3]       @ row 1
+    sxtb16  lr, r12, ror #8
+    sxtb16  r12, r12
+    smlad   r5, r12, r10, r5
+    smlad   r5, lr, r11, r5
+    ldr     r12, [r0, r3, lsl #1] @ row 2
+    sxtb16  lr, r12, ror #8
+    sxtb16  r12, r12
+    smlad   r6, r12, r10, r6
+    smlad   r6, lr, r11, r6
+    ldr     r12, [r0, r8]       @ row 3
+    sxtb16  lr, r12, ror #8
+    sxtb16  r12, r12
+    smlad   r7, r12, r10, r7
+    smlad   r7, lr, r11, r7
+    ldr     r12, [r0], #4       @ row 0
+    sxtb16  lr, r12, ror #8
+    sxtb16  r12, r12
+    smlad   r4, r12, r10, r4
+    smlad   r4, lr, r11, r4
     subs    r2, r2, #1
     bne     1b
+2:
     ldr     r0, [sp, #36]       @ out
     stm     r0, {r4-r7}
     pop     {r4-r11, pc}

@@ -1,0 +1,43 @@
+    .section .text.microcnn_dot4x1_s8,"ax",%progbits
+    .global microcnn_dot4x1_s8
+    .type microcnn_dot4x1_s8,%function
+    .thumb_func
+    .p2align 2
+@ microcnn_dot4x1_s8 for Armv7-M without the DSP extension (Cortex-M3): the same contract as
+@ dot4x1.s, except that [sp + 4] is the input offset −zp as a plain word.
+@   r0 = w: row 0 (rows 1–3 are 1, 2, 3 × `stride` bytes further), r1 = x, r2 = quads ≥ 1,
+@   r3 = stride, [sp] = out: out[r] = Σ w_r·(x + offset) over 4·quads taps.
+@ Per tap: one input load and offset add shared by the four rows, then a load and an MLA per
+@ row — 2.6 instructions per MAC with the loop unrolled over the four taps of a quad.
+.macro microcnn_dot4x1_tap
+    ldrsb   r10, [r1], #1           @ x
+    ldrsb   r11, [r0, r3]           @ row 1
+    add     r10, r10, r9            @ x + offset
+    ldrsb   r12, [r0, r3, lsl #1]   @ row 2
+    mla     r5, r11, r10, r5
+    ldrsb   lr, [r0, r8]            @ row 3
+    mla     r6, r12, r10, r6
+    ldrsb   r11, [r0], #1           @ row 0, and on to the next tap
+    mla     r7, lr, r10, r7
+    mla     r4, r11, r10, r4
+.endm
+microcnn_dot4x1_s8:
+    push    {r4-r11, lr}
+    ldr     r9, [sp, #40]           @ offset
+    add     r8, r3, r3, lsl #1      @ 3 · stride
+    movs    r4, #0
+    movs    r5, #0
+    movs    r6, #0
+    movs    r7, #0
+1:
+    microcnn_dot4x1_tap
+    microcnn_dot4x1_tap
+    microcnn_dot4x1_tap
+    microcnn_dot4x1_tap
+    subs    r2, r2, #1
+    bne     1b
+    ldr     r0, [sp, #36]           @ out
+    stm     r0, {r4-r7}
+    pop     {r4-r11, pc}
+    .size microcnn_dot4x1_s8, . - microcnn_dot4x1_s8
+    .purgem microcnn_dot4x1_tap
