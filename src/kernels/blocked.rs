@@ -18,21 +18,21 @@ fn w4(c: &[i8]) -> u32 {
     u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])
 }
 
-/// `[Σ w0·x0, Σ w0·x1, Σ w1·x0, Σ w1·x1]` — raw products, the zero point is folded in by the
-/// caller (`+ off·Σw`) — where `w` holds the two rows `w0 = w[..k]`, `w1 = w[k..2k]` and `x`
-/// the two columns `x0 = x[..k]`, `x1 = x[gap..gap + k]`. Keeping the rows and the columns at
-/// fixed distances lets the loop address all four through two pointers, which leaves enough
-/// registers for the 2×2 block without spilling.
+/// `[Σ w0·x0, Σ w0·x1, Σ w1·x0, Σ w1·x1]` over `n` taps — raw products, the zero point is
+/// folded in by the caller (`+ off·Σw`) — where `w` holds the two rows `w0 = w[..n]`,
+/// `w1 = w[stride..stride + n]` and `x` the two columns `x0 = x[..n]`, `x1 = x[gap..gap + n]`.
+/// Keeping the rows and the columns at fixed distances lets the loop address all four through
+/// two pointers, which leaves enough registers for the 2×2 block without spilling.
 #[inline(always)]
-pub(crate) fn dot2x2_raw(w: &[i8], k: usize, x: &[i8], gap: usize) -> [i32; 4] {
-    let (w0, w1) = (&w[..k], &w[k..2 * k]);
-    let (x0, x1) = (&x[..k], &x[gap..gap + k]);
-    let quads = k / 4;
+pub(crate) fn dot2x2_raw(w: &[i8], stride: usize, n: usize, x: &[i8], gap: usize) -> [i32; 4] {
+    let (w0, w1) = (&w[..n], &w[stride..stride + n]);
+    let (x0, x1) = (&x[..n], &x[gap..gap + n]);
+    let quads = n / 4;
     // Columns at the standard gap: the SIMD routine (one assembly loop on DSP cores).
-    let head = if gap == super::simd::COLUMN_GAP { super::simd::dot2x2(w, k, x, quads) } else { None };
+    let head = if gap == super::simd::COLUMN_GAP { super::simd::dot2x2(w, stride, x, quads) } else { None };
     let done = if head.is_some() { quads * 4 } else { 0 };
     let [mut a00, mut a01, mut a10, mut a11] = head.unwrap_or([0; 4]);
-    for i in done..k {
+    for i in done..n {
         let (xa, xb) = (x0[i] as i32, x1[i] as i32);
         let (wa, wb) = (w0[i] as i32, w1[i] as i32);
         a00 += wa * xa;
@@ -70,7 +70,7 @@ pub(crate) fn conv2x2(
     }
     let mut c = 0;
     while c + 2 <= table.len() {
-        let [a00, a01, a10, a11] = dot2x2_raw(&w[c * k..], k, x, gap);
+        let [a00, a01, a10, a11] = dot2x2_raw(&w[c * k..], k, k, x, gap);
         let (q0, q1) = (&table[c], &table[c + 1]);
         if let ([o00, o01], [o10, o11]) = (&mut out0[c..c + 2], &mut out1[c..c + 2]) {
             *o00 = q0.apply(a00, zp, act);
@@ -83,70 +83,10 @@ pub(crate) fn conv2x2(
     c
 }
 
-/// `[Σ w·x0, Σ w·x1]` with `x0 = x[..k]`, `x1 = x[gap..gap + k]`: raw products (see
-/// [`dot2x2_raw`]).
-#[inline(always)]
-pub(crate) fn dot1x2_raw(w: &[i8], x: &[i8], gap: usize) -> [i32; 2] {
-    let k = w.len();
-    let (x0, x1) = (&x[..k], &x[gap..gap + k]);
-    let (mut a0, mut a1) = (0i32, 0i32);
-    let quads = k / 4 * 4;
-    for ((wa, xa), xb) in w[..quads].chunks_exact(4).zip(x0[..quads].chunks_exact(4)).zip(x1[..quads].chunks_exact(4)) {
-        let wa = w4(wa);
-        let (wl, wh) = (sxtb16(wa), sxtb16_ror8(wa));
-        let (xa, xb) = (w4(xa), w4(xb));
-        a0 = smlad(wh, sxtb16_ror8(xa), smlad(wl, sxtb16(xa), a0));
-        a1 = smlad(wh, sxtb16_ror8(xb), smlad(wl, sxtb16(xb), a1));
-    }
-    for i in quads..k {
-        a0 += w[i] as i32 * x0[i] as i32;
-        a1 += w[i] as i32 * x1[i] as i32;
-    }
-    [a0, a1]
-}
-
 /// `Σ w`, for folding the zero point into raw products.
 #[inline(always)]
 pub(crate) fn sum(w: &[i8]) -> i32 {
     w.iter().map(|&v| v as i32).sum()
-}
-
-/// `[Σ w0·(x0 − zp), Σ w0·(x1 − zp), Σ w1·(x0 − zp), Σ w1·(x1 − zp)]` over `k = w0.len()` taps
-/// (all four slices are at least that long); `off = −zp`.
-#[inline(always)]
-pub(crate) fn dot2x2(w0: &[i8], w1: &[i8], x0: &[i8], x1: &[i8], off: i32) -> [i32; 4] {
-    let k = w0.len();
-    let (w1, x0, x1) = (&w1[..k], &x0[..k], &x1[..k]);
-    let offp = pair(off);
-    let (mut a00, mut a01, mut a10, mut a11) = (0i32, 0i32, 0i32, 0i32);
-    let quads = k / 4 * 4;
-    for (((wa, wb), xa), xb) in w0[..quads]
-        .chunks_exact(4)
-        .zip(w1[..quads].chunks_exact(4))
-        .zip(x0[..quads].chunks_exact(4))
-        .zip(x1[..quads].chunks_exact(4))
-    {
-        let (xa, xb) = (w4(xa), w4(xb));
-        let (xa_l, xa_h) = (sxtab16(offp, xa), sxtab16_ror8(offp, xa));
-        let (xb_l, xb_h) = (sxtab16(offp, xb), sxtab16_ror8(offp, xb));
-        let wa = w4(wa);
-        let (wl, wh) = (sxtb16(wa), sxtb16_ror8(wa));
-        a00 = smlad(wh, xa_h, smlad(wl, xa_l, a00));
-        a01 = smlad(wh, xb_h, smlad(wl, xb_l, a01));
-        let wb = w4(wb);
-        let (wl, wh) = (sxtb16(wb), sxtb16_ror8(wb));
-        a10 = smlad(wh, xa_h, smlad(wl, xa_l, a10));
-        a11 = smlad(wh, xb_h, smlad(wl, xb_l, a11));
-    }
-    for i in quads..k {
-        let (xa, xb) = (x0[i] as i32 + off, x1[i] as i32 + off);
-        let (wa, wb) = (w0[i] as i32, w1[i] as i32);
-        a00 += wa * xa;
-        a01 += wa * xb;
-        a10 += wb * xa;
-        a11 += wb * xb;
-    }
-    [a00, a01, a10, a11]
 }
 
 /// `[Σ w0·(x − zp), Σ w1·(x − zp)]`: two rows against one column.
@@ -169,28 +109,6 @@ pub(crate) fn dot2x1(w0: &[i8], w1: &[i8], x: &[i8], off: i32) -> [i32; 2] {
         let xv = x[i] as i32 + off;
         a0 += w0[i] as i32 * xv;
         a1 += w1[i] as i32 * xv;
-    }
-    [a0, a1]
-}
-
-/// `[Σ w·(x0 − zp), Σ w·(x1 − zp)]`: one row against two columns.
-#[inline(always)]
-pub(crate) fn dot1x2(w: &[i8], x0: &[i8], x1: &[i8], off: i32) -> [i32; 2] {
-    let k = w.len();
-    let (x0, x1) = (&x0[..k], &x1[..k]);
-    let offp = pair(off);
-    let (mut a0, mut a1) = (0i32, 0i32);
-    let quads = k / 4 * 4;
-    for ((wa, xa), xb) in w[..quads].chunks_exact(4).zip(x0[..quads].chunks_exact(4)).zip(x1[..quads].chunks_exact(4)) {
-        let wa = w4(wa);
-        let (wl, wh) = (sxtb16(wa), sxtb16_ror8(wa));
-        let (xa, xb) = (w4(xa), w4(xb));
-        a0 = smlad(wh, sxtab16_ror8(offp, xa), smlad(wl, sxtab16(offp, xa), a0));
-        a1 = smlad(wh, sxtab16_ror8(offp, xb), smlad(wl, sxtab16(offp, xb), a1));
-    }
-    for i in quads..k {
-        a0 += w[i] as i32 * (x0[i] as i32 + off);
-        a1 += w[i] as i32 * (x1[i] as i32 + off);
     }
     [a0, a1]
 }

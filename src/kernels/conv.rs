@@ -516,19 +516,110 @@ fn gather(
     }
 }
 
+/// What a window gather needs to know about the input and the kernel.
+struct Window3<'a> {
+    p: &'a ConvParams,
+    shape: Shape,
+    g: &'a Geometry,
+    kh: usize,
+    kw: usize,
+}
+
+/// Taps `t0..t0 + column.len()` of output pixel `(oy, ox)`'s window (in filter order
+/// `[k_y][k_x][c_in]`) into `column`, taps in padding set to the input zero point; copied a
+/// run of input channels at a time.
+fn gather_range(v: &Window3<'_>, image: &[i8], oy: usize, ox: usize, t0: usize, column: &mut [i8]) {
+    let (ih, iw, ic) = (v.shape.h as isize, v.shape.w as isize, v.shape.c);
+    let y0 = (oy * v.p.stride_h) as isize - v.g.y.pad_before as isize;
+    let x0 = (ox * v.p.stride_w) as isize - v.g.x.pad_before as isize;
+    let row_len = v.kw * ic;
+    let end = t0 + column.len();
+    let mut t = t0;
+    while t < end && t < v.kh * row_len {
+        let (ky, kx, ci) = (t / row_len, (t % row_len) / ic, t % ic);
+        let run = (ic - ci).min(end - t);
+        let iy = y0 + (ky * v.p.dilation_h) as isize;
+        let ix = x0 + (kx * v.p.dilation_w) as isize;
+        let dst = &mut column[t - t0..t - t0 + run];
+        if iy >= 0 && iy < ih && ix >= 0 && ix < iw {
+            let src = ((iy * iw + ix) as usize) * ic + ci;
+            dst.copy_from_slice(&image[src..src + run]);
+        } else {
+            dst.fill(v.p.input_zero_point);
+        }
+        t += run;
+    }
+}
+
+/// One pixel pair (or a last single pixel) of [`conv2d_i8_blocked`] for the channels
+/// [`blocked::conv2x2`] leaves: each piece of at most [`COLUMN_BYTES`] taps of both windows is
+/// gathered once into `columns` and multiplied by every channel of `table`; `k` is the filter
+/// row length.
+#[allow(clippy::too_many_arguments)]
+fn long_window(
+    v: &Window3<'_>,
+    filter: &[i8],
+    k: usize,
+    pixel0: (&[i8], usize, usize),
+    pixel1: Option<(&[i8], usize, usize)>,
+    columns: &mut [i8; 2 * COLUMN_BYTES],
+    table: &[ChannelRequant],
+    out0: &mut [i8],
+    out1: &mut [i8],
+    zp: i8,
+    act: ActivationRange,
+) {
+    // acc[2c] is channel c of pixel 0, acc[2c + 1] of pixel 1.
+    let mut acc = [0i32; 2 * BLOCK];
+    let acc = &mut acc[..2 * table.len()];
+    for t0 in (0..k).step_by(COLUMN_BYTES) {
+        let n = (k - t0).min(COLUMN_BYTES);
+        let (c0s, c1s) = columns.split_at_mut(COLUMN_BYTES);
+        gather_range(v, pixel0.0, pixel0.1, pixel0.2, t0, &mut c0s[..n]);
+        if let Some((image, oy, ox)) = pixel1 {
+            gather_range(v, image, oy, ox, t0, &mut c1s[..n]);
+        }
+        let x = &columns[..];
+        let mut c = 0;
+        while c < table.len() {
+            // A last odd channel goes through the same routine with its row twice (stride 0).
+            let both = c + 1 < table.len();
+            let [a00, a01, a10, a11] =
+                blocked::dot2x2_raw(&filter[c * k + t0..], if both { k } else { 0 }, n, x, COLUMN_BYTES);
+            acc[2 * c] += a00;
+            acc[2 * c + 1] += a01;
+            if both {
+                acc[2 * c + 2] += a10;
+                acc[2 * c + 3] += a11;
+            }
+            c += 2;
+        }
+    }
+    for (c, q) in table.iter().enumerate() {
+        out0[c] = q.apply(acc[2 * c], zp, act);
+        if let Some(o) = out1.get_mut(c) {
+            *o = q.apply(acc[2 * c + 1], zp, act);
+        }
+    }
+}
+
 /// Output channels [`conv2d_i8_blocked`] decodes the requantization of at once.
 pub const BLOCK: usize = 32;
+// The stack figure in `memory::KERNEL_STACK_BYTES` counts a 640-byte table and 256 bytes of sums.
+const _: () = assert!(BLOCK * core::mem::size_of::<ChannelRequant>() == 640 && 2 * BLOCK * 4 == 256);
 
 /// Convolution with register blocking, bit-exact with [`conv2d_i8_reference`]: output pixels
 /// are taken two at a time and output channels two at a time, so each loaded weight word
 /// serves two pixels and each input word two channels; four taps per step on packed-word
 /// SIMD (`SXTB16`/`SXTAB16`/`SMLAD` on cores with the DSP extension, the same arithmetic in plain
 /// Rust elsewhere — see [`crate::simd`]). A 1×1 kernel reads its columns straight from the
-/// input; other kernels gather each pixel's window (at most [`COLUMN_BYTES`] taps) into a stack
-/// column, and larger windows go to [`conv2d_i8_fast`].
+/// input; other kernels gather each pixel's window into a stack column, a column of
+/// [`COLUMN_BYTES`] taps at a time for longer windows (whose raw sums are carried between
+/// the pieces).
 ///
-/// Stack: two columns of [`COLUMN_BYTES`] bytes and a table of 16 bytes per output channel for
-/// a block of [`BLOCK`] channels (1,536 bytes in all).
+/// Stack: two columns of [`COLUMN_BYTES`] bytes, a table of 20 bytes per output channel for
+/// a block of [`BLOCK`] channels and, for long windows, 8 bytes of sums per channel (1,920
+/// bytes in all, [`crate::memory::KERNEL_STACK_BYTES`]).
 ///
 /// # Errors
 ///
@@ -547,13 +638,6 @@ pub fn conv2d_i8_blocked(
     let (kh, kw, oc) = (w.filter_shape.h, w.filter_shape.w, out_shape.c);
     let k = w.filter_shape.item_len();
     let pointwise = is_pointwise(p, w.filter_shape);
-    if k > COLUMN_BYTES {
-        return if pointwise {
-            conv2d_1x1_i8(p, w, input, input_shape, output)
-        } else {
-            conv2d_i8_fast(p, w, input, input_shape, output)
-        };
-    }
     let off = -(p.input_zero_point as i32);
     let item = input_shape.item_len();
     let (oh, ow) = (out_shape.h, out_shape.w);
@@ -578,48 +662,47 @@ pub fn conv2d_i8_blocked(
         while pix < pixels {
             let pair = pix + 1 < pixels;
             let ((b0, oy0, ox0), (b1, oy1, ox1)) = (locate(pix), locate(if pair { pix + 1 } else { pix }));
-            // The two pixels' columns, `COLUMN_BYTES` apart: a 1×1 kernel's is the pixel's
-            // channel vector, any other kernel's its gathered window.
-            let (c0s, c1s) = columns.split_at_mut(COLUMN_BYTES);
-            if pointwise {
-                let at = |b: usize, oy: usize, ox: usize| b * item + (oy * sh * iw + ox * sw) * ic;
-                c0s[..k].copy_from_slice(&input[at(b0, oy0, ox0)..][..k]);
-                c1s[..k].copy_from_slice(&input[at(b1, oy1, ox1)..][..k]);
-            } else {
-                gather(p, &input[b0 * item..(b0 + 1) * item], input_shape, &g, kh, kw, oy0, ox0, &mut c0s[..k]);
-                if pair {
-                    gather(p, &input[b1 * item..(b1 + 1) * item], input_shape, &g, kh, kw, oy1, ox1, &mut c1s[..k]);
-                }
-            }
-            let (x, gap): (&[i8], usize) = (&columns[..], COLUMN_BYTES);
             let (out0, rest) = output[pix * oc..].split_at_mut(oc);
             let out0 = &mut out0[c0..c1];
             // The second pixel's channels (none when the last pixel has no partner).
             let out1: &mut [i8] = if pair { &mut rest[c0..c1] } else { &mut [] };
             let filter = &w.filter[c0 * k..c1 * k];
             let mut c = 0;
-            if pair {
-                c = blocked::conv2x2(filter, k, x, gap, table, out0, out1, zp, act);
-            }
-            while c + 2 <= table.len() {
-                let [a00, a01, a10, a11] = blocked::dot2x2_raw(&filter[c * k..], k, x, gap);
-                let (q0, q1) = (&table[c], &table[c + 1]);
-                if let [o0, o1] = &mut out0[c..c + 2] {
-                    *o0 = q0.apply(a00, zp, act);
-                    *o1 = q1.apply(a10, zp, act);
+            if pair && k <= COLUMN_BYTES {
+                // The two pixels' columns, `COLUMN_BYTES` apart: a 1×1 kernel's is the pixel's
+                // channel vector, any other kernel's its gathered window.
+                let (c0s, c1s) = columns.split_at_mut(COLUMN_BYTES);
+                if pointwise {
+                    let at = |b: usize, oy: usize, ox: usize| b * item + (oy * sh * iw + ox * sw) * ic;
+                    c0s[..k].copy_from_slice(&input[at(b0, oy0, ox0)..][..k]);
+                    c1s[..k].copy_from_slice(&input[at(b1, oy1, ox1)..][..k]);
+                } else {
+                    gather(p, &input[b0 * item..(b0 + 1) * item], input_shape, &g, kh, kw, oy0, ox0, &mut c0s[..k]);
+                    gather(p, &input[b1 * item..(b1 + 1) * item], input_shape, &g, kh, kw, oy1, ox1, &mut c1s[..k]);
                 }
-                if let Some([o0, o1]) = out1.get_mut(c..c + 2) {
-                    *o0 = q0.apply(a01, zp, act);
-                    *o1 = q1.apply(a11, zp, act);
-                }
-                c += 2;
+                c = blocked::conv2x2(filter, k, &columns[..], COLUMN_BYTES, table, out0, out1, zp, act);
             }
             if c < table.len() {
-                let [a0, a1] = blocked::dot1x2_raw(&filter[c * k..(c + 1) * k], x, gap);
-                out0[c] = table[c].apply(a0, zp, act);
-                if let Some(o) = out1.get_mut(c) {
-                    *o = table[c].apply(a1, zp, act);
-                }
+                // What is left — a last odd channel, a last single pixel, or windows longer than
+                // a column: the taps a column at a time, raw sums carried across the pieces
+                // (exact, so the bits do not depend on the split).
+                let image = |b: usize| &input[b * item..(b + 1) * item];
+                let pixel1 = if pair { Some((image(b1), oy1, ox1)) } else { None };
+                let view = Window3 { p, shape: input_shape, g: &g, kh, kw };
+                let out1: &mut [i8] = if pair { &mut out1[c..] } else { &mut [] };
+                long_window(
+                    &view,
+                    &filter[c * k..],
+                    k,
+                    (image(b0), oy0, ox0),
+                    pixel1,
+                    &mut columns,
+                    &table[c..],
+                    &mut out0[c..],
+                    out1,
+                    zp,
+                    act,
+                );
             }
             pix += 2;
         }

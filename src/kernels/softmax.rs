@@ -72,6 +72,8 @@ impl SoftmaxParams {
 /// of `depth`; [`Error::ZeroParameter`] for `depth == 0`; [`Error::InvalidQuantization`] for a
 /// left shift outside 0..=31, a negative multiplier, a positive `diff_min` or an output zero
 /// point other than [`SoftmaxParams::OUTPUT_ZERO_POINT`].
+// Not inlined: one call per inference, and a symbol of its own for the flash figures.
+#[inline(never)]
 pub fn softmax_i8(p: &SoftmaxParams, input: &[i8], depth: usize, output: &mut [i8]) -> Result<()> {
     if depth == 0 {
         return Err(Error::ZeroParameter);

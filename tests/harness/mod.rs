@@ -294,8 +294,16 @@ fn output_len(inp: &mut Input<'_>, shape: Result<Shape, Error>) -> usize {
 /// Convolution: reference, general fast path, 1×1 path and dispatcher agree.
 pub fn check_conv(data: &[u8]) -> bool {
     let mut inp = Input::new(data);
-    let input_shape = inp.shape();
+    let mut input_shape = inp.shape();
     let mut filter_shape = inp.shape();
+    // Now and then a window longer than the blocked kernel's 512-byte column: many input
+    // channels under a small kernel on a small image.
+    if inp.byte() < 20 {
+        input_shape =
+            Shape::new(1, 1 + inp.byte() as usize % 5, 1 + inp.byte() as usize % 5, 57 + inp.byte() as usize % 200);
+        filter_shape.h = 1 + inp.byte() as usize % 3;
+        filter_shape.w = 1 + inp.byte() as usize % 3;
+    }
     // Now and then more output channels than one block of the blocked kernel (32).
     filter_shape.n = if inp.byte() < 24 { 30 + inp.byte() as usize % 50 } else { inp.dim() };
     if inp.byte() < 200 || !inp.hostile() {

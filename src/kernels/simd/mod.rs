@@ -46,12 +46,12 @@ pub const fn pair(offset: i32) -> u32 {
 }
 
 /// The taps `dot2x2` covers (`4·quads`) if its slices are long enough: `w` holds rows at 0 and
-/// `stride`, `x` columns at 0 and `COLUMN_GAP`. Shared by both implementations.
+/// `stride` (0 reads one row twice), `x` columns at 0 and `COLUMN_GAP`. Shared by both
+/// implementations.
 #[inline(always)]
 pub(crate) fn dot2x2_taps(w: &[i8], stride: usize, x: &[i8], quads: usize, gap: usize) -> Option<usize> {
     let taps = quads.checked_mul(4)?;
-    let fits =
-        quads > 0 && stride >= taps && w.len() >= stride.checked_add(taps)? && x.len() >= gap.checked_add(taps)?;
+    let fits = quads > 0 && w.len() >= stride.checked_add(taps)? && x.len() >= gap.checked_add(taps)?;
     fits.then_some(taps)
 }
 
