@@ -18,7 +18,36 @@ pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     // negative, and truncating it equals ⌈(ab + 1 − 2^30) / 2^31⌉ = ⌊(ab + 2^30) / 2^31⌋ as well.
     // So one add and an arithmetic shift give the same bits for every input (a 64-bit multiply,
     // an add with carry and a funnel shift on a Cortex-M4 instead of a branchy division).
-    let ab = a as i64 * b as i64;
+    // The 64-bit product even on the M0: measured, the split form of `rounded_high_mul` slows
+    // the portable fast convolution there (register pressure in its loops).
+    ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32
+}
+
+/// `⌊(a·b + 2^30) / 2^31⌋` truncated to 32 bits: the rounding half of
+/// [`saturating_rounding_doubling_high_mul`], for [`ChannelRequant::apply`]. On the Cortex-M0,
+/// which has no 32×32→64 multiply, from four 16×16-bit products ([`rounded_high_mul_parts`])
+/// instead of a `__aeabi_lmul` call.
+#[inline(always)]
+pub(crate) const fn rounded_high_mul(a: i32, b: i32) -> i32 {
+    if cfg!(microcnn_v6m) {
+        rounded_high_mul_parts(a, b)
+    } else {
+        ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32
+    }
+}
+
+/// [`rounded_high_mul`] from 16-bit halves: with `a = a_h·2^16 + a_l` and `b = b_h·2^16 + b_l`
+/// (`a_h`, `b_h` signed, `a_l`, `b_l` in `0..2^16`), `a·b = a_h·b_h·2^32 + (a_h·b_l + a_l·b_h)·2^16
+/// + a_l·b_l`, where every product fits 32 bits (the first two signed, `|·| < 2^31`; the last
+/// unsigned) and only the sums need 64 (adds with carry).
+#[inline(always)]
+pub(crate) const fn rounded_high_mul_parts(a: i32, b: i32) -> i32 {
+    let (ah, al) = (a >> 16, a & 0xffff);
+    let (bh, bl) = (b >> 16, b & 0xffff);
+    let hh = ah * bh;
+    let mid = (ah * bl) as i64 + (al * bh) as i64;
+    let ll = (al as u32).wrapping_mul(bl as u32) as i64;
+    let ab = ((hh as i64) << 32) + (mid << 16) + ll;
     ((ab + (1 << 30)) >> 31) as i32
 }
 
@@ -131,7 +160,7 @@ impl ChannelRequant {
         // SaturatingRoundingDoublingHighMul without its saturation: that needs
         // x = multiplier = i32::MIN, and the multiplier is never negative. |x·m| < 2^62, so the
         // rounded quotient fits i32 (see `saturating_rounding_doubling_high_mul`).
-        let y = ((x as i64 * self.multiplier as i64 + (1 << 30)) >> 31) as i32;
+        let y = rounded_high_mul(x, self.multiplier);
         // RoundingDivideByPOT with the mask precomputed.
         let threshold = (self.mask >> 1) + ((y as u32) >> 31) as i32;
         let q = (y >> self.right) + ((y & self.mask) > threshold) as i32;
@@ -323,6 +352,41 @@ pub fn quantize_pixels(pixels: &[u8], pixel_scale: f32, scale: f32, zero_point: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounded_high_mul_parts_equals_the_64_bit_product() {
+        let edges = [
+            i32::MIN,
+            i32::MIN + 1,
+            -(1 << 30),
+            -65_536,
+            -65_535,
+            -32_768,
+            -1,
+            0,
+            1,
+            0xffff,
+            0x10000,
+            1 << 30,
+            i32::MAX,
+        ];
+        let mut seed = 0x2545_f491u32;
+        let mut vals = [0i32; 13 + 1_000];
+        vals[..13].copy_from_slice(&edges);
+        for v in &mut vals[13..] {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            *v = seed as i32;
+        }
+        let n = if cfg!(miri) { 40 } else { vals.len() };
+        for &a in &vals[..n] {
+            for &b in &vals[..n] {
+                let want = ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32;
+                assert_eq!(rounded_high_mul_parts(a, b), want, "{a} · {b}");
+            }
+        }
+    }
 
     #[test]
     fn channel_requant_equals_requantize() {

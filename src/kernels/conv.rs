@@ -432,7 +432,7 @@ fn conv_by_columns(
             let image = &input[b * input_shape.item_len()..(b + 1) * input_shape.item_len()];
             for oy in 0..out_shape.h {
                 for ox in 0..out_shape.w {
-                    gather(p, image, input_shape, g, kh, kw, oy, ox, column);
+                    gather::<false>(p, image, input_shape, g, kh, kw, oy, ox, column);
                     let base = ((b * out_hw) + oy * out_shape.w + ox) * oc;
                     for c in c0..c1 {
                         let filter = &w.filter[c * k..(c + 1) * k];
@@ -470,12 +470,71 @@ fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     acc
 }
 
+/// `dst.copy_from_slice(src)` (equal lengths), without a `memcpy` call for the few bytes of a
+/// small kernel's row: the call and its set-up cost more than the copy on the M0. (A plain
+/// byte loop would be turned back into the call.)
+#[inline(always)]
+fn copy_short(dst: &mut [i8], src: &[i8]) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match dst.len() {
+                $($n => {
+                    if let (Ok(d), Ok(s)) = (<&mut [i8; $n]>::try_from(&mut *dst), <&[i8; $n]>::try_from(src)) {
+                        *d = *s;
+                    }
+                })*
+                _ => dst.copy_from_slice(src),
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8)
+}
+
+/// `dst.fill(v)`, likewise without a `memset` call for a few bytes.
+#[inline(always)]
+fn fill_short(dst: &mut [i8], v: i8) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match dst.len() {
+                $($n => {
+                    if let Ok(d) = <&mut [i8; $n]>::try_from(&mut *dst) {
+                        *d = [v; $n];
+                    }
+                })*
+                _ => dst.fill(v),
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8)
+}
+
+/// [`copy_short`] or a plain copy (measured: the short copies help the blocked kernel, but
+/// change the general fast kernel's register allocation for the worse on the M0).
+#[inline(always)]
+fn copy<const SHORT: bool>(dst: &mut [i8], src: &[i8]) {
+    if SHORT {
+        copy_short(dst, src)
+    } else {
+        dst.copy_from_slice(src)
+    }
+}
+
+/// [`fill_short`] or a plain fill, as [`copy`].
+#[inline(always)]
+fn fill<const SHORT: bool>(dst: &mut [i8], v: i8) {
+    if SHORT {
+        fill_short(dst, v)
+    } else {
+        dst.fill(v)
+    }
+}
+
 /// Gathers output pixel `(b, oy, ox)`'s window into `column` (`K_h·K_w·C_in` values, in filter
 /// order), with taps in padding set to the input zero point so they contribute
 /// `w·(zp − zp) = 0`, exactly as skipping them does.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn gather(
+fn gather<const SHORT: bool>(
     p: &ConvParams,
     image: &[i8],
     input_shape: Shape,
@@ -495,12 +554,12 @@ fn gather(
         let iy = y0 + (ky * p.dilation_h) as isize;
         let row = &mut column[ky * row_len..(ky + 1) * row_len];
         if iy < 0 || iy >= ih {
-            row.fill(p.input_zero_point);
+            fill::<SHORT>(row, p.input_zero_point);
             continue;
         }
         if contiguous_row {
             let src = ((iy * iw + x0) as usize) * ic;
-            row.copy_from_slice(&image[src..src + row_len]);
+            copy::<SHORT>(row, &image[src..src + row_len]);
             continue;
         }
         for kx in 0..kw {
@@ -508,9 +567,9 @@ fn gather(
             let at = kx * ic;
             if ix >= 0 && ix < iw {
                 let src = ((iy * iw + ix) as usize) * ic;
-                row[at..at + ic].copy_from_slice(&image[src..src + ic]);
+                copy::<SHORT>(&mut row[at..at + ic], &image[src..src + ic]);
             } else {
-                row[at..at + ic].fill(p.input_zero_point);
+                fill::<SHORT>(&mut row[at..at + ic], p.input_zero_point);
             }
         }
     }
@@ -641,11 +700,19 @@ pub fn conv2d_i8_blocked(
     let off = -(p.input_zero_point as i32);
     let item = input_shape.item_len();
     let (oh, ow) = (out_shape.h, out_shape.w);
-    let per_image = oh * ow;
-    let pixels = input_shape.n * per_image;
+    let pixels = input_shape.n * oh * ow;
     // Both pixels' columns in one buffer, the second `COLUMN_BYTES` after the first.
     let mut columns = [0i8; 2 * COLUMN_BYTES];
-    let locate = |q: usize| (q / per_image, (q % per_image) / ow, (q % per_image) % ow);
+    // (batch item, row, column) of a pixel index, stepped without division (the M0 has none).
+    let step = |(b, oy, ox): (usize, usize, usize)| {
+        if ox + 1 < ow {
+            (b, oy, ox + 1)
+        } else if oy + 1 < oh {
+            (b, oy + 1, 0)
+        } else {
+            (b + 1, 0, 0)
+        }
+    };
     let (sh, sw, iw, ic) = (p.stride_h, p.stride_w, input_shape.w, input_shape.c);
     // Channels in blocks, each channel's requantization decoded once, with the bias and the
     // zero-point term folded into one addend: Σ w·(x − zp) + bias = Σ w·x + (off·Σ w + bias).
@@ -659,9 +726,12 @@ pub fn conv2d_i8_blocked(
         }
         let table = &table[..c1 - c0];
         let mut pix = 0;
+        let mut at = (0, 0, 0);
         while pix < pixels {
             let pair = pix + 1 < pixels;
-            let ((b0, oy0, ox0), (b1, oy1, ox1)) = (locate(pix), locate(if pair { pix + 1 } else { pix }));
+            let (b0, oy0, ox0) = at;
+            let (b1, oy1, ox1) = if pair { step(at) } else { at };
+            at = step((b1, oy1, ox1));
             let (out0, rest) = output[pix * oc..].split_at_mut(oc);
             let out0 = &mut out0[c0..c1];
             // The second pixel's channels (none when the last pixel has no partner).
@@ -677,8 +747,28 @@ pub fn conv2d_i8_blocked(
                     c0s[..k].copy_from_slice(&input[at(b0, oy0, ox0)..][..k]);
                     c1s[..k].copy_from_slice(&input[at(b1, oy1, ox1)..][..k]);
                 } else {
-                    gather(p, &input[b0 * item..(b0 + 1) * item], input_shape, &g, kh, kw, oy0, ox0, &mut c0s[..k]);
-                    gather(p, &input[b1 * item..(b1 + 1) * item], input_shape, &g, kh, kw, oy1, ox1, &mut c1s[..k]);
+                    gather::<true>(
+                        p,
+                        &input[b0 * item..(b0 + 1) * item],
+                        input_shape,
+                        &g,
+                        kh,
+                        kw,
+                        oy0,
+                        ox0,
+                        &mut c0s[..k],
+                    );
+                    gather::<true>(
+                        p,
+                        &input[b1 * item..(b1 + 1) * item],
+                        input_shape,
+                        &g,
+                        kh,
+                        kw,
+                        oy1,
+                        ox1,
+                        &mut c1s[..k],
+                    );
                 }
                 c = blocked::conv2x2(filter, k, &columns[..], COLUMN_BYTES, table, out0, out1, zp, act);
             }
