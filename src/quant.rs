@@ -37,9 +37,10 @@ pub(crate) const fn rounded_high_mul(a: i32, b: i32) -> i32 {
 }
 
 /// [`rounded_high_mul`] from 16-bit halves: with `a = a_h·2^16 + a_l` and `b = b_h·2^16 + b_l`
-/// (`a_h`, `b_h` signed, `a_l`, `b_l` in `0..2^16`), `a·b = a_h·b_h·2^32 + (a_h·b_l + a_l·b_h)·2^16
-/// + a_l·b_l`, where every product fits 32 bits (the first two signed, `|·| < 2^31`; the last
-/// unsigned) and only the sums need 64 (adds with carry).
+/// (`a_h`, `b_h` signed, `a_l`, `b_l` in `0..2^16`),
+/// `a·b = a_h·b_h·2^32 + (a_h·b_l + a_l·b_h)·2^16 + a_l·b_l`, where every product fits 32 bits
+/// (the signed ones below 2^31 in magnitude, `a_l·b_l` unsigned) and only the sums need 64
+/// (adds with carry).
 #[inline(always)]
 pub(crate) const fn rounded_high_mul_parts(a: i32, b: i32) -> i32 {
     let (ah, al) = (a >> 16, a & 0xffff);
