@@ -63,18 +63,29 @@
 //! faster kernel that gives the same bits:
 //!
 //! - cores with the DSP extension — every `thumbv7em-*` target (Cortex-M4, M7), and
-//!   `thumbv8m.main-*` (M33, M35P, M55) with the `dsp` feature — run the register-blocked SIMD
-//!   kernels ([`conv::conv2d_i8_blocked`], [`dense::dense_i8_blocked`]) on `SXTB16`/`SXTAB16`/
-//!   `SMLAD` ([`simd`]; the only `unsafe` in the crate, in `src/kernels/simd/dsp.rs`);
-//! - the Cortex-M3 runs the same blocked kernels with those instructions written in Rust;
-//! - the Cortex-M0 uses them for 1×1 convolutions, windows of at most 64 taps and dense layers,
-//!   the portable fast paths otherwise, and divides by reciprocals (it has no divide
-//!   instruction);
-//! - other targets (the host) use the portable fast paths.
+//!   `thumbv8m.main-*` (M33, M35P, M55) with the `dsp` feature — run the register-blocked
+//!   kernels ([`conv::conv2d_i8_blocked`], [`depthwise::depthwise_conv2d_i8_blocked`],
+//!   [`dense::dense_i8_blocked`]) whose inner loops are assembly routines on `SXTB16`/`SXTAB16`/
+//!   `SMLAD`/`SMLABB`/`SMLATT`, requantizing in the same routine, plus `SSUB8`/`SEL` max pooling
+//!   and `SXTAB16` average pooling ([`simd`]);
+//! - the Cortex-M3 (`thumbv7m-*`, and `thumbv8m.main-*` without `dsp`) runs the same
+//!   convolution, depthwise and dense routines built on `LDRSB`/`MLA` instead;
+//! - the Cortex-M0 uses the blocked kernels in Rust for 1×1 convolutions, windows of at most 64
+//!   taps and dense layers, the portable fast paths otherwise, multiplies 32×32→64 from 16-bit
+//!   halves and divides by reciprocals (it has neither instruction);
+//! - other targets (the host) use the portable fast paths; the blocked kernels run there too
+//!   (with the portable twins of the instructions) for the tests and the fuzzers.
 //!
-//! Stack: the blocked convolution uses 1,536 bytes (two 512-byte columns and a 32-channel
-//! requantization table), the portable column path 512, depthwise 256, average pooling 256;
-//! no kernel uses arena scratch.
+//! The only `unsafe` in the crate is in `src/kernels/simd/dsp.rs` and `src/kernels/simd/arm.rs`:
+//! single instructions through `asm!` and calls of the `global_asm!` routines, each behind a
+//! safe wrapper that checks every bound the routine relies on. The routines use unaligned word
+//! loads, which these cores allow unless software sets the unaligned-access trap
+//! (`SCB.CCR.UNALIGN_TRP`); microcnn does not support that setting.
+//!
+//! Stack: the blocked convolution uses 1,920 bytes ([`memory::KERNEL_STACK_BYTES`]: two 512-byte
+//! columns, a 32-channel requantization table of 640 bytes and 256 bytes of sums for windows
+//! longer than a column), the blocked depthwise 640, the portable column path 512, average
+//! pooling 256; no kernel uses arena scratch.
 //!
 //! # Optional features
 //!
