@@ -114,6 +114,11 @@ impl Shape {
 pub enum Padding {
     /// No padding. `(W − K_eff)` must be a multiple of the stride.
     Valid,
+    /// TensorFlow Lite's `VALID`: no padding, and `⌊(W − K_eff) / S⌋ + 1` outputs, so when the
+    /// stride does not divide `W − K_eff` the last `(W − K_eff) mod S` rows or columns are never
+    /// read. For imported TFLite models, which run exactly as TFLite runs them; [`Padding::Valid`]
+    /// refuses such a geometry instead.
+    ValidFloor,
     /// TensorFlow's `SAME`: the output has `ceil(W / S)` positions and the padding that needs,
     /// `max((O − 1)·S + K_eff − W, 0)`, is split with the odd element at the bottom/right.
     ///
@@ -279,6 +284,16 @@ pub const fn resolve_axis(
 ) -> Result<AxisGeometry> {
     let (before, after) = match padding {
         Padding::Valid => (0, 0),
+        Padding::ValidFloor => {
+            let k_eff = match check_axis(input, kernel, stride, dilation) {
+                Ok(k) => k,
+                Err(e) => return Err(e),
+            };
+            if k_eff > input {
+                return Err(Error::KernelLargerThanInput);
+            }
+            return Ok(AxisGeometry { out: (input - k_eff) / stride + 1, pad_before: 0, pad_after: 0 });
+        }
         Padding::Explicit { top, bottom, left, right } => {
             if vertical {
                 (top, bottom)

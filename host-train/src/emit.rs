@@ -44,6 +44,7 @@ fn padding(p: &PadSpec) -> String {
     match p {
         PadSpec::Named(PadName::Valid) => "Padding::Valid".into(),
         PadSpec::Named(PadName::Same) => "Padding::Same".into(),
+        PadSpec::Named(PadName::ValidFloor) => "Padding::ValidFloor".into(),
         PadSpec::All(v) => format!("Padding::Explicit {{ top: {v}, bottom: {v}, left: {v}, right: {v} }}"),
         PadSpec::Sides([t, b, l, r]) => format!("Padding::Explicit {{ top: {t}, bottom: {b}, left: {l}, right: {r} }}"),
     }

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod emit;
 pub mod fsio;
+pub mod model_io;
 pub mod net;
 pub mod plot;
 pub mod quantize;

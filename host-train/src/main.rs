@@ -115,6 +115,20 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Import a fully int8 TensorFlow Lite model (from Keras, PyTorch through litert-torch,
+    /// Edge Impulse…) as DIR/quantized.json and DIR/report.txt, so `emit`, `export-tflite` and
+    /// the QEMU apps take it like a trained model. Prints a per-layer summary; refuses, listing
+    /// every unsupported operator, anything it cannot run exactly as TFLite Micro does.
+    Import {
+        /// The .tflite file.
+        model: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Model name (a Rust identifier; default: the file name).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Redraw the loss/accuracy curves of a finished run from its history.json.
     PlotHistory {
         /// history.json written by `train` or `finetune`.
@@ -759,6 +773,45 @@ fn run(cli: Cli) -> Result<()> {
                 host_train::fsio::write_atomic(&path, &bytes)?;
                 println!("wrote {} ({} bytes)", path.display(), bytes.len());
             }
+        }
+        Cmd::Import { model, out: dir, name } => {
+            let name = match name {
+                Some(n) => n,
+                None => {
+                    let stem = model.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                    let id: String = stem
+                        .chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+                        .collect();
+                    if id.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                        id
+                    } else {
+                        format!("m_{id}")
+                    }
+                }
+            };
+            let mut out = Outputs::new();
+            out.forbid_overwriting([&model]);
+            out.add(dir.join("quantized.json"), Vec::new());
+            out.add(dir.join("report.txt"), Vec::new());
+            out.check()?;
+            let meta = std::fs::metadata(&model).with_context(|| format!("cannot read {}", model.display()))?;
+            if meta.len() > host_train::model_io::tflite_import::MAX_FILE_BYTES as u64 {
+                bail!("{}: {} bytes is larger than a TFLite flatbuffer can be", model.display(), meta.len());
+            }
+            let bytes = std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?;
+            let imported = host_train::model_io::tflite_import::import_tflite(&bytes, &name)
+                .with_context(|| format!("{}", model.display()))?;
+            let q = imported.model;
+            let mut rep = host_train::report::table(&q, None);
+            for note in &imported.notes {
+                rep.push_str(&format!("note: {note}\n"));
+            }
+            print!("{rep}");
+            out.add(dir.join("quantized.json"), serde_json::to_string(&q)?);
+            out.add(dir.join("report.txt"), rep);
+            out.commit()?;
+            println!("wrote {} and {}", dir.join("quantized.json").display(), dir.join("report.txt").display());
         }
         Cmd::PlotHistory { history, out: png } => {
             host_train::fsio::require_extension(&png, "png", "--out")?;

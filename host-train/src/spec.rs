@@ -51,6 +51,10 @@ pub enum PadName {
     Valid,
     /// TensorFlow's SAME.
     Same,
+    /// TensorFlow Lite's VALID: no padding, the output size floored, so a stride that does not
+    /// fit leaves the last rows/columns unread (what imported models use).
+    #[serde(rename = "valid_floor")]
+    ValidFloor,
 }
 
 impl Default for PadSpec {
@@ -65,6 +69,7 @@ impl PadSpec {
         match self {
             PadSpec::Named(PadName::Valid) => Padding::Valid,
             PadSpec::Named(PadName::Same) => Padding::Same,
+            PadSpec::Named(PadName::ValidFloor) => Padding::ValidFloor,
             PadSpec::All(p) => Padding::Explicit { top: p, bottom: p, left: p, right: p },
             PadSpec::Sides([top, bottom, left, right]) => Padding::Explicit { top, bottom, left, right },
         }
@@ -359,7 +364,8 @@ fn axis(
                 microcnn::Error::FractionalOutput { span: num, .. } => {
                     format!(
                         "O = (W − K + P)/S + 1 = ({w} − {keff} + {})/{s} + 1 = {num}/{s} + 1 is not a whole number. \
-                         Use a stride that divides {num}, change the padding (for example padding = \"same\"), or crop the input",
+                         Use a stride that divides {num}, change the padding (for example padding = \"same\"), crop the input, \
+                         or say padding = \"valid_floor\" to floor the size as TensorFlow Lite's VALID does (the last rows/columns are then never read)",
                         pb.saturating_add(pa)
                     )
                 }

@@ -50,7 +50,7 @@ struct TensorSpec {
 fn padding(p: &PadSpec, layer: &str) -> Result<i8> {
     match p {
         PadSpec::Named(PadName::Same) => Ok(SAME),
-        PadSpec::Named(PadName::Valid) => Ok(VALID),
+        PadSpec::Named(PadName::Valid) | PadSpec::Named(PadName::ValidFloor) => Ok(VALID),
         _ => bail!("layer `{layer}`: explicit padding has no TFLite equivalent (TFLite only has SAME and VALID)"),
     }
 }

@@ -239,7 +239,7 @@ pub const fn is_pointwise(p: &ConvParams, filter: Shape) -> bool {
     filter.h == 1
         && filter.w == 1
         && match p.padding {
-            Padding::Valid | Padding::Same => true,
+            Padding::Valid | Padding::ValidFloor | Padding::Same => true,
             Padding::Explicit { top, bottom, left, right } => top == 0 && bottom == 0 && left == 0 && right == 0,
         }
 }

@@ -208,9 +208,10 @@ impl<'a> Input<'a> {
 
     /// A padding rule with small or extreme explicit values.
     pub fn padding(&mut self) -> Padding {
-        match self.byte() % 3 {
+        match self.byte() % 4 {
             0 => Padding::Valid,
             1 => Padding::Same,
+            2 => Padding::ValidFloor,
             _ => Padding::Explicit { top: self.small(), bottom: self.small(), left: self.small(), right: self.small() },
         }
     }

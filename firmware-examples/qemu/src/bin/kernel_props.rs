@@ -94,9 +94,10 @@ fn main() -> ! {
         let ic = if rng.below(10) == 0 { 40 + rng.below(30) } else { 1 + rng.below(9) };
         let oc = 1 + rng.below(7);
         let (kh, kw) = (1 + rng.below(4), 1 + rng.below(4));
-        let padding = match rng.below(3) {
+        let padding = match rng.below(4) {
             0 => Padding::Valid,
             1 => Padding::Same,
+            2 => Padding::ValidFloor,
             _ => Padding::Explicit { top: rng.below(3), bottom: rng.below(3), left: rng.below(3), right: rng.below(3) },
         };
         let zo = rng.int8();

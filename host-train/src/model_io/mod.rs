@@ -1,0 +1,11 @@
+//! Model files in and out of other tools: TensorFlow Lite flatbuffers, read through bindings
+//! generated from TFLite's published `schema.fbs` ([`tflite_schema`]) and turned into a
+//! [`crate::quantize::QModel`] by [`tflite_import`].
+
+// Generated code. Its `unsafe` is planus's: enum tags and primitives read at offsets the
+// planus runtime has bounds-checked (its documented contract); nothing hand-written here is
+// unsafe.
+#[allow(unsafe_code, clippy::all, clippy::pedantic, missing_docs, dead_code, unused_imports, rustdoc::all)]
+#[rustfmt::skip]
+pub mod tflite_schema;
+pub mod tflite_import;

@@ -1,0 +1,732 @@
+//! `microcnn import MODEL.tflite`: a fully int8 TensorFlow Lite model becomes a
+//! [`QModel`] — the same `quantized.json` a trained model gets — so `emit`, the report,
+//! `export-tflite` and the QEMU apps take it unchanged.
+//!
+//! The flatbuffer is read with the bindings generated from TFLite's schema
+//! ([`super::tflite_schema`]), which check every offset. Each operator is mapped to the runtime
+//! op with TFLite Micro's int8 semantics: requantization multipliers from the float scales
+//! exactly as TFLM's `Prepare` computes them, fused activations as TFLM clamps them, TFLite's
+//! VALID padding as the runtime's `ValidFloor` (rows and columns a non-dividing stride never
+//! reads are reported per layer). Every unsupported operator, tensor type or option is listed
+//! at once, with its operator index, and nothing is written.
+//!
+//! The graph this version accepts is a chain (each operator reads the previous one's output)
+//! with `ADD`s that merge an earlier tensor back in — the residual networks the field uses.
+
+use super::tflite_schema::tflite as fb;
+use crate::quantize::{QLayer, QModel, QOp, QParams};
+use crate::spec::{PadName, PadSpec};
+use anyhow::{anyhow, bail, Context, Result};
+use microcnn::pool::MeanParams;
+use microcnn::quant::conv_multipliers;
+use microcnn::softmax::SoftmaxParams;
+use microcnn::{ActivationRange, Padding, Requant};
+use std::collections::HashMap;
+
+/// What `import` found besides the model: per-layer notes (unread rows/columns).
+#[derive(Debug)]
+pub struct Imported {
+    /// The model, validated.
+    pub model: QModel,
+    /// One line per layer that TFLite's VALID padding makes skip input rows or columns.
+    pub notes: Vec<String>,
+    /// The TFLite operator each layer came from.
+    pub ops: Vec<String>,
+}
+
+/// Largest `.tflite` accepted (the flatbuffer format itself stops at 2 GiB).
+pub const MAX_FILE_BYTES: usize = 1 << 31;
+
+/// Imports `bytes` (a `.tflite` file) as the model `name`.
+///
+/// # Errors
+///
+/// A malformed flatbuffer, a model that is not fully int8, and every unsupported operator or
+/// option (all of them, by operator index) are errors; so is a model the runtime would refuse.
+pub fn import_tflite(bytes: &[u8], name: &str) -> Result<Imported> {
+    if bytes.len() < 8 {
+        bail!("{} bytes is too short for a TFLite flatbuffer", bytes.len());
+    }
+    if bytes.len() > MAX_FILE_BYTES {
+        bail!("{} bytes is larger than a flatbuffer can be (2 GiB)", bytes.len());
+    }
+    if &bytes[4..8] != b"TFL3" {
+        bail!(
+            "not a TensorFlow Lite model: the file identifier is {:?}, not \"TFL3\" (is this a .tflite file?)",
+            String::from_utf8_lossy(&bytes[4..8])
+        );
+    }
+    let root = <fb::ModelRef<'_> as planus::ReadAsRoot>::read_as_root(bytes)
+        .map_err(|e| anyhow!("malformed TFLite flatbuffer: {e}"))?;
+    let model = fb::Model::try_from(root).map_err(|e| anyhow!("malformed TFLite flatbuffer: {e}"))?;
+    if model.version != 3 {
+        bail!("TFLite schema version {} (only version 3 exists)", model.version);
+    }
+    let subgraphs = model.subgraphs.as_deref().unwrap_or_default();
+    let [sg] = subgraphs else {
+        bail!("{} subgraphs: only single-subgraph models (no control flow) are supported", subgraphs.len());
+    };
+    let g = Graph::new(&model, sg)?;
+    let mut problems = Vec::new();
+    for (i, op) in g.ops.iter().enumerate() {
+        if let Err(e) = g.check_op(i, op) {
+            problems.push(format!("operator {i} ({}): {e:#}", g.op_name(op)));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("this model cannot be imported:\n  {}", problems.join("\n  "));
+    }
+    g.build(name)
+}
+
+/// The subgraph with its tensors and operator codes resolved.
+struct Graph<'m> {
+    model: &'m fb::Model,
+    tensors: &'m [fb::Tensor],
+    ops: &'m [fb::Operator],
+    codes: Vec<Option<fb::BuiltinOperator>>,
+    input: usize,
+    output: usize,
+}
+
+/// A tensor's quantization: one scale and zero point, or one per channel.
+struct Quant {
+    scales: Vec<f32>,
+    zero_points: Vec<i64>,
+}
+
+fn type_name(t: fb::TensorType) -> String {
+    format!("{t:?}").to_uppercase()
+}
+
+impl<'m> Graph<'m> {
+    fn new(model: &'m fb::Model, sg: &'m fb::SubGraph) -> Result<Self> {
+        let tensors = sg.tensors.as_deref().unwrap_or_default();
+        let ops = sg.operators.as_deref().unwrap_or_default();
+        if ops.is_empty() {
+            bail!("the model has no operators");
+        }
+        let codes = model
+            .operator_codes
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| {
+                // Codes below 127 may sit only in the deprecated byte field (older files).
+                let code = (c.deprecated_builtin_code as i32).max(c.builtin_code as i32);
+                fb::BuiltinOperator::try_from(code).ok()
+            })
+            .collect();
+        let one = |v: &Option<Vec<i32>>, what: &str| -> Result<usize> {
+            match v.as_deref().unwrap_or_default() {
+                [t] => usize::try_from(*t)
+                    .ok()
+                    .filter(|&t| t < tensors.len())
+                    .ok_or_else(|| anyhow!("the {what} tensor index {t} is out of range ({} tensors)", tensors.len())),
+                other => bail!("{} {what}s: only models with one input and one output are supported", other.len()),
+            }
+        };
+        let input = one(&sg.inputs, "input")?;
+        let output = one(&sg.outputs, "output")?;
+        let g = Graph { model, tensors, ops, codes, input, output };
+        for (t, what) in [(input, "input"), (output, "output")] {
+            let ty = g.tensors[t].type_;
+            match ty {
+                fb::TensorType::Int8 => {}
+                fb::TensorType::Float32 => bail!(
+                    "the model's {what} is FLOAT32: convert with inference_input_type = inference_output_type = tf.int8 \
+                     (float inputs and outputs around an int8 model are not supported yet)"
+                ),
+                fb::TensorType::Uint8 => bail!(
+                    "the model's {what} is UINT8: this is an old-style (uint8, asymmetric) quantized model; \
+                     microcnn runs TFLite's int8 scheme — re-convert with the TF2 converter and tf.int8"
+                ),
+                fb::TensorType::Int16 => {
+                    bail!("the model's {what} is INT16 (16x8 quantization); only int8 models are supported")
+                }
+                other => bail!("the model's {what} is {}; only int8 models are supported", type_name(other)),
+            }
+        }
+        Ok(g)
+    }
+
+    fn op_code(&self, op: &fb::Operator) -> Option<fb::BuiltinOperator> {
+        self.codes.get(op.opcode_index as usize).copied().flatten()
+    }
+
+    fn op_name(&self, op: &fb::Operator) -> String {
+        match self.model.operator_codes.as_deref().unwrap_or_default().get(op.opcode_index as usize) {
+            Some(c) if c.custom_code.is_some() => format!("CUSTOM {:?}", c.custom_code.as_deref().unwrap_or("")),
+            _ => match self.op_code(op) {
+                Some(code) => tflite_op_name(code),
+                None => format!("unknown operator code index {}", op.opcode_index),
+            },
+        }
+    }
+
+    /// Tensor `i` of `op`'s inputs (`None` for an absent optional input).
+    fn input(&self, op: &fb::Operator, i: usize) -> Result<Option<usize>> {
+        let inputs = op.inputs.as_deref().unwrap_or_default();
+        match inputs.get(i) {
+            None | Some(-1) => Ok(None),
+            Some(&t) => usize::try_from(t)
+                .ok()
+                .filter(|&t| t < self.tensors.len())
+                .map(Some)
+                .ok_or_else(|| anyhow!("input {i} names tensor {t}, out of range ({} tensors)", self.tensors.len())),
+        }
+    }
+
+    fn need_input(&self, op: &fb::Operator, i: usize, what: &str) -> Result<usize> {
+        self.input(op, i)?.ok_or_else(|| anyhow!("missing {what} (input {i})"))
+    }
+
+    fn output_of(&self, op: &fb::Operator) -> Result<usize> {
+        match op.outputs.as_deref().unwrap_or_default() {
+            [t] => usize::try_from(*t)
+                .ok()
+                .filter(|&t| t < self.tensors.len())
+                .ok_or_else(|| anyhow!("output names tensor {t}, out of range")),
+            other => bail!("{} outputs (one expected)", other.len()),
+        }
+    }
+
+    fn shape(&self, t: usize) -> Result<Vec<usize>> {
+        let s = self.tensors[t].shape.as_deref().unwrap_or_default();
+        s.iter()
+            .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0 && d <= microcnn::shape::MAX_EXTENT))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                anyhow!(
+                    "tensor {t} has shape {s:?}: every dimension must be between 1 and {}",
+                    microcnn::shape::MAX_EXTENT
+                )
+            })
+    }
+
+    /// `[h, w, c]` of an activation tensor of batch 1 (rank 4 NHWC, rank 2 `[1, n]`, rank 1).
+    fn hwc(&self, t: usize) -> Result<[usize; 3]> {
+        match self.shape(t)?.as_slice() {
+            [1, h, w, c] => Ok([*h, *w, *c]),
+            [1, n] | [n] => Ok([1, 1, *n]),
+            [1, w, c] => Ok([1, *w, *c]),
+            other => bail!("tensor {t} has shape {other:?}: only batch 1 and ranks 1 to 4 are supported"),
+        }
+    }
+
+    fn quant(&self, t: usize) -> Result<Quant> {
+        let q = self.tensors[t].quantization.as_deref();
+        let scales = q.and_then(|q| q.scale.clone()).unwrap_or_default();
+        let zero_points = q.and_then(|q| q.zero_point.clone()).unwrap_or_default();
+        if scales.is_empty() {
+            bail!("tensor {t} ({}) has no quantization scale", self.tensor_name(t));
+        }
+        if zero_points.len() != scales.len() {
+            bail!("tensor {t}: {} scales but {} zero points", scales.len(), zero_points.len());
+        }
+        if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            bail!("tensor {t} ({}): scale {s} is not a positive number", self.tensor_name(t));
+        }
+        Ok(Quant { scales, zero_points })
+    }
+
+    fn tensor_name(&self, t: usize) -> &str {
+        self.tensors[t].name.as_deref().unwrap_or("")
+    }
+
+    /// Per-tensor int8 activation quantization of `t`.
+    fn act_q(&self, t: usize) -> Result<QParams> {
+        if self.tensors[t].type_ != fb::TensorType::Int8 {
+            bail!("tensor {t} ({}) is {}, not INT8", self.tensor_name(t), type_name(self.tensors[t].type_));
+        }
+        let q = self.quant(t)?;
+        if q.scales.len() != 1 {
+            bail!("activation tensor {t} has {} scales (per-tensor quantization expected)", q.scales.len());
+        }
+        let zp = i8::try_from(q.zero_points[0])
+            .map_err(|_| anyhow!("tensor {t}: zero point {} is outside int8", q.zero_points[0]))?;
+        Ok(QParams { scale: q.scales[0], zero_point: zp })
+    }
+
+    fn data(&self, t: usize) -> Result<&'m [u8]> {
+        let b = self.tensors[t].buffer as usize;
+        let buffers = self.model.buffers.as_deref().unwrap_or_default();
+        let buf = buffers
+            .get(b)
+            .ok_or_else(|| anyhow!("tensor {t} names buffer {b}, out of range ({} buffers)", buffers.len()))?;
+        if buf.offset > 1 {
+            bail!("tensor {t}: data stored outside the flatbuffer (models over 2 GB) is not supported");
+        }
+        let data = buf.data.as_deref().unwrap_or_default();
+        if data.is_empty() {
+            bail!("tensor {t} ({}) has no data: a constant (weights, bias, axes) was expected", self.tensor_name(t));
+        }
+        Ok(data)
+    }
+
+    /// A constant int8 weight tensor: values, per-channel (or per-tensor) scales, zero points 0.
+    fn weights(&self, t: usize, channels: usize) -> Result<(Vec<i8>, Vec<f32>)> {
+        if self.tensors[t].type_ != fb::TensorType::Int8 {
+            bail!("weights (tensor {t}) are {}: only int8 weights are supported", type_name(self.tensors[t].type_));
+        }
+        let n: usize = self.shape(t)?.iter().product();
+        let data = self.data(t)?;
+        if data.len() != n {
+            bail!("weights (tensor {t}): {} bytes of data for {n} values", data.len());
+        }
+        let q = self.quant(t)?;
+        if q.zero_points.iter().any(|&z| z != 0) {
+            bail!("weights (tensor {t}) have non-zero zero points (int8 weights must be symmetric)");
+        }
+        let scales = match q.scales.len() {
+            1 => vec![q.scales[0]; channels],
+            k if k == channels => q.scales,
+            k => bail!("weights (tensor {t}): {k} scales for {channels} output channels"),
+        };
+        Ok((data.iter().map(|&b| b as i8).collect(), scales))
+    }
+
+    /// A constant int32 bias of `channels` entries, or zeros when the op has none.
+    fn bias(&self, t: Option<usize>, channels: usize) -> Result<Vec<i32>> {
+        let Some(t) = t else { return Ok(vec![0; channels]) };
+        if self.tensors[t].type_ != fb::TensorType::Int32 {
+            bail!("bias (tensor {t}) is {}: only int32 biases are supported", type_name(self.tensors[t].type_));
+        }
+        let data = self.data(t)?;
+        if data.len() != 4 * channels {
+            bail!("bias (tensor {t}): {} bytes for {channels} channels", data.len());
+        }
+        Ok(data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
+    fn options(op: &fb::Operator) -> Option<&fb::BuiltinOptions> {
+        op.builtin_options.as_ref()
+    }
+
+    /// Everything about `op` that this importer cannot express, as one error.
+    fn check_op(&self, _i: usize, op: &fb::Operator) -> Result<()> {
+        use fb::BuiltinOperator as B;
+        let Some(code) = self.op_code(op) else { bail!("not a builtin operator") };
+        let supported = matches!(
+            code,
+            B::Conv2d
+                | B::DepthwiseConv2d
+                | B::FullyConnected
+                | B::MaxPool2d
+                | B::AveragePool2d
+                | B::Mean
+                | B::Add
+                | B::Softmax
+                | B::Reshape
+                | B::Squeeze
+                | B::Relu
+                | B::Relu6
+        );
+        if !supported {
+            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, SOFTMAX, RELU, RELU6, RESHAPE, SQUEEZE)");
+        }
+        let out = self.output_of(op)?;
+        self.act_q(out).context("output")?;
+        let x = self.need_input(op, 0, "input")?;
+        self.act_q(x).context("input")?;
+        match (code, Self::options(op)) {
+            (B::Conv2d, Some(fb::BuiltinOptions::Conv2DOptions(o))) => {
+                activation_ok(o.fused_activation_function)?;
+                if o.quantized_bias_type != fb::TensorType::Float32 && o.quantized_bias_type != fb::TensorType::Int32 {
+                    bail!("quantized_bias_type {} (int32 biases only)", type_name(o.quantized_bias_type));
+                }
+            }
+            (B::DepthwiseConv2d, Some(fb::BuiltinOptions::DepthwiseConv2DOptions(o))) => {
+                activation_ok(o.fused_activation_function)?
+            }
+            (B::FullyConnected, Some(fb::BuiltinOptions::FullyConnectedOptions(o))) => {
+                activation_ok(o.fused_activation_function)?;
+                if o.weights_format != fb::FullyConnectedOptionsWeightsFormat::Default {
+                    bail!("shuffled weights format {:?}", o.weights_format);
+                }
+            }
+            (B::MaxPool2d | B::AveragePool2d, Some(fb::BuiltinOptions::Pool2DOptions(o))) => {
+                activation_ok(o.fused_activation_function)?
+            }
+            (B::Add, Some(fb::BuiltinOptions::AddOptions(o))) => {
+                activation_ok(o.fused_activation_function)?;
+                let a = self.need_input(op, 0, "first operand")?;
+                let b = self.need_input(op, 1, "second operand")?;
+                if self.shape(a)? != self.shape(b)? {
+                    bail!("broadcasting ADD ({:?} + {:?}) is not supported yet", self.shape(a)?, self.shape(b)?);
+                }
+            }
+            (B::Add, None) => {}
+            (B::Mean, _) => {
+                let axes = self.need_input(op, 1, "axes")?;
+                let data = self.data(axes)?;
+                let mut ax: Vec<i32> =
+                    data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                ax.sort_unstable();
+                if ax != [1, 2] || self.shape(x)?.len() != 4 {
+                    bail!("MEAN over axes {ax:?}: only the spatial mean of an NHWC tensor (axes [1, 2]) is supported");
+                }
+            }
+            (B::Softmax | B::Reshape | B::Squeeze | B::Relu | B::Relu6, _) => {}
+            (_, other) => bail!("unexpected options {:?}", other.map(|_| "…")),
+        }
+        Ok(())
+    }
+
+    /// The chain of layers, once every operator has passed [`Graph::check_op`].
+    fn build(&self, name: &str) -> Result<Imported> {
+        use fb::BuiltinOperator as B;
+        // Our tensor ids: 0 = the model input, i + 1 = the output of layer i.
+        let mut id: HashMap<usize, usize> = HashMap::from([(self.input, 0)]);
+        let mut layers: Vec<QLayer> = Vec::new();
+        let mut notes = Vec::new();
+        let mut ops = Vec::new();
+        let input_shape = self.hwc(self.input)?;
+        let input_q = self.act_q(self.input)?;
+        let mut cur = (0usize, input_shape, input_q); // (tensor id, shape, quantization)
+        for (i, op) in self.ops.iter().enumerate() {
+            let code = self.op_code(op).ok_or_else(|| anyhow!("operator {i}: not a builtin"))?;
+            let at = |e: anyhow::Error| e.context(format!("operator {i} ({})", tflite_op_name(code)));
+            let out_t = self.output_of(op).map_err(at)?;
+            let out_q = self.act_q(out_t).map_err(at)?;
+            let out_shape = self.hwc(out_t).map_err(at)?;
+            // The operand that continues the chain, and for ADD the one that joins it.
+            let (main, other) = if code == B::Add {
+                let a = self.need_input(op, 0, "first operand").map_err(at)?;
+                let b = self.need_input(op, 1, "second operand").map_err(at)?;
+                if id.get(&a) == Some(&cur.0) {
+                    (a, Some(b))
+                } else {
+                    (b, Some(a))
+                }
+            } else {
+                (self.need_input(op, 0, "input").map_err(at)?, None)
+            };
+            if id.get(&main) != Some(&cur.0) {
+                bail!(
+                    "operator {i} ({}) reads tensor {main} ({}), not the previous operator's output: \
+                     graphs that branch other than through ADD are not supported yet",
+                    tflite_op_name(code),
+                    self.tensor_name(main)
+                );
+            }
+            let (in_shape, in_q) = (cur.1, cur.2);
+            if code == B::Reshape || code == B::Squeeze {
+                // Flat NHWC memory does not change: the output is the same tensor.
+                if out_shape.iter().product::<usize>() != in_shape.iter().product::<usize>() || out_q != in_q {
+                    bail!("operator {i} ({}) changes the element count or the quantization", tflite_op_name(code));
+                }
+                id.insert(out_t, cur.0);
+                continue;
+            }
+            let act = |f: fb::ActivationFunctionType| -> [i8; 2] { activation(f, out_q) };
+            let (op_q, clamp) = match (code, Self::options(op)) {
+                (B::Conv2d | B::DepthwiseConv2d, opts) => {
+                    let (stride, dilation, pad, fused, depthwise) = match opts {
+                        Some(fb::BuiltinOptions::Conv2DOptions(o)) => (
+                            [o.stride_h, o.stride_w],
+                            [o.dilation_h_factor, o.dilation_w_factor],
+                            o.padding,
+                            o.fused_activation_function,
+                            false,
+                        ),
+                        Some(fb::BuiltinOptions::DepthwiseConv2DOptions(o)) => (
+                            [o.stride_h, o.stride_w],
+                            [o.dilation_h_factor, o.dilation_w_factor],
+                            o.padding,
+                            o.fused_activation_function,
+                            true,
+                        ),
+                        _ => bail!("operator {i}: convolution without its options"),
+                    };
+                    let stride = positive2(stride).map_err(|e| at(e.context("stride")))?;
+                    let dilation = positive2(dilation).map_err(|e| at(e.context("dilation")))?;
+                    let f = self.need_input(op, 1, "filter").map_err(at)?;
+                    let fs = self.shape(f).map_err(at)?;
+                    let [fo, fh, fw, fi] = fs[..] else { bail!("operator {i}: filter shape {fs:?} is not 4-D") };
+                    let oc = out_shape[2];
+                    let (weights, weight_scales) = self.weights(f, oc).map_err(at)?;
+                    let bias = self.bias(self.input(op, 2).map_err(at)?, oc).map_err(at)?;
+                    let depth_multiplier = if depthwise {
+                        if fo != 1 || fi != oc || oc % in_shape[2] != 0 {
+                            bail!("operator {i}: depthwise filter {fs:?} for {} → {oc} channels", in_shape[2]);
+                        }
+                        Some(oc / in_shape[2])
+                    } else {
+                        if fo != oc || fi != in_shape[2] {
+                            bail!("operator {i}: filter {fs:?} for {} → {oc} channels", in_shape[2]);
+                        }
+                        None
+                    };
+                    let padding = self.padding(pad, in_shape, [fh, fw], stride, dilation, i, &mut notes);
+                    let rq = multipliers(in_q.scale, &weight_scales, out_q.scale)?;
+                    (
+                        QOp::Conv {
+                            filter_shape: [fo, fh, fw, fi],
+                            stride,
+                            dilation,
+                            padding,
+                            depth_multiplier,
+                            weights,
+                            weight_scales,
+                            bias,
+                            multiplier: rq.iter().map(|r| r.multiplier).collect(),
+                            shift: rq.iter().map(|r| r.shift).collect(),
+                        },
+                        act(fused),
+                    )
+                }
+                (B::FullyConnected, Some(fb::BuiltinOptions::FullyConnectedOptions(o))) => {
+                    let units = out_shape[2];
+                    let depth: usize = in_shape.iter().product();
+                    let f = self.need_input(op, 1, "weights").map_err(at)?;
+                    let fs = self.shape(f).map_err(at)?;
+                    if fs != [units, depth] {
+                        bail!("operator {i}: weights {fs:?} for {depth} inputs → {units} units");
+                    }
+                    let (weights, weight_scales) = self.weights(f, units).map_err(at)?;
+                    let bias = self.bias(self.input(op, 2).map_err(at)?, units).map_err(at)?;
+                    let rq = multipliers(in_q.scale, &weight_scales, out_q.scale)?;
+                    (
+                        QOp::Dense {
+                            units,
+                            weights,
+                            weight_scales,
+                            bias,
+                            multiplier: rq.iter().map(|r| r.multiplier).collect(),
+                            shift: rq.iter().map(|r| r.shift).collect(),
+                        },
+                        act(o.fused_activation_function),
+                    )
+                }
+                (B::MaxPool2d | B::AveragePool2d, Some(fb::BuiltinOptions::Pool2DOptions(o))) => {
+                    if out_q != in_q {
+                        bail!(
+                            "operator {i} ({}): the output's quantization differs from the input's",
+                            tflite_op_name(code)
+                        );
+                    }
+                    let size = positive2([o.filter_height, o.filter_width]).map_err(|e| at(e.context("filter")))?;
+                    let stride = positive2([o.stride_h, o.stride_w]).map_err(|e| at(e.context("stride")))?;
+                    let padding = self.padding(o.padding, in_shape, size, stride, [1, 1], i, &mut notes);
+                    (QOp::Pool { max: code == B::MaxPool2d, size, stride, padding }, act(o.fused_activation_function))
+                }
+                (B::Mean, _) => {
+                    let count = in_shape[0] * in_shape[1];
+                    let p = MeanParams::new(
+                        in_q.scale,
+                        in_q.zero_point,
+                        out_q.scale,
+                        out_q.zero_point,
+                        count,
+                        ActivationRange::NONE,
+                    );
+                    (QOp::Mean { multiplier: p.requant.multiplier, shift: p.requant.shift }, [i8::MIN, i8::MAX])
+                }
+                (B::Add, opts) => {
+                    let skip_t = other.ok_or_else(|| anyhow!("operator {i}: ADD without a second operand"))?;
+                    let skip = *id.get(&skip_t).ok_or_else(|| {
+                        anyhow!("operator {i} (ADD) reads tensor {skip_t}, which no earlier operator produced (a constant operand is not supported yet)")
+                    })?;
+                    let skip_q = self.act_q(skip_t).map_err(at)?;
+                    let fused = match opts {
+                        Some(fb::BuiltinOptions::AddOptions(o)) => o.fused_activation_function,
+                        _ => fb::ActivationFunctionType::None,
+                    };
+                    (QOp::Add { skip, skip_q }, act(fused))
+                }
+                (B::Softmax, opts) => {
+                    let beta = match opts {
+                        Some(fb::BuiltinOptions::SoftmaxOptions(o)) => o.beta,
+                        _ => 1.0,
+                    };
+                    let p = SoftmaxParams::new(in_q.scale, beta, out_q.scale, out_q.zero_point).map_err(|_| {
+                        anyhow!("operator {i} (SOFTMAX): output quantization {:?} (int8 softmax writes scale 1/256, zero point −128) or beta {beta}", out_q)
+                    })?;
+                    (
+                        QOp::Softmax {
+                            input_multiplier: p.input_multiplier,
+                            input_left_shift: p.input_left_shift,
+                            diff_min: p.diff_min,
+                        },
+                        [i8::MIN, i8::MAX],
+                    )
+                }
+                (B::Relu | B::Relu6, _) => {
+                    if out_q != in_q {
+                        bail!(
+                            "operator {i} ({}): a ReLU that changes the quantization is not supported yet",
+                            tflite_op_name(code)
+                        );
+                    }
+                    let f = if code == B::Relu {
+                        fb::ActivationFunctionType::Relu
+                    } else {
+                        fb::ActivationFunctionType::Relu6
+                    };
+                    (QOp::Clamp, act(f))
+                }
+                _ => bail!("operator {i} ({}): not supported", tflite_op_name(code)),
+            };
+            let short = match code {
+                B::Conv2d => "conv",
+                B::DepthwiseConv2d => "dw",
+                B::FullyConnected => "fc",
+                B::MaxPool2d => "maxpool",
+                B::AveragePool2d => "avgpool",
+                B::Mean => "mean",
+                B::Add => "add",
+                B::Softmax => "softmax",
+                _ => "relu",
+            };
+            let layer_name = format!("{short}{}", layers.len());
+            layers.push(QLayer {
+                name: layer_name,
+                input: in_shape,
+                output: out_shape,
+                input_q: in_q,
+                output_q: out_q,
+                act: clamp,
+                op: op_q,
+            });
+            ops.push(tflite_op_name(code));
+            cur = (layers.len(), out_shape, out_q);
+            id.insert(out_t, cur.0);
+        }
+        if id.get(&self.output) != Some(&cur.0) {
+            bail!("the model's output (tensor {}) is not the last operator's output", self.output);
+        }
+        let classes = (0..cur.1.iter().product::<usize>()).map(|k| k.to_string()).collect();
+        let model = QModel {
+            name: name.to_string(),
+            classes,
+            input: input_shape,
+            input_q,
+            layers,
+            source: format!("imported from a TensorFlow Lite flatbuffer ({} operators)", self.ops.len()),
+        };
+        model.validate().context("the imported model does not pass microcnn's checks")?;
+        Ok(Imported { model, notes, ops })
+    }
+
+    /// TFLite padding as a model-file padding; VALID with a stride that does not divide becomes
+    /// `valid_floor`, and the rows/columns it never reads are noted.
+    #[allow(clippy::too_many_arguments)]
+    fn padding(
+        &self,
+        pad: fb::Padding,
+        input: [usize; 3],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        op: usize,
+        notes: &mut Vec<String>,
+    ) -> PadSpec {
+        if pad == fb::Padding::Same {
+            return PadSpec::Named(PadName::Same);
+        }
+        let mut unread = Vec::new();
+        for (axis, what) in [(0, "rows"), (1, "columns")] {
+            let k_eff = (kernel[axis] - 1) * dilation[axis] + 1;
+            if let Some(span) = input[axis].checked_sub(k_eff) {
+                let left = span % stride[axis];
+                if left > 0 {
+                    unread.push(format!("the last {left} {what}"));
+                }
+            }
+        }
+        if unread.is_empty() {
+            PadSpec::Named(PadName::Valid)
+        } else {
+            notes.push(format!(
+                "operator {op}: VALID padding with stride {}×{} never reads {} of its {}×{} input",
+                stride[0],
+                stride[1],
+                unread.join(" and "),
+                input[0],
+                input[1]
+            ));
+            PadSpec::Named(PadName::ValidFloor)
+        }
+    }
+}
+
+fn positive2(v: [i32; 2]) -> Result<[usize; 2]> {
+    let f = |x: i32| usize::try_from(x).ok().filter(|&x| x > 0 && x <= microcnn::shape::MAX_EXTENT);
+    match (f(v[0]), f(v[1])) {
+        (Some(a), Some(b)) => Ok([a, b]),
+        _ => bail!("{v:?} must be positive"),
+    }
+}
+
+fn multipliers(s_in: f32, weight_scales: &[f32], s_out: f32) -> Result<Vec<Requant>> {
+    let mut rq = vec![Requant::new(0, 0); weight_scales.len()];
+    conv_multipliers(s_in, weight_scales, s_out, &mut rq).map_err(|e| anyhow!("{e}"))?;
+    Ok(rq)
+}
+
+fn activation_ok(f: fb::ActivationFunctionType) -> Result<()> {
+    match f {
+        fb::ActivationFunctionType::None
+        | fb::ActivationFunctionType::Relu
+        | fb::ActivationFunctionType::Relu6
+        | fb::ActivationFunctionType::ReluN1To1 => Ok(()),
+        other => bail!("fused activation {other:?} is not supported"),
+    }
+}
+
+/// TFLM's `CalculateActivationRangeQuantized`: the int8 clamp a fused activation becomes.
+fn activation(f: fb::ActivationFunctionType, q: QParams) -> [i8; 2] {
+    let quantize = |x: f32| (q.zero_point as i32).saturating_add(libm_round(x / q.scale)).clamp(-128, 127) as i8;
+    match f {
+        fb::ActivationFunctionType::Relu => [q.zero_point, 127],
+        fb::ActivationFunctionType::Relu6 => {
+            let r = ActivationRange::relu6(q.zero_point, q.scale);
+            [r.min, r.max]
+        }
+        fb::ActivationFunctionType::ReluN1To1 => [quantize(-1.0).max(-128), quantize(1.0)],
+        _ => [i8::MIN, i8::MAX],
+    }
+}
+
+/// `std::round` of an `f32` to `i32`, saturating.
+fn libm_round(x: f32) -> i32 {
+    x.round() as i32
+}
+
+/// TFLite's name of a builtin operator (`CONV_2D`).
+pub fn tflite_op_name(code: fb::BuiltinOperator) -> String {
+    use fb::BuiltinOperator as B;
+    let known = match code {
+        B::Conv2d => "CONV_2D",
+        B::DepthwiseConv2d => "DEPTHWISE_CONV_2D",
+        B::AveragePool2d => "AVERAGE_POOL_2D",
+        B::MaxPool2d => "MAX_POOL_2D",
+        B::FullyConnected => "FULLY_CONNECTED",
+        B::L2Pool2d => "L2_POOL_2D",
+        B::TransposeConv => "TRANSPOSE_CONV",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.into();
+    }
+    // The generated names are the schema's in CamelCase: RESIZE_NEAREST_NEIGHBOR ← ResizeNearestNeighbor.
+    let mut s = String::new();
+    for (k, ch) in format!("{code:?}").chars().enumerate() {
+        if ch.is_ascii_uppercase() && k > 0 {
+            s.push('_');
+        }
+        s.push(ch.to_ascii_uppercase());
+    }
+    s
+}
+
+/// Which layer kinds a padding of the runtime corresponds to (for the summary).
+pub fn padding_name(p: Padding) -> &'static str {
+    match p {
+        Padding::Valid => "valid",
+        Padding::ValidFloor => "valid_floor",
+        Padding::Same => "same",
+        Padding::Explicit { .. } => "explicit",
+    }
+}

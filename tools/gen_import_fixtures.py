@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Make the `.tflite` fixtures for `microcnn import` (host-train/tests/fixtures/tflite/).
+
+Each fixture is a small Keras network converted to full int8 by the TF converter, saved as
+NAME.tflite, with NAME.json holding TensorFlow Lite Micro's outputs on seeded int8 inputs
+(uniform random, extreme −128/127, smooth ramps) and a provenance line. The Rust tests
+(host-train/tests/import.rs) import each file and compare every output element; they need no
+Python.
+
+    pip install tensorflow-cpu tflite-micro
+    python3 tools/gen_import_fixtures.py            # rewrites every fixture
+    python3 tools/gen_import_fixtures.py NAME...    # only these
+"""
+import datetime
+import json
+import os
+import sys
+import tempfile
+import zlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tflite_micro.python.tflite_micro import runtime  # noqa: E402
+import tflite_micro  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "host-train", "tests", "fixtures", "tflite")
+L = tf.keras.layers
+
+
+def cnn_residual():
+    x = inp = tf.keras.Input((16, 16, 3), batch_size=1)
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    y = L.DepthwiseConv2D(3, padding="same", activation="relu6")(x)
+    y = L.Conv2D(8, 1)(y)
+    x = L.Add()([x, y])
+    x = L.MaxPooling2D(2)(x)
+    x = L.Conv2D(12, 3, strides=2, padding="valid", activation="relu")(x)
+    x = L.AveragePooling2D(3, strides=1, padding="same")(x)
+    x = L.GlobalAveragePooling2D(keepdims=True)(x)
+    x = L.Flatten()(x)
+    x = L.Dense(6)(x)
+    x = L.Softmax()(x)
+    return tf.keras.Model(inp, x)
+
+
+def lenet_valid():
+    x = inp = tf.keras.Input((28, 28, 1), batch_size=1)
+    x = L.Conv2D(6, 5, activation="relu")(x)
+    x = L.MaxPooling2D(2)(x)
+    x = L.Conv2D(16, 5, activation="relu")(x)
+    x = L.MaxPooling2D(2)(x)
+    x = L.Flatten()(x)
+    x = L.Dense(32, activation="relu")(x)
+    x = L.Dense(10)(x)
+    return tf.keras.Model(inp, x)
+
+
+MODELS = {"cnn_residual": cnn_residual, "lenet_valid": lenet_valid}
+
+
+def convert(model, rng):
+    shape = model.inputs[0].shape
+
+    def rep():
+        for _ in range(64):
+            yield [rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def inputs(shape, rng):
+    n = int(np.prod(shape))
+    uniform = [rng.integers(-128, 128, size=n) for _ in range(3)]
+    extreme = [np.full(n, -128), np.full(n, 127), np.where(np.arange(n) % 2 == 0, -128, 127)]
+    ramp = np.linspace(-128, 127, n).round()
+    smooth = [ramp, ramp[::-1].copy(), (np.sin(np.arange(n) / 7.0) * 100).round()]
+    return [np.asarray(x, dtype=np.int8).reshape(shape) for x in uniform + extreme + smooth]
+
+
+def run_tflm(fb, xs):
+    with tempfile.NamedTemporaryFile(suffix=".tflite", delete=False) as f:
+        f.write(fb)
+        path = f.name
+    try:
+        interp = runtime.Interpreter.from_file(path)
+        outs = []
+        for x in xs:
+            interp.set_input(x, 0)
+            interp.invoke()
+            outs.append(np.array(interp.get_output(0)).astype(np.int32).reshape(-1).tolist())
+            interp.reset()
+        return outs
+    finally:
+        os.unlink(path)
+
+
+def main():
+    only = set(sys.argv[1:])
+    os.makedirs(OUT, exist_ok=True)
+    for name, make in MODELS.items():
+        if only and name not in only:
+            continue
+        seed = zlib.crc32(name.encode()) % 1_000_000
+        rng = np.random.default_rng(seed)
+        tf.keras.utils.set_random_seed(seed)
+        model = make()
+        # Non-zero biases, so the converted model exercises them.
+        for w in model.weights:
+            if "bias" in w.name:
+                w.assign(rng.uniform(-0.3, 0.3, w.shape).astype(np.float32))
+        fb = convert(model, rng)
+        xs = inputs(tuple(model.inputs[0].shape), rng)
+        expected = run_tflm(fb, xs)
+        with open(os.path.join(OUT, name + ".tflite"), "wb") as f:
+            f.write(fb)
+        doc = {
+            "name": name,
+            "provenance": (
+                f"tools/gen_import_fixtures.py model {name!r} seed {seed}: Keras model converted to full int8 by "
+                f"tensorflow {tf.__version__}; outputs from tflite-micro {tflite_micro.__version__} on "
+                f"{datetime.date.today().isoformat()}. Regenerate: pip install tensorflow-cpu tflite-micro && "
+                f"python3 tools/gen_import_fixtures.py {name}"),
+            "samples": [{"input": x.reshape(-1).astype(np.int32).tolist(), "expected": e} for x, e in zip(xs, expected)],
+        }
+        with open(os.path.join(OUT, name + ".json"), "w") as f:
+            json.dump(doc, f, separators=(",", ":"))
+            f.write("\n")
+        print(f"{name}: {len(fb)} bytes")
+
+
+if __name__ == "__main__":
+    main()
