@@ -16,6 +16,7 @@ pub mod quantize;
 pub mod report;
 pub mod rng;
 pub mod spec;
-pub mod tflite;
+/// `export-tflite` (kept under its old path).
+pub use model_io::tflite_export as tflite;
 pub mod train;
 pub mod transfer;

@@ -775,21 +775,11 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Import { model, out: dir, name } => {
-            let name = match name {
-                Some(n) => n,
-                None => {
-                    let stem = model.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-                    let id: String = stem
-                        .chars()
-                        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
-                        .collect();
-                    if id.starts_with(|c: char| c.is_ascii_alphabetic()) {
-                        id
-                    } else {
-                        format!("m_{id}")
-                    }
-                }
-            };
+            // Without --name: what a microcnn export recorded, else the file name as an identifier.
+            let stem = model.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+            let id: String =
+                stem.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+            let default_name = if id.starts_with(|c: char| c.is_ascii_alphabetic()) { id } else { format!("m_{id}") };
             let mut out = Outputs::new();
             out.forbid_overwriting([&model]);
             out.add(dir.join("quantized.json"), Vec::new());
@@ -800,7 +790,7 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("{}: {} bytes is larger than a TFLite flatbuffer can be", model.display(), meta.len());
             }
             let bytes = std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?;
-            let imported = host_train::model_io::tflite_import::import_tflite(&bytes, &name)
+            let imported = host_train::model_io::tflite_import::import_tflite(&bytes, name.as_deref(), &default_name)
                 .with_context(|| format!("{}", model.display()))?;
             let q = imported.model;
             let mut rep = host_train::report::table(&q, None);

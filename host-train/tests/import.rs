@@ -25,7 +25,7 @@ fn fixtures() -> Vec<(String, Vec<u8>, Value)> {
 #[test]
 fn imported_models_equal_tflite_micro_element_by_element() {
     for (name, bytes, doc) in fixtures() {
-        let imported = import_tflite(&bytes, &name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let imported = import_tflite(&bytes, None, &name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         let q = &imported.model;
         let mut arena = vec![0i8; q.plan().bytes];
         let mut elements = 0;
@@ -49,15 +49,34 @@ fn imported_models_equal_tflite_micro_element_by_element() {
 #[test]
 fn bad_files_are_refused_with_a_reason_never_a_panic() {
     let (_, good, _) = fixtures().remove(0);
-    assert!(import_tflite(&[], "x").is_err());
-    assert!(import_tflite(b"12345678", "x").unwrap_err().to_string().contains("TFL3"));
+    assert!(import_tflite(&[], None, "x").is_err());
+    assert!(import_tflite(b"12345678", None, "x").unwrap_err().to_string().contains("TFL3"));
     // Every truncation and a sweep of single-byte corruptions: an error or a model, no panic.
     for len in (0..good.len()).step_by(97) {
-        let _ = import_tflite(&good[..len], "x");
+        let _ = import_tflite(&good[..len], None, "x");
     }
     for at in (8..good.len()).step_by(13) {
         let mut bad = good.clone();
         bad[at] ^= 0x5a;
-        let _ = import_tflite(&bad, "x");
+        let _ = import_tflite(&bad, None, "x");
+    }
+}
+
+#[test]
+fn committed_models_round_trip_through_export_and_import_to_the_same_code() {
+    for name in ["tiny", "fashion"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(name);
+        let text = std::fs::read_to_string(dir.join("quantized.json")).unwrap();
+        let q = host_train::quantize::QModel::from_json(&text, name).unwrap();
+        let bytes = host_train::tflite::export(&q).unwrap();
+        assert_eq!(&bytes[4..8], b"TFL3", "file identifier at bytes 4..8");
+        let back = import_tflite(&bytes, None, "unnamed").unwrap_or_else(|e| panic!("{name}: {e:#}")).model;
+        assert_eq!(back, q, "{name}: import(export(q)) differs from q");
+        let regen = "cargo run --release -p host-train -- emit --model-dir <this folder>";
+        assert_eq!(
+            host_train::emit::emit(&back, regen),
+            host_train::emit::emit(&q, regen),
+            "{name}: generated code differs"
+        );
     }
 }

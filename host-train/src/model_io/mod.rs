@@ -1,6 +1,6 @@
 //! Model files in and out of other tools: TensorFlow Lite flatbuffers, read through bindings
 //! generated from TFLite's published `schema.fbs` ([`tflite_schema`]) and turned into a
-//! [`crate::quantize::QModel`] by [`tflite_import`].
+//! [`crate::quantize::QModel`] by [`tflite_import`]; [`tflite_export`] writes one back.
 
 // Generated code. Its `unsafe` is planus's: enum tags and primitives read at offsets the
 // planus runtime has bounds-checked (its documented contract); nothing hand-written here is
@@ -8,4 +8,5 @@
 #[allow(unsafe_code, clippy::all, clippy::pedantic, missing_docs, dead_code, unused_imports, rustdoc::all)]
 #[rustfmt::skip]
 pub mod tflite_schema;
+pub mod tflite_export;
 pub mod tflite_import;

@@ -37,13 +37,14 @@ pub struct Imported {
 /// Largest `.tflite` accepted (the flatbuffer format itself stops at 2 GiB).
 pub const MAX_FILE_BYTES: usize = 1 << 31;
 
-/// Imports `bytes` (a `.tflite` file) as the model `name`.
+/// Imports `bytes` (a `.tflite` file). The model is called `name` if given, else what a
+/// microcnn export recorded, else `default_name`.
 ///
 /// # Errors
 ///
 /// A malformed flatbuffer, a model that is not fully int8, and every unsupported operator or
 /// option (all of them, by operator index) are errors; so is a model the runtime would refuse.
-pub fn import_tflite(bytes: &[u8], name: &str) -> Result<Imported> {
+pub fn import_tflite(bytes: &[u8], name: Option<&str>, default_name: &str) -> Result<Imported> {
     if bytes.len() < 8 {
         bail!("{} bytes is too short for a TFLite flatbuffer", bytes.len());
     }
@@ -76,7 +77,7 @@ pub fn import_tflite(bytes: &[u8], name: &str) -> Result<Imported> {
     if !problems.is_empty() {
         bail!("this model cannot be imported:\n  {}", problems.join("\n  "));
     }
-    g.build(name)
+    g.build(name, default_name)
 }
 
 /// The subgraph with its tensors and operator codes resolved.
@@ -374,7 +375,7 @@ impl<'m> Graph<'m> {
     }
 
     /// The chain of layers, once every operator has passed [`Graph::check_op`].
-    fn build(&self, name: &str) -> Result<Imported> {
+    fn build(&self, name: Option<&str>, default_name: &str) -> Result<Imported> {
         use fb::BuiltinOperator as B;
         // Our tensor ids: 0 = the model input, i + 1 = the output of layer i.
         let mut id: HashMap<usize, usize> = HashMap::from([(self.input, 0)]);
@@ -484,7 +485,12 @@ impl<'m> Graph<'m> {
                     if fs != [units, depth] {
                         bail!("operator {i}: weights {fs:?} for {depth} inputs → {units} units");
                     }
-                    let (weights, weight_scales) = self.weights(f, units).map_err(at)?;
+                    let (weights, mut weight_scales) = self.weights(f, units).map_err(at)?;
+                    // Per-tensor weights (TFLite's converter before 2.21) keep one scale, so the
+                    // runtime gets one multiplier, as TFLM does.
+                    if self.quant(f).map_err(at)?.scales.len() == 1 {
+                        weight_scales.truncate(1);
+                    }
                     let bias = self.bias(self.input(op, 2).map_err(at)?, units).map_err(at)?;
                     let rq = multipliers(in_q.scale, &weight_scales, out_q.scale)?;
                     (
@@ -580,6 +586,8 @@ impl<'m> Graph<'m> {
                 _ => "relu",
             };
             let layer_name = format!("{short}{}", layers.len());
+            // A dense layer reads its input flattened, as the trainer's models record it.
+            let in_shape = if code == B::FullyConnected { [1, 1, in_shape.iter().product()] } else { in_shape };
             layers.push(QLayer {
                 name: layer_name,
                 input: in_shape,
@@ -597,16 +605,42 @@ impl<'m> Graph<'m> {
             bail!("the model's output (tensor {}) is not the last operator's output", self.output);
         }
         let classes = (0..cur.1.iter().product::<usize>()).map(|k| k.to_string()).collect();
-        let model = QModel {
-            name: name.to_string(),
+        let mut model = QModel {
+            name: default_name.to_string(),
             classes,
             input: input_shape,
             input_q,
             layers,
             source: format!("imported from a TensorFlow Lite flatbuffer ({} operators)", self.ops.len()),
         };
+        // A file microcnn exported names its layers and classes: keep them (checked below).
+        if let Some(meta) = self.microcnn_metadata() {
+            if meta.layers.len() == model.layers.len() && meta.classes.len() == model.classes.len() {
+                for (l, n) in model.layers.iter_mut().zip(meta.layers) {
+                    l.name = n;
+                }
+                model.classes = meta.classes;
+                model.source = meta.source;
+                model.name = meta.name;
+            }
+        }
+        if let Some(n) = name {
+            model.name = n.to_string();
+        }
         model.validate().context("the imported model does not pass microcnn's checks")?;
         Ok(Imported { model, notes, ops })
+    }
+
+    /// The names an export by microcnn recorded, if this file is one.
+    fn microcnn_metadata(&self) -> Option<super::tflite_export::MicrocnnMetadata> {
+        let meta = self
+            .model
+            .metadata
+            .as_deref()?
+            .iter()
+            .find(|m| m.name.as_deref() == Some(super::tflite_export::METADATA_NAME))?;
+        let data = self.model.buffers.as_deref()?.get(meta.buffer as usize)?.data.as_deref()?;
+        serde_json::from_slice(data).ok()
     }
 
     /// TFLite padding as a model-file padding; VALID with a stride that does not divide becomes
