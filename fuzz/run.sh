@@ -31,7 +31,9 @@ printf '\x01pixel,a,b,c,label\n1,2,3,4,5\n0,0,255,9,1\n' > "$seed/csv"
 { printf '\x02'; cat ../models/tiny/model.safetensors; } > "$seed/safetensors"
 { printf '\x03'; cat ../models/tiny/model.toml; } > "$seed/toml"
 { printf '\x03'; cat ../models/fashion/model.toml; } > "$seed/toml-fashion"
-{ printf '\x04'; cat ../models/tiny/quantized.json; } > "$seed/quantized"
+{ printf '\x05'; cat ../models/tiny/quantized.json; } > "$seed/quantized"
+{ printf '\x04'; cat ../models/tiny/model.tflite; } > "$seed/tflite-tiny"
+{ printf '\x04'; cat ../host-train/tests/fixtures/tflite/cnn_residual.tflite; } > "$seed/tflite-residual"
 
 status=0
 for profile in ${FUZZ_PROFILES:-checked release}; do

@@ -1,6 +1,6 @@
 //! Fuzz target: every host loader on arbitrary bytes — IDX image/label pairs (raw and gzip),
 //! MNIST CSV (raw and gzip), safetensors checkpoints, TOML model descriptions and
-//! `quantized.json`. Each must return `Ok` or an error, never panic or allocate without bound;
+//! `quantized.json` and `.tflite` flatbuffers (`import`). Each must return `Ok` or an error, never panic or allocate without bound;
 //! whatever a loader accepts must be internally consistent (a validated `quantized.json` runs
 //! through the host executor and emits code; a resolved model description builds a network).
 #![no_main]
@@ -17,7 +17,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 libfuzzer_sys::fuzz_target!(|input: &[u8]| {
     let Some((&which, rest)) = input.split_first() else { return };
     let gz = which & 0x80 != 0;
-    match which % 5 {
+    match which % 6 {
         0 => {
             // IDX: split the rest into an image file and a label file.
             let cut = rest.first().map_or(0, |&c| c as usize).min(rest.len().saturating_sub(1));
@@ -47,6 +47,25 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
                     if spec.resolve().is_ok() {
                         let _ = host_train::net::Net::new(spec, 1);
                     }
+                }
+            }
+        }
+        4 => {
+            // A .tflite: the bytes as they are, and behind a valid header so the fuzzer gets past
+            // the identifier check quickly.
+            let mut with_header = vec![0u8; 4];
+            with_header.extend_from_slice(b"TFL3");
+            with_header.extend_from_slice(rest);
+            for bytes in [rest, &with_header[..]] {
+                if let Ok(imported) = host_train::model_io::tflite_import::import_tflite(bytes, None, "fuzz") {
+                    let q = imported.model;
+                    let mut arena = vec![0i8; q.plan().bytes];
+                    let mut scores = vec![0i8; q.num_classes()];
+                    let x = vec![0i8; q.input.iter().product()];
+                    q.run(&x, &mut arena, &mut scores).expect("an imported model runs");
+                    let back = host_train::tflite::export(&q).expect("an imported model exports");
+                    let again = host_train::model_io::tflite_import::import_tflite(&back, None, "fuzz").expect("re-import");
+                    assert_eq!(again.model, q, "export → import round trip");
                 }
             }
         }

@@ -129,6 +129,23 @@ enum Cmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Run a batch through the runtime kernels on the host: DIR/quantized.json on the items of
+    /// a .npy (int8 as is, float quantized with the model's input parameters), writing the int8
+    /// outputs (or, with --float, the dequantized ones) as a .npy of shape [N, outputs].
+    Run {
+        /// Folder holding quantized.json.
+        #[arg(long)]
+        model_dir: PathBuf,
+        /// Input batch (.npy).
+        #[arg(long)]
+        input: PathBuf,
+        /// Output file (.npy).
+        #[arg(long)]
+        output: PathBuf,
+        /// Write dequantized float32 outputs instead of int8.
+        #[arg(long)]
+        float: bool,
+    },
     /// Redraw the loss/accuracy curves of a finished run from its history.json.
     PlotHistory {
         /// history.json written by `train` or `finetune`.
@@ -802,6 +819,38 @@ fn run(cli: Cli) -> Result<()> {
             out.add(dir.join("report.txt"), rep);
             out.commit()?;
             println!("wrote {} and {}", dir.join("quantized.json").display(), dir.join("report.txt").display());
+        }
+        Cmd::Run { model_dir, input, output, float } => {
+            host_train::fsio::require_extension(&output, "npy", "--output")?;
+            let mut out = Outputs::new();
+            out.forbid_overwriting([&input, &model_dir.join("quantized.json")]);
+            out.add(output.clone(), Vec::new());
+            out.check()?;
+            let q = host_train::report::load_qmodel(&model_dir)?;
+            let bytes = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
+            let items = host_train::model_io::npy::read_inputs(&bytes, &input.display().to_string(), &q)?;
+            let mut arena = vec![0i8; q.plan().bytes];
+            let width = q.num_classes();
+            let mut rows = Vec::with_capacity(items.len());
+            for (k, x) in items.iter().enumerate() {
+                let mut y = vec![0i8; width];
+                q.run(x, &mut arena, &mut y).map_err(|e| anyhow::anyhow!("item {k}: runtime error: {e}"))?;
+                rows.push(y);
+            }
+            let last = q.layers.last().map(|l| l.output_q).unwrap_or(q.input_q);
+            let npy = if float {
+                host_train::model_io::npy::write_f32(&rows, width, last.scale, last.zero_point)?
+            } else {
+                host_train::model_io::npy::write_i8(&rows, width)?
+            };
+            out.add(output.clone(), npy);
+            out.commit()?;
+            println!(
+                "wrote {} ({} × {width} {})",
+                output.display(),
+                rows.len(),
+                if float { "float32" } else { "int8" }
+            );
         }
         Cmd::PlotHistory { history, out: png } => {
             host_train::fsio::require_extension(&png, "png", "--out")?;
