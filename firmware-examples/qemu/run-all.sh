@@ -63,13 +63,29 @@ else
   fail=1
 fi
 
+# An imported TFLite model (models/imported_residual: Keras → TF converter → `microcnn import`),
+# built into its own target folder so the default builds above stay as they are.
+IMPORTED=(
+  "M0  microbit     thumbv6m-none-eabi        classify      imported_residual"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_residual"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_residual"
+)
+for run in "${IMPORTED[@]}"; do
+  read -r core machine target bin model <<<"$run"
+  if ! MICROCNN_MODEL="$PWD/../models/$model" cargo build --quiet --release --target "$target" --bin "$bin" --target-dir target/imported; then
+    echo "build failed for $model on $target" >&2
+    exit 1
+  fi
+done
+
 table="| core | QEMU machine | program | instructions / inference | flash (B) | static RAM (B) | accuracy | bit-exact with host |\n|---|---|---|---:|---:|---:|---|---|\n"
 layers=""
 props=""
-for run in "${RUNS[@]}"; do
+for run in "${RUNS[@]}" "${IMPORTED[@]}"; do
   read -r core machine target bin model <<<"$run"
   elf="target/$target/release/$bin"
-  log="$out/$core-$bin.log"
+  case "$model" in imported_*) elf="target/imported/$target/release/$bin" ;; esac
+  log="$out/$core-$bin-$model.log"
   printf '%-4s %-12s %-14s ... ' "$core" "$machine" "$bin"
   bash qemu/run.sh "$elf" "$machine" >"$log" 2>&1
   status=$?

@@ -102,6 +102,10 @@ enum Cmd {
         /// runtime's expected int8 scores, for on-target bit-exactness checks.
         #[arg(long)]
         test_images: Option<usize>,
+        /// Write DIR/test_vectors.rs from the inputs of a .npy batch instead (for imported
+        /// models, which come without a data set): the host's outputs as expected values.
+        #[arg(long, conflicts_with = "test_images")]
+        test_inputs: Option<PathBuf>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -749,7 +753,7 @@ fn run(cli: Cli) -> Result<()> {
             out.commit()?;
             println!("wrote {} and {}", dir.join("quantized.json").display(), dir.join("report.txt").display());
         }
-        Cmd::Emit { model_dir, check, max_flash, max_ram, test_images, data } => {
+        Cmd::Emit { model_dir, check, max_flash, max_ram, test_images, test_inputs, data } => {
             if test_images == Some(0) {
                 bail!("--test-images must be at least 1");
             }
@@ -766,6 +770,17 @@ fn run(cli: Cli) -> Result<()> {
                 let (text, acc) = host_train::report::test_vectors(&q, &test)?;
                 out.add(model_dir.join("test_vectors.rs"), text);
                 println!("test vectors: {} images, host int8 accuracy {:.1}%", test.len(), 100.0 * acc);
+            }
+            if let Some(path) = &test_inputs {
+                out.forbid_overwriting([path]);
+                let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let items = host_train::model_io::npy::read_inputs(&bytes, &path.display().to_string(), &q)?;
+                let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                out.add(
+                    model_dir.join("test_vectors.rs"),
+                    host_train::report::test_vectors_from_inputs(&q, &items, &name)?,
+                );
+                println!("test vectors: {} inputs from {}", items.len(), path.display());
             }
             let paths: Vec<String> = out.paths().map(|p| p.display().to_string()).collect();
             out.commit()?;
