@@ -337,7 +337,7 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             );
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
-        QOp::Softmax { input_multiplier, input_left_shift, diff_min } => {
+        QOp::Softmax { input_multiplier, input_left_shift, diff_min, .. } => {
             let _ = writeln!(s, "const {name}: SoftmaxParams = SoftmaxParams {{ input_multiplier: {input_multiplier}, input_left_shift: {input_left_shift}, diff_min: {diff_min}, output_zero_point: {zo} }};");
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }

@@ -138,7 +138,15 @@ pub enum QOp {
         input_left_shift: i32,
         /// Smallest contributing difference.
         diff_min: i32,
+        /// TFLite's β (the three fields above are derived from it and the input scale, and
+        /// checked against them); 1 when absent.
+        #[serde(default = "one")]
+        beta: f32,
     },
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 /// One int8 layer.
@@ -440,6 +448,7 @@ fn quantize_chain(
                         input_multiplier: p.input_multiplier,
                         input_left_shift: p.input_left_shift,
                         diff_min: p.diff_min,
+                        beta: 1.0,
                     },
                     out_q,
                     [i8::MIN, i8::MAX],
@@ -832,8 +841,23 @@ impl QModel {
                     bail!("{at}.skip_q: {skip_q:?}, but tensor {skip} is quantized as {actual_q:?}");
                 }
             }
-            QOp::Softmax { input_multiplier, input_left_shift, diff_min } => {
+            QOp::Softmax { input_multiplier, input_left_shift, diff_min, beta } => {
                 expect_out(ishape)?;
+                let derived = SoftmaxParams::new(
+                    l.input_q.scale,
+                    *beta,
+                    SoftmaxParams::OUTPUT_SCALE,
+                    SoftmaxParams::OUTPUT_ZERO_POINT,
+                )
+                .map_err(|_| anyhow::anyhow!("{at}.beta: {beta} must be a positive number"))?;
+                if (derived.input_multiplier, derived.input_left_shift, derived.diff_min)
+                    != (*input_multiplier, *input_left_shift, *diff_min)
+                {
+                    bail!(
+                        "{at}: input_multiplier/input_left_shift/diff_min ({input_multiplier}, {input_left_shift}, {diff_min}) are not what input scale {} and beta {beta} give ({}, {}, {}); regenerate the file",
+                        l.input_q.scale, derived.input_multiplier, derived.input_left_shift, derived.diff_min
+                    );
+                }
                 if *input_multiplier < 0 || !(0..=31).contains(input_left_shift) || *diff_min > 0 {
                     bail!("{at}: softmax needs input_multiplier ≥ 0, input_left_shift in 0..=31 and diff_min ≤ 0");
                 }
@@ -946,7 +970,7 @@ pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) ->
             clamp_in_place_i8(activation, dst)
         }
         QOp::Add { .. } => microcnn::add::add_i8(&add_params(l), src, skip.unwrap_or(&[]), dst),
-        QOp::Softmax { input_multiplier, input_left_shift, diff_min } => {
+        QOp::Softmax { input_multiplier, input_left_shift, diff_min, .. } => {
             let p = SoftmaxParams {
                 input_multiplier: *input_multiplier,
                 input_left_shift: *input_left_shift,

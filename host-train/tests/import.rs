@@ -80,3 +80,33 @@ fn committed_models_round_trip_through_export_and_import_to_the_same_code() {
         );
     }
 }
+
+/// The `.tflite` inputs the loaders fuzz target once failed on (`fuzz/regressions/loaders/`,
+/// first byte 4), replayed as the target runs them: import, run, export, import again.
+#[test]
+fn fuzz_regressions_for_import_stay_fixed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/loaders");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    for e in entries {
+        let path = e.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let Some((&which, rest)) = data.split_first() else { continue };
+        if which % 6 != 4 {
+            continue;
+        }
+        let mut with_header = vec![0u8; 4];
+        with_header.extend_from_slice(b"TFL3");
+        with_header.extend_from_slice(rest);
+        for bytes in [rest, &with_header[..]] {
+            if let Ok(imported) = import_tflite(bytes, None, "fuzz") {
+                let q = imported.model;
+                let mut arena = vec![0i8; q.plan().bytes];
+                let mut scores = vec![0i8; q.num_classes()];
+                q.run(&vec![0i8; q.input.iter().product()], &mut arena, &mut scores).unwrap();
+                let back = host_train::tflite::export(&q).unwrap();
+                let again = import_tflite(&back, None, "fuzz").unwrap().model;
+                assert_eq!(again, q, "{}: export → import round trip", path.display());
+            }
+        }
+    }
+}

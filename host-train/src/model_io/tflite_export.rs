@@ -241,8 +241,8 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
                 }
                 (B::Relu, vec![cur], None)
             }
-            QOp::Softmax { .. } => {
-                (B::Softmax, vec![cur], Some(O::SoftmaxOptions(Box::new(fb::SoftmaxOptions { beta: 1.0 }))))
+            QOp::Softmax { beta, .. } => {
+                (B::Softmax, vec![cur], Some(O::SoftmaxOptions(Box::new(fb::SoftmaxOptions { beta: *beta }))))
             }
             QOp::L2Pool { .. } => {
                 bail!("layer `{}`: TFLite has no int8 L2_POOL_2D kernel; this model cannot be exported", l.name)

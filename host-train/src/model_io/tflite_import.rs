@@ -554,6 +554,7 @@ impl<'m> Graph<'m> {
                             input_multiplier: p.input_multiplier,
                             input_left_shift: p.input_left_shift,
                             diff_min: p.diff_min,
+                            beta,
                         },
                         [i8::MIN, i8::MAX],
                     )
