@@ -84,11 +84,26 @@ def inputs(shape, rng):
     return [np.asarray(x, dtype=np.int8).reshape(shape) for x in uniform + extreme + smooth]
 
 
+def arena_head(path):
+    """TFLM's recording allocator's 'Arena allocation head' (its activation plan, input and output
+    included), printed by its C++ side (on stderr) in a child process."""
+    import subprocess
+    code = ("from tflite_micro.python.tflite_micro import runtime; "
+            f"runtime.Interpreter.from_file({path!r}).print_allocations()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = r.stdout + r.stderr
+    for line in out.splitlines():
+        if "Arena allocation head" in line:
+            return int(line.split()[-2])
+    return None
+
+
 def run_tflm(fb, xs):
     with tempfile.NamedTemporaryFile(suffix=".tflite", delete=False) as f:
         f.write(fb)
         path = f.name
     try:
+        head = arena_head(path)
         interp = runtime.Interpreter.from_file(path)
         outs = []
         for x in xs:
@@ -96,7 +111,7 @@ def run_tflm(fb, xs):
             interp.invoke()
             outs.append(np.array(interp.get_output(0)).astype(np.int32).reshape(-1).tolist())
             interp.reset()
-        return outs
+        return outs, head
     finally:
         os.unlink(path)
 
@@ -117,7 +132,7 @@ def main():
                 w.assign(rng.uniform(-0.3, 0.3, w.shape).astype(np.float32))
         fb = convert(model, rng)
         xs = inputs(tuple(model.inputs[0].shape), rng)
-        expected = run_tflm(fb, xs)
+        expected, head = run_tflm(fb, xs)
         with open(os.path.join(OUT, name + ".tflite"), "wb") as f:
             f.write(fb)
         doc = {
@@ -127,6 +142,7 @@ def main():
                 f"tensorflow {tf.__version__}; outputs from tflite-micro {tflite_micro.__version__} on "
                 f"{datetime.date.today().isoformat()}. Regenerate: pip install tensorflow-cpu tflite-micro && "
                 f"python3 tools/gen_import_fixtures.py {name}"),
+            "tflm_arena_head_bytes": head,
             "samples": [{"input": x.reshape(-1).astype(np.int32).tolist(), "expected": e} for x, e in zip(xs, expected)],
         }
         with open(os.path.join(OUT, name + ".json"), "w") as f:

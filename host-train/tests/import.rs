@@ -38,6 +38,13 @@ fn imported_models_equal_tflite_micro_element_by_element() {
             elements += want.len();
         }
         assert!(elements > 0);
+        // Activation RAM next to TFLM's recording allocator (its arena head holds every
+        // activation tensor, the model's input and output included).
+        let tflm = doc["tflm_arena_head_bytes"].as_u64().expect("fixture records TFLM's arena head") as usize;
+        let ours = q.plan().bytes;
+        let total = ours + q.input.iter().product::<usize>() + q.num_classes();
+        assert!(ours <= tflm, "{name}: intermediate tensors need {ours} B, TFLM's whole plan {tflm} B");
+        eprintln!("{name}: arena {ours} B (+ input and output {} B outside it), TFLM arena head {tflm} B", total - ours);
         eprintln!(
             "{name}: {} layers, {elements} output elements equal to TFLM; notes: {:?}",
             q.layers.len(),
