@@ -150,6 +150,22 @@ enum Cmd {
         #[arg(long)]
         float: bool,
     },
+    /// Run the same .npy batch through microcnn (DIR/quantized.json) and through TensorFlow
+    /// Lite Micro (MODEL.tflite, with Python's `tflite-micro`) and compare every output element.
+    Compare {
+        /// Folder holding quantized.json.
+        #[arg(long)]
+        model_dir: PathBuf,
+        /// The .tflite file TFLM runs.
+        #[arg(long)]
+        tflite: PathBuf,
+        /// Input batch (.npy).
+        #[arg(long)]
+        input: PathBuf,
+        /// Python interpreter with tflite-micro.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
     /// Redraw the loss/accuracy curves of a finished run from its history.json.
     PlotHistory {
         /// history.json written by `train` or `finetune`.
@@ -866,6 +882,22 @@ fn run(cli: Cli) -> Result<()> {
                 rows.len(),
                 if float { "float32" } else { "int8" }
             );
+        }
+        Cmd::Compare { model_dir, tflite, input, python } => {
+            let q = host_train::report::load_qmodel(&model_dir)?;
+            let bytes = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
+            let items = host_train::model_io::npy::read_inputs(&bytes, &input.display().to_string(), &q)?;
+            let c = host_train::model_io::compare::compare(&q, &tflite, &items, &python)?;
+            let (mut equal, mut total) = (0, 0);
+            for (k, (e, n)) in c.items.iter().enumerate() {
+                println!("item {k}: {e}/{n} outputs equal to TFLite Micro");
+                equal += e;
+                total += n;
+            }
+            println!("{equal}/{total} output elements equal");
+            if let Some((k, i, ours, tflm)) = c.first_difference {
+                bail!("item {k}, output {i}: microcnn {ours}, TFLite Micro {tflm}");
+            }
         }
         Cmd::PlotHistory { history, out: png } => {
             host_train::fsio::require_extension(&png, "png", "--out")?;

@@ -44,7 +44,10 @@ fn imported_models_equal_tflite_micro_element_by_element() {
         let ours = q.plan().bytes;
         let total = ours + q.input.iter().product::<usize>() + q.num_classes();
         assert!(ours <= tflm, "{name}: intermediate tensors need {ours} B, TFLM's whole plan {tflm} B");
-        eprintln!("{name}: arena {ours} B (+ input and output {} B outside it), TFLM arena head {tflm} B", total - ours);
+        eprintln!(
+            "{name}: arena {ours} B (+ input and output {} B outside it), TFLM arena head {tflm} B",
+            total - ours
+        );
         eprintln!(
             "{name}: {} layers, {elements} output elements equal to TFLM; notes: {:?}",
             q.layers.len(),
