@@ -64,7 +64,8 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
                     let x = vec![0i8; q.input.iter().product()];
                     q.run(&x, &mut arena, &mut scores).expect("an imported model runs");
                     let back = host_train::tflite::export(&q).expect("an imported model exports");
-                    let again = host_train::model_io::tflite_import::import_tflite(&back, None, "fuzz").expect("re-import");
+                    let again =
+                        host_train::model_io::tflite_import::import_tflite(&back, None, "fuzz").expect("re-import");
                     assert_eq!(again.model, q, "export → import round trip");
                 }
             }
