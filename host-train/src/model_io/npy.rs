@@ -67,30 +67,23 @@ pub fn read_inputs(bytes: &[u8], what: &str, q: &QModel) -> Result<Vec<Vec<i8>>>
     Ok(values.chunks_exact(item).map(<[i8]>::to_vec).collect())
 }
 
-/// `rows` as an int8 `.npy` of shape `[N, width]`.
-pub fn write_i8(rows: &[Vec<i8>], width: usize) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
+/// `values` (`N·width` of them) as a `.npy` of shape `[N, width]` and `T`'s NumPy type.
+fn write<T: npyz::AutoSerialize>(n: usize, width: usize, values: impl IntoIterator<Item = T>) -> Result<Vec<u8>> {
     use npyz::WriterBuilder;
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&[rows.len() as u64, width as u64])
-        .writer(&mut buf)
-        .begin_nd()?;
-    w.extend(rows.iter().flatten().copied())?;
+    let mut buf = Vec::new();
+    let mut w =
+        npyz::WriteOptions::new().default_dtype().shape(&[n as u64, width as u64]).writer(&mut buf).begin_nd()?;
+    w.extend(values)?;
     w.finish()?;
     Ok(buf)
 }
 
+/// `rows` as an int8 `.npy` of shape `[N, width]`.
+pub fn write_i8(rows: &[Vec<i8>], width: usize) -> Result<Vec<u8>> {
+    write(rows.len(), width, rows.iter().flatten().copied())
+}
+
 /// `rows` dequantized (`scale · (q − zp)`) as a float32 `.npy` of shape `[N, width]`.
 pub fn write_f32(rows: &[Vec<i8>], width: usize, scale: f32, zp: i8) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    use npyz::WriterBuilder;
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&[rows.len() as u64, width as u64])
-        .writer(&mut buf)
-        .begin_nd()?;
-    w.extend(rows.iter().flatten().map(|&v| microcnn::quant::dequantize_i8(v, scale, zp)))?;
-    w.finish()?;
-    Ok(buf)
+    write(rows.len(), width, rows.iter().flatten().map(|&v| microcnn::quant::dequantize_i8(v, scale, zp)))
 }
