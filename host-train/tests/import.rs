@@ -120,3 +120,123 @@ fn fuzz_regressions_for_import_stay_fixed() {
         }
     }
 }
+
+/// Hand-broken variants of a fixture, each refused with an error that names the problem.
+#[test]
+fn broken_models_get_named_errors() {
+    use host_train::model_io::tflite_schema::tflite as fb;
+    use planus::ReadAsRoot;
+    let (_, good, _) = fixtures().into_iter().find(|(n, _, _)| n == "cnn_residual").unwrap();
+    let parsed = || fb::Model::try_from(fb::ModelRef::read_as_root(&good).unwrap()).unwrap();
+    let write = |m: &fb::Model| {
+        let mut b = planus::Builder::new();
+        let mut buf = b.finish(m, None).to_vec();
+        // A root offset then the identifier, as TFLite writes them (see tflite_export).
+        let root = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) + 4;
+        let mut out = root.to_le_bytes().to_vec();
+        out.extend_from_slice(b"TFL3");
+        out.append(&mut buf.split_off(4));
+        out
+    };
+    assert!(import_tflite(&write(&parsed()), None, "x").is_ok(), "the rewritten fixture imports");
+    fn sg(m: &mut fb::Model) -> &mut fb::SubGraph {
+        &mut m.subgraphs.as_mut().unwrap()[0]
+    }
+    type Edit = Box<dyn Fn(&mut fb::Model)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "tensor index out of range",
+            Box::new(|m| sg(m).operators.as_mut().unwrap()[0].inputs.as_mut().unwrap()[0] = 999),
+            "out of range",
+        ),
+        ("model input out of range", Box::new(|m| sg(m).inputs = Some(vec![-3])), "out of range"),
+        ("two inputs", Box::new(|m| sg(m).inputs = Some(vec![0, 1])), "2 inputs"),
+        (
+            "absurd shape",
+            Box::new(|m| sg(m).tensors.as_mut().unwrap()[0].shape = Some(vec![1, i32::MAX, 16, 3])),
+            "every dimension must be",
+        ),
+        (
+            "negative shape",
+            Box::new(|m| sg(m).tensors.as_mut().unwrap()[0].shape = Some(vec![1, -16, 16, 3])),
+            "every dimension must be",
+        ),
+        ("uint8 input", Box::new(|m| sg(m).tensors.as_mut().unwrap()[0].type_ = fb::TensorType::Uint8), "old-style"),
+        ("float input", Box::new(|m| sg(m).tensors.as_mut().unwrap()[0].type_ = fb::TensorType::Float32), "FLOAT32"),
+        ("int16 input", Box::new(|m| sg(m).tensors.as_mut().unwrap()[0].type_ = fb::TensorType::Int16), "INT16"),
+        (
+            "unsupported op",
+            Box::new(|m| {
+                let codes = m.operator_codes.as_mut().unwrap();
+                codes[0].builtin_code = fb::BuiltinOperator::Mul;
+                codes[0].deprecated_builtin_code = fb::BuiltinOperator::Mul as i8;
+            }),
+            "not supported yet",
+        ),
+        (
+            "opcode index out of range",
+            Box::new(|m| sg(m).operators.as_mut().unwrap()[0].opcode_index = 77),
+            "operator 0",
+        ),
+        (
+            "filter shape inconsistent",
+            Box::new(|m| {
+                let f = sg(m).operators.as_ref().unwrap()[0].inputs.as_ref().unwrap()[1] as usize;
+                sg(m).tensors.as_mut().unwrap()[f].shape = Some(vec![8, 3, 3, 4]);
+            }),
+            "operator 0",
+        ),
+        (
+            "weights buffer missing",
+            Box::new(|m| {
+                let f = sg(m).operators.as_ref().unwrap()[0].inputs.as_ref().unwrap()[1] as usize;
+                sg(m).tensors.as_mut().unwrap()[f].buffer = 100_000;
+            }),
+            "buffer",
+        ),
+        (
+            "scale not positive",
+            Box::new(|m| {
+                sg(m).tensors.as_mut().unwrap()[0].quantization.as_mut().unwrap().scale = Some(vec![f32::NAN]);
+            }),
+            "not a positive number",
+        ),
+        (
+            "zero point outside int8",
+            Box::new(|m| {
+                sg(m).tensors.as_mut().unwrap()[0].quantization.as_mut().unwrap().zero_point = Some(vec![300]);
+            }),
+            "outside int8",
+        ),
+        ("no operators", Box::new(|m| sg(m).operators = Some(vec![])), "no operators"),
+        (
+            "two subgraphs",
+            Box::new(|m| {
+                let s = m.subgraphs.as_ref().unwrap()[0].clone();
+                m.subgraphs.as_mut().unwrap().push(s);
+            }),
+            "2 subgraphs",
+        ),
+        ("schema version", Box::new(|m| m.version = 2), "version 2"),
+    ];
+    for (what, edit, needle) in cases {
+        let mut m = parsed();
+        edit(&mut m);
+        match import_tflite(&write(&m), None, "x") {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                assert!(msg.contains(needle), "{what}: error {msg:?} does not say {needle:?}");
+            }
+        }
+    }
+    // Every problem at once: two unsupported operators are both listed.
+    let mut m = parsed();
+    let codes = m.operator_codes.as_mut().unwrap();
+    for c in codes.iter_mut().take(2) {
+        c.builtin_code = fb::BuiltinOperator::Tanh;
+        c.deprecated_builtin_code = fb::BuiltinOperator::Tanh as i8;
+    }
+    let msg = format!("{:#}", import_tflite(&write(&m), None, "x").unwrap_err());
+    assert!(msg.matches("TANH").count() >= 2, "every unsupported operator listed: {msg}");
+}
