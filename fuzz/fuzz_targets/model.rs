@@ -6,10 +6,12 @@
 use std::sync::OnceLock;
 
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "../../models/tiny/model.rs"]
 mod tiny;
 
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "../../models/fashion/model.rs"]
 mod fashion;
 
