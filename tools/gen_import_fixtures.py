@@ -56,10 +56,26 @@ def lenet_valid():
     return tf.keras.Model(inp, x)
 
 
-MODELS = {"cnn_residual": cnn_residual, "lenet_valid": lenet_valid}
+def dscnn_float_io():
+    """A small DS-CNN keyword-spotter shape on a 49×10 spectrogram, converted with float input
+    and output: the converter adds QUANTIZE and DEQUANTIZE at the edges."""
+    x = inp = tf.keras.Input((49, 10, 1), batch_size=1)
+    x = L.Conv2D(16, (10, 4), strides=(2, 2), padding="same", activation="relu")(x)
+    for _ in range(2):
+        x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+        x = L.Conv2D(16, 1, activation="relu")(x)
+    x = L.AveragePooling2D((25, 5))(x)
+    x = L.Flatten()(x)
+    x = L.Dense(12)(x)
+    x = L.Softmax()(x)
+    return tf.keras.Model(inp, x)
 
 
-def convert(model, rng):
+MODELS = {"cnn_residual": cnn_residual, "lenet_valid": lenet_valid, "dscnn_float_io": dscnn_float_io}
+FLOAT_IO = {"dscnn_float_io"}
+
+
+def convert(model, rng, float_io=False):
     shape = model.inputs[0].shape
 
     def rep():
@@ -70,9 +86,19 @@ def convert(model, rng):
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = rep
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    if not float_io:
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
     return conv.convert()
+
+
+def float_inputs(shape, rng):
+    n = int(np.prod(shape))
+    uniform = [rng.uniform(-1.0, 1.0, size=n) for _ in range(3)]
+    extreme = [np.full(n, -1e6), np.full(n, 1e6), np.where(np.arange(n) % 2 == 0, -3.0, 3.0)]
+    ramp = np.linspace(-1.0, 1.0, n)
+    smooth = [ramp, ramp[::-1].copy(), np.sin(np.arange(n) / 7.0)]
+    return [np.asarray(x, dtype=np.float32).reshape(shape) for x in uniform + extreme + smooth]
 
 
 def inputs(shape, rng):
@@ -109,7 +135,8 @@ def run_tflm(fb, xs):
         for x in xs:
             interp.set_input(x, 0)
             interp.invoke()
-            outs.append(np.array(interp.get_output(0)).astype(np.int32).reshape(-1).tolist())
+            y = np.array(interp.get_output(0))
+            outs.append(y.reshape(-1).tolist() if y.dtype == np.float32 else y.astype(np.int32).reshape(-1).tolist())
             interp.reset()
         return outs, head
     finally:
@@ -130,8 +157,10 @@ def main():
         for w in model.weights:
             if "bias" in w.name:
                 w.assign(rng.uniform(-0.3, 0.3, w.shape).astype(np.float32))
-        fb = convert(model, rng)
-        xs = inputs(tuple(model.inputs[0].shape), rng)
+        float_io = name in FLOAT_IO
+        fb = convert(model, rng, float_io)
+        shape = tuple(model.inputs[0].shape)
+        xs = float_inputs(shape, rng) if float_io else inputs(shape, rng)
         expected, head = run_tflm(fb, xs)
         with open(os.path.join(OUT, name + ".tflite"), "wb") as f:
             f.write(fb)
@@ -143,7 +172,9 @@ def main():
                 f"{datetime.date.today().isoformat()}. Regenerate: pip install tensorflow-cpu tflite-micro && "
                 f"python3 tools/gen_import_fixtures.py {name}"),
             "tflm_arena_head_bytes": head,
-            "samples": [{"input": x.reshape(-1).astype(np.int32).tolist(), "expected": e} for x, e in zip(xs, expected)],
+            "float_io": float_io,
+            "samples": [{"input": (x.reshape(-1).tolist() if float_io else x.reshape(-1).astype(np.int32).tolist()), "expected": e}
+                        for x, e in zip(xs, expected)],
         }
         with open(os.path.join(OUT, name + ".json"), "w") as f:
             json.dump(doc, f, separators=(",", ":"))

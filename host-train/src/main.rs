@@ -885,9 +885,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Compare { model_dir, tflite, input, python } => {
             let q = host_train::report::load_qmodel(&model_dir)?;
-            let bytes = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
-            let items = host_train::model_io::npy::read_inputs(&bytes, &input.display().to_string(), &q)?;
-            let c = host_train::model_io::compare::compare(&q, &tflite, &items, &python)?;
+            let c = host_train::model_io::compare::compare(&q, &tflite, &input, &python)?;
             let (mut equal, mut total) = (0, 0);
             for (k, (e, n)) in c.items.iter().enumerate() {
                 println!("item {k}: {e}/{n} outputs equal to TFLite Micro");

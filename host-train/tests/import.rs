@@ -4,6 +4,7 @@
 //! element must equal what TFLM computed.
 
 use host_train::model_io::tflite_import::import_tflite;
+use microcnn::quant::{dequantize_i8, quantize_f32};
 use serde_json::Value;
 use std::path::Path;
 
@@ -29,13 +30,33 @@ fn imported_models_equal_tflite_micro_element_by_element() {
         let q = &imported.model;
         let mut arena = vec![0i8; q.plan().bytes];
         let mut elements = 0;
+        let float_io = doc["float_io"].as_bool().unwrap_or(false);
+        let out_q = q.layers.last().unwrap().output_q;
         for (k, s) in doc["samples"].as_array().unwrap().iter().enumerate() {
-            let x: Vec<i8> = s["input"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i8).collect();
-            let want: Vec<i8> = s["expected"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i8).collect();
-            let mut got = vec![0i8; want.len()];
+            let values = s["input"].as_array().unwrap();
+            // Float inputs are quantized as TFLite's QUANTIZE does (what `microcnn run` does).
+            let x: Vec<i8> = if float_io {
+                values
+                    .iter()
+                    .map(|v| quantize_f32(v.as_f64().unwrap() as f32, q.input_q.scale, q.input_q.zero_point))
+                    .collect()
+            } else {
+                values.iter().map(|v| v.as_i64().unwrap() as i8).collect()
+            };
+            let expected = s["expected"].as_array().unwrap();
+            let mut got = vec![0i8; expected.len()];
             q.run(&x, &mut arena, &mut got).unwrap_or_else(|e| panic!("{name} sample {k}: {e}"));
-            assert_eq!(got, want, "{name}: sample {k} differs from TFLite Micro");
-            elements += want.len();
+            if float_io {
+                // Dequantized as TFLite's DEQUANTIZE does; equal to the bit.
+                let got: Vec<u32> =
+                    got.iter().map(|&v| dequantize_i8(v, out_q.scale, out_q.zero_point).to_bits()).collect();
+                let want: Vec<u32> = expected.iter().map(|v| (v.as_f64().unwrap() as f32).to_bits()).collect();
+                assert_eq!(got, want, "{name}: sample {k} differs from TFLite Micro");
+            } else {
+                let want: Vec<i8> = expected.iter().map(|v| v.as_i64().unwrap() as i8).collect();
+                assert_eq!(got, want, "{name}: sample {k} differs from TFLite Micro");
+            }
+            elements += expected.len();
         }
         assert!(elements > 0);
         // Activation RAM next to TFLM's recording allocator (its arena head holds every

@@ -134,9 +134,12 @@ impl<'m> Graph<'m> {
             let ty = g.tensors[t].type_;
             match ty {
                 fb::TensorType::Int8 => {}
+                // Float at the edges of an int8 model: TFLite's converter puts a QUANTIZE after
+                // the input and a DEQUANTIZE before the output, which import takes over.
+                fb::TensorType::Float32 if g.float_edge(t, what == "input") => {}
                 fb::TensorType::Float32 => bail!(
-                    "the model's {what} is FLOAT32: convert with inference_input_type = inference_output_type = tf.int8 \
-                     (float inputs and outputs around an int8 model are not supported yet)"
+                    "the model's {what} is FLOAT32 without a QUANTIZE/DEQUANTIZE at that edge: \
+                     this is a float model; convert it to full int8 with a representative dataset"
                 ),
                 fb::TensorType::Uint8 => bail!(
                     "the model's {what} is UINT8: this is an old-style (uint8, asymmetric) quantized model; \
@@ -149,6 +152,27 @@ impl<'m> Graph<'m> {
             }
         }
         Ok(g)
+    }
+
+    /// Whether the float tensor `t` is the model input read only by a QUANTIZE to int8 (the
+    /// first operator), or the model output written by a DEQUANTIZE from int8 (the last).
+    fn float_edge(&self, t: usize, input: bool) -> bool {
+        let (op, code) = if input {
+            (self.ops.first(), fb::BuiltinOperator::Quantize)
+        } else {
+            (self.ops.last(), fb::BuiltinOperator::Dequantize)
+        };
+        let Some(op) = op else { return false };
+        let io = |v: &Option<Vec<i32>>| v.as_deref().unwrap_or_default().to_vec();
+        let (ins, outs) = (io(&op.inputs), io(&op.outputs));
+        let other = if input { outs.first() } else { ins.first() };
+        let this = if input { ins.first() } else { outs.first() };
+        self.op_code(op) == Some(code)
+            && this.copied() == Some(t as i32)
+            && ins.len() == 1
+            && outs.len() == 1
+            && other.and_then(|&o| usize::try_from(o).ok()).and_then(|o| self.tensors.get(o)).map(|t| t.type_)
+                == Some(fb::TensorType::Int8)
     }
 
     fn op_code(&self, op: &fb::Operator) -> Option<fb::BuiltinOperator> {
@@ -308,6 +332,17 @@ impl<'m> Graph<'m> {
     fn check_op(&self, _i: usize, op: &fb::Operator) -> Result<()> {
         use fb::BuiltinOperator as B;
         let Some(code) = self.op_code(op) else { bail!("not a builtin operator") };
+        if code == B::Quantize || code == B::Dequantize {
+            let edge = if code == B::Quantize {
+                self.float_edge(self.input, true) && std::ptr::eq(op, &self.ops[0])
+            } else {
+                self.float_edge(self.output, false) && std::ptr::eq(op, &self.ops[self.ops.len() - 1])
+            };
+            if !edge {
+                bail!("only a float→int8 QUANTIZE of the model input and an int8→float DEQUANTIZE of its output are supported (a requantizing QUANTIZE inside the model is not supported yet)");
+            }
+            return Ok(());
+        }
         let supported = matches!(
             code,
             B::Conv2d
@@ -324,7 +359,7 @@ impl<'m> Graph<'m> {
                 | B::Relu6
         );
         if !supported {
-            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, SOFTMAX, RELU, RELU6, RESHAPE, SQUEEZE)");
+            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, SOFTMAX, RELU, RELU6, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
         }
         let out = self.output_of(op)?;
         self.act_q(out).context("output")?;
@@ -383,10 +418,32 @@ impl<'m> Graph<'m> {
         let mut notes = Vec::new();
         let mut ops = Vec::new();
         let input_shape = self.hwc(self.input)?;
-        let input_q = self.act_q(self.input)?;
+        // A float input: the int8 model starts at its QUANTIZE, whose output quantization the
+        // host (`run`) applies to float inputs exactly as TFLite's QUANTIZE does.
+        let float_in = self.tensors[self.input].type_ == fb::TensorType::Float32;
+        let first_int8 = if float_in { self.output_of(&self.ops[0])? } else { self.input };
+        let input_q = self.act_q(first_int8)?;
+        if float_in {
+            id.insert(first_int8, 0);
+            notes.push(format!(
+                "float32 input: quantized with scale {} and zero point {} as TFLite's QUANTIZE does (`run` takes float .npy)",
+                input_q.scale, input_q.zero_point
+            ));
+        }
         let mut cur = (0usize, input_shape, input_q); // (tensor id, shape, quantization)
         for (i, op) in self.ops.iter().enumerate() {
             let code = self.op_code(op).ok_or_else(|| anyhow!("operator {i}: not a builtin"))?;
+            if code == B::Quantize {
+                continue; // the float input's, taken over above (check_op allows no other)
+            }
+            if code == B::Dequantize {
+                let out_t = self.output_of(op)?;
+                id.insert(out_t, cur.0);
+                notes.push(
+                    "float32 output: the int8 output dequantized as TFLite's DEQUANTIZE does (`run --float`)".into(),
+                );
+                continue;
+            }
             let at = |e: anyhow::Error| e.context(format!("operator {i} ({})", tflite_op_name(code)));
             let out_t = self.output_of(op).map_err(at)?;
             let out_q = self.act_q(out_t).map_err(at)?;
