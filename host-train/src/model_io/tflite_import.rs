@@ -20,7 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use microcnn::pool::MeanParams;
 use microcnn::quant::conv_multipliers;
 use microcnn::softmax::SoftmaxParams;
-use microcnn::{ActivationRange, Padding, Requant};
+use microcnn::{ActivationRange, Requant};
 use std::collections::HashMap;
 
 /// What `import` found besides the model: per-layer notes (unread rows/columns).
@@ -30,8 +30,6 @@ pub struct Imported {
     pub model: QModel,
     /// One line per layer that TFLite's VALID padding makes skip input rows or columns.
     pub notes: Vec<String>,
-    /// The TFLite operator each layer came from.
-    pub ops: Vec<String>,
 }
 
 /// Largest `.tflite` accepted (the flatbuffer format itself stops at 2 GiB).
@@ -70,7 +68,7 @@ pub fn import_tflite(bytes: &[u8], name: Option<&str>, default_name: &str) -> Re
     let g = Graph::new(&model, sg)?;
     let mut problems = Vec::new();
     for (i, op) in g.ops.iter().enumerate() {
-        if let Err(e) = g.check_op(i, op) {
+        if let Err(e) = g.check_op(op) {
             problems.push(format!("operator {i} ({}): {e:#}", g.op_name(op)));
         }
     }
@@ -329,7 +327,7 @@ impl<'m> Graph<'m> {
     }
 
     /// Everything about `op` that this importer cannot express, as one error.
-    fn check_op(&self, _i: usize, op: &fb::Operator) -> Result<()> {
+    fn check_op(&self, op: &fb::Operator) -> Result<()> {
         use fb::BuiltinOperator as B;
         let Some(code) = self.op_code(op) else { bail!("not a builtin operator") };
         if code == B::Quantize || code == B::Dequantize {
@@ -416,7 +414,6 @@ impl<'m> Graph<'m> {
         let mut id: HashMap<usize, usize> = HashMap::from([(self.input, 0)]);
         let mut layers: Vec<QLayer> = Vec::new();
         let mut notes = Vec::new();
-        let mut ops = Vec::new();
         let input_shape = self.hwc(self.input)?;
         // A float input: the int8 model starts at its QUANTIZE, whose output quantization the
         // host (`run`) applies to float inputs exactly as TFLite's QUANTIZE does.
@@ -655,7 +652,6 @@ impl<'m> Graph<'m> {
                 act: clamp,
                 op: op_q,
             });
-            ops.push(tflite_op_name(code));
             cur = (layers.len(), out_shape, out_q);
             id.insert(out_t, cur.0);
         }
@@ -686,7 +682,7 @@ impl<'m> Graph<'m> {
             model.name = n.to_string();
         }
         model.validate().context("the imported model does not pass microcnn's checks")?;
-        Ok(Imported { model, notes, ops })
+        Ok(Imported { model, notes })
     }
 
     /// The names an export by microcnn recorded, if this file is one.
@@ -769,21 +765,16 @@ fn activation_ok(f: fb::ActivationFunctionType) -> Result<()> {
 
 /// TFLM's `CalculateActivationRangeQuantized`: the int8 clamp a fused activation becomes.
 fn activation(f: fb::ActivationFunctionType, q: QParams) -> [i8; 2] {
-    let quantize = |x: f32| (q.zero_point as i32).saturating_add(libm_round(x / q.scale)).clamp(-128, 127) as i8;
+    let quantize = |x: f32| (q.zero_point as i32).saturating_add((x / q.scale).round() as i32).clamp(-128, 127) as i8;
     match f {
         fb::ActivationFunctionType::Relu => [q.zero_point, 127],
         fb::ActivationFunctionType::Relu6 => {
             let r = ActivationRange::relu6(q.zero_point, q.scale);
             [r.min, r.max]
         }
-        fb::ActivationFunctionType::ReluN1To1 => [quantize(-1.0).max(-128), quantize(1.0)],
+        fb::ActivationFunctionType::ReluN1To1 => [quantize(-1.0), quantize(1.0)],
         _ => [i8::MIN, i8::MAX],
     }
-}
-
-/// `std::round` of an `f32` to `i32`, saturating.
-fn libm_round(x: f32) -> i32 {
-    x.round() as i32
 }
 
 /// TFLite's name of a builtin operator (`CONV_2D`).
@@ -811,14 +802,4 @@ pub fn tflite_op_name(code: fb::BuiltinOperator) -> String {
         s.push(ch.to_ascii_uppercase());
     }
     s
-}
-
-/// Which layer kinds a padding of the runtime corresponds to (for the summary).
-pub fn padding_name(p: Padding) -> &'static str {
-    match p {
-        Padding::Valid => "valid",
-        Padding::ValidFloor => "valid_floor",
-        Padding::Same => "same",
-        Padding::Explicit { .. } => "explicit",
-    }
 }

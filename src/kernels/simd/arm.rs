@@ -131,11 +131,10 @@ pub(crate) fn conv2x2(
         lo: lo as i32 - zp as i32,
         hi: hi as i32 - zp as i32,
     };
-    // SAFETY: the routine reads w[..channels·k], x[..k], x[GAP..GAP + k] and
-    // table[..channels], and writes out0[..channels] and out1[..channels] — all in bounds by
-    // the checks above; `args` lives across the call. It saves and restores r4–r11 and lr and
-    // keeps the stack 8-byte aligned (AAPCS); unaligned word loads are allowed on the cores
-    // it is built for.
+    // The routine reads w[..channels·k], x[..k], x[GAP..GAP + k] and table[..channels], writes
+    // out0[..channels] and out1[..channels], saves and restores r4–r11 and lr, and keeps the
+    // stack 8-byte aligned (AAPCS); unaligned word loads are allowed on these cores.
+    // SAFETY: every one of those ranges is in bounds by the checks above; `args` outlives the call.
     unsafe { microcnn_conv2x2_s8(&args) };
     channels
 }
@@ -235,12 +234,11 @@ pub(crate) fn depthwise4(
         hi: hi as i32 - zp as i32,
         offset,
     };
-    // SAFETY: the routine reads, for every tap (r, k) with r < rows and k < cols, the
-    // `channels` bytes at input[x + r·x_row + k·x_col..] and filter[w + r·w_row + k·w_col..],
-    // all below `x_end ≤ input.len()` and `w_end ≤ filter.len()` (checked above, without
-    // overflow; the in-slice start indices keep every address inside the slices), reads
-    // table[..channels] and writes out[..channels]. It saves and restores r4–r11 and lr and
-    // keeps the stack 8-byte aligned (AAPCS).
+    // The routine reads, for every tap (r, k) with r < rows and k < cols, the `channels` bytes
+    // at input[x + r·x_row + k·x_col..] and filter[w + r·w_row + k·w_col..], reads
+    // table[..channels], writes out[..channels], and saves/restores r4–r11 and lr (AAPCS).
+    // SAFETY: all reads end below `x_end ≤ input.len()` / `w_end ≤ filter.len()` (checked above
+    // without overflow, from in-slice starts); `args` outlives the call.
     unsafe { microcnn_depthwise4_s8(&args) };
     channels
 }
