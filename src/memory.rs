@@ -144,27 +144,59 @@ pub fn arena_io<const N: usize>(
     inputs: [(usize, usize); N],
     output: (usize, usize),
 ) -> Result<([&[i8]; N], &mut [i8])> {
-    let (o, olen) = output;
-    let end = o.checked_add(olen).ok_or(Error::TooLarge)?;
-    if end > arena.len() {
-        return Err(Error::LengthMismatch { expected: end, actual: arena.len() });
-    }
-    let (left, rest) = arena.split_at_mut(o);
-    let (out, right) = rest.split_at_mut(olen);
-    let (left, right): (&[i8], &[i8]) = (left, right);
+    let (split, out) = ArenaSplit::new(arena, output)?;
     let mut views: [&[i8]; N] = [&[]; N];
-    for (view, &(off, len)) in views.iter_mut().zip(inputs.iter()) {
-        let stop = off.checked_add(len).ok_or(Error::TooLarge)?;
-        *view = if stop <= o {
-            &left[off..stop]
-        } else if off >= end {
-            let (a, b) = (off - end, stop - end);
-            right.get(a..b).ok_or(Error::LengthMismatch { expected: stop, actual: end + right.len() })?
-        } else {
-            return Err(Error::ShapeMismatch);
-        };
+    for (view, &region) in views.iter_mut().zip(inputs.iter()) {
+        *view = split.input(region)?;
     }
     Ok((views, out))
+}
+
+/// An arena split around one layer's output: the read-only parts before and after it, from
+/// which any number of inputs can be borrowed while the output is written ([`arena_io`] for a
+/// count known at compile time; the host executor for ops with a variable number of inputs).
+#[derive(Debug)]
+pub struct ArenaSplit<'a> {
+    left: &'a [i8],
+    right: &'a [i8],
+    start: usize,
+    end: usize,
+}
+
+impl<'a> ArenaSplit<'a> {
+    /// Splits `arena` around `output = (offset, length)`; returns the split and the output.
+    ///
+    /// # Errors
+    ///
+    /// As [`arena_io`].
+    pub fn new(arena: &'a mut [i8], output: (usize, usize)) -> Result<(Self, &'a mut [i8])> {
+        let (o, olen) = output;
+        let end = o.checked_add(olen).ok_or(Error::TooLarge)?;
+        if end > arena.len() {
+            return Err(Error::LengthMismatch { expected: end, actual: arena.len() });
+        }
+        let (left, rest) = arena.split_at_mut(o);
+        let (out, right) = rest.split_at_mut(olen);
+        Ok((ArenaSplit { left, right, start: o, end }, out))
+    }
+
+    /// The input region `(offset, length)`, which must not overlap the output.
+    ///
+    /// # Errors
+    ///
+    /// As [`arena_io`].
+    pub fn input(&self, region: (usize, usize)) -> Result<&'a [i8]> {
+        let (off, len) = region;
+        let stop = off.checked_add(len).ok_or(Error::TooLarge)?;
+        if stop <= self.start {
+            Ok(&self.left[off..stop])
+        } else if off >= self.end {
+            let (a, b) = (off - self.end, stop - self.end);
+            self.right.get(a..b).ok_or(Error::LengthMismatch { expected: stop, actual: self.end + self.right.len() })
+        } else {
+            Err(Error::ShapeMismatch)
+        }
+    }
 }
 
 #[cfg(test)]

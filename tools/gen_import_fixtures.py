@@ -71,12 +71,84 @@ def dscnn_float_io():
     return tf.keras.Model(inp, x)
 
 
-MODELS = {"cnn_residual": cnn_residual, "lenet_valid": lenet_valid, "dscnn_float_io": dscnn_float_io}
+def resnet8():
+    """MLPerf Tiny's ResNet-8 image classifier shape on 32×32×3: three stacks, the second and third
+    with a strided 1×1 convolution on the shortcut (a branch that is not a chain), folded
+    batch norm."""
+    x = inp = tf.keras.Input((32, 32, 3), batch_size=1)
+    x = L.Conv2D(16, 3, padding="same")(x)
+    x = L.BatchNormalization()(x)
+    x = L.Activation("relu")(x)
+    for filters, stride in [(16, 1), (32, 2), (64, 2)]:
+        y = L.Conv2D(filters, 3, strides=stride, padding="same")(x)
+        y = L.BatchNormalization()(y)
+        y = L.Activation("relu")(y)
+        y = L.Conv2D(filters, 3, padding="same")(y)
+        y = L.BatchNormalization()(y)
+        if stride != 1:
+            x = L.Conv2D(filters, 1, strides=stride, padding="same")(x)
+        x = L.Add()([x, y])
+        x = L.Activation("relu")(x)
+    x = L.AveragePooling2D(8)(x)
+    x = L.Flatten()(x)
+    x = L.Dense(10)(x)
+    x = L.Softmax()(x)
+    return tf.keras.Model(inp, x)
+
+
+def dag_concat_pad():
+    """Branches and merges beyond a residual: an inception-style block (three branches joined by
+    CONCATENATION on channels), a ZeroPadding2D (PAD) before a VALID convolution, asymmetric
+    padding, a concatenation on rows, a second use of an early tensor late in the graph."""
+    x = inp = tf.keras.Input((16, 16, 4), batch_size=1)
+    stem = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    a = L.Conv2D(4, 1, activation="relu")(stem)
+    b = L.Conv2D(6, 3, padding="same", activation="relu")(stem)
+    c = L.MaxPooling2D(3, strides=1, padding="same")(stem)
+    x = L.Concatenate()([a, b, c])
+    x = L.ZeroPadding2D(((1, 2), (0, 1)))(x)
+    x = L.Conv2D(8, 3, strides=2, activation="relu")(x)
+    skip = L.Conv2D(8, 1, strides=2, padding="same")(stem)
+    x = L.Concatenate(axis=1)([x, skip])
+    x = L.DepthwiseConv2D(3, padding="same")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(5)(x)
+    return tf.keras.Model(inp, x)
+
+
+def mobilenet_v1_025():
+    """MobileNetV1 with width 0.25 on 96×96×3 (MLPerf Tiny's visual wake words shape), as
+    keras.applications builds it: ZeroPadding2D before each strided depthwise convolution,
+    ReLU6, a 1×1 convolution as classifier, reshape, softmax."""
+    return tf.keras.applications.MobileNet(input_shape=(96, 96, 3), alpha=0.25, weights=None, classes=2)
+
+
+def fc_autoencoder():
+    """MLPerf Tiny's anomaly-detection autoencoder shape: 640 → 4×128 → 8 → 4×128 → 640, dense
+    layers with folded batch norm and ReLU."""
+    x = inp = tf.keras.Input((640,), batch_size=1)
+    for units in [128, 128, 128, 128, 8, 128, 128, 128, 128]:
+        x = L.Dense(units)(x)
+        x = L.BatchNormalization()(x)
+        x = L.Activation("relu")(x)
+    x = L.Dense(640)(x)
+    return tf.keras.Model(inp, x)
+
+
+MODELS = {
+    "cnn_residual": cnn_residual,
+    "lenet_valid": lenet_valid,
+    "dscnn_float_io": dscnn_float_io,
+    "resnet8": resnet8,
+    "dag_concat_pad": dag_concat_pad,
+    "mobilenet_v1_025": mobilenet_v1_025,
+    "fc_autoencoder": fc_autoencoder,
+}
 FLOAT_IO = {"dscnn_float_io"}
 
 
 def convert(model, rng, float_io=False):
-    shape = model.inputs[0].shape
+    shape = tuple(d or 1 for d in model.inputs[0].shape)
 
     def rep():
         for _ in range(64):
@@ -155,11 +227,15 @@ def main():
         model = make()
         # Non-zero biases, so the converted model exercises them.
         for w in model.weights:
-            if "bias" in w.name:
+            if "bias" in w.name or "beta" in w.name:
                 w.assign(rng.uniform(-0.3, 0.3, w.shape).astype(np.float32))
+            elif "moving_mean" in w.name:
+                w.assign(rng.uniform(-0.2, 0.2, w.shape).astype(np.float32))
+            elif "moving_variance" in w.name or "gamma" in w.name:
+                w.assign(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
         float_io = name in FLOAT_IO
         fb = convert(model, rng, float_io)
-        shape = tuple(model.inputs[0].shape)
+        shape = tuple(d or 1 for d in model.inputs[0].shape)
         xs = float_inputs(shape, rng) if float_io else inputs(shape, rng)
         expected, head = run_tflm(fb, xs)
         with open(os.path.join(OUT, name + ".tflite"), "wb") as f:

@@ -100,7 +100,17 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
     let labels: Vec<String> =
         (0..k).map(|i| format!("{:?}", q.classes.get(i).cloned().unwrap_or_else(|| i.to_string()))).collect();
     let _ = writeln!(s, "/// Class names.\npub const LABELS: [&str; NUM_CLASSES] = [{}];", labels.join(", "));
-    let _ = writeln!(s, "/// Bytes of scratch arena `run` needs (planned: largest live input + output pair).\npub const ARENA_BYTES: usize = {};", plan.bytes);
+    let _ = writeln!(s, "/// Bytes of arena `run` needs: every activation tensor, the input and the scores included, placed\n/// by the planner so that tensors alive at the same time never overlap.\npub const ARENA_BYTES: usize = {};", plan.bytes);
+    let _ = writeln!(
+        s,
+        "/// Where [`run_in_place`] reads the input in the arena.\npub const INPUT_OFFSET: usize = {};",
+        plan.offset[0]
+    );
+    let _ = writeln!(
+        s,
+        "/// Where [`run_in_place`] leaves the scores in the arena.\npub const OUTPUT_OFFSET: usize = {};",
+        plan.offset[q.layers.len()]
+    );
     let weights: usize = q.layers.iter().map(weight_bytes).sum();
     let _ = writeln!(
         s,
@@ -117,81 +127,66 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
         layer_items(&mut s, i, l);
     }
 
-    // Compile-time checks: each layer's input is the previous output, and the arena holds every
+    // Compile-time checks: each layer's input is the tensor it reads, and the arena holds every
     // live input/output pair.
-    let _ = writeln!(s, "const _: () = assert!(L0_IN.len() == INPUT_LEN);");
-    for i in 1..q.layers.len() {
-        let _ = writeln!(s, "const _: () = assert!(L{i}_IN.len() == L{}_OUT.len());", i - 1);
+    for i in 0..q.layers.len() {
+        match q.source_of(i) {
+            0 => {
+                let _ = writeln!(s, "const _: () = assert!(L{i}_IN.len() == INPUT_LEN);");
+            }
+            t => {
+                let _ = writeln!(s, "const _: () = assert!(L{i}_IN.len() == L{}_OUT.len());", t - 1);
+            }
+        }
     }
     let _ = writeln!(s, "const _: () = assert!(L{}_OUT.len() == NUM_CLASSES);", q.layers.len() - 1);
-    for (t, off) in plan.offset.iter().enumerate() {
-        if let Some(o) = off {
-            let _ = writeln!(s, "const _: () = assert!({o} + L{}_OUT.len() <= ARENA_BYTES);", t - 1);
-        }
+    let _ = writeln!(s, "const _: () = assert!(INPUT_OFFSET + INPUT_LEN <= ARENA_BYTES);");
+    for (t, o) in plan.offset.iter().enumerate().skip(1) {
+        let _ = writeln!(s, "const _: () = assert!({o} + L{}_OUT.len() <= ARENA_BYTES);", t - 1);
     }
 
     s.push_str("\n/// Runs one inference: `input` (quantized with INPUT_SCALE/INPUT_ZERO_POINT) to int8 class\n");
-    s.push_str("/// scores in `scores`, using only `arena` as working memory. No heap, no set-up.\n///\n");
+    s.push_str("/// scores in `scores`, using only `arena` as working memory (the input is copied in and the\n");
+    s.push_str("/// scores out; [`run_in_place`] avoids both copies). No heap, no set-up.\n///\n");
     s.push_str("/// # Errors\n///\n/// Only if a kernel rejects its arguments, which the compile-time checks above rule out.\n");
     s.push_str("pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES]) -> Result<(), Error> {\n");
     s.push_str("    run_observed(input, arena, scores, |_| {})\n}\n\n");
     s.push_str("/// As [`run`], calling `after_layer(i)` after layer `i` (for per-layer timing on a target).\n///\n/// # Errors\n///\n/// As [`run`].\n");
-    s.push_str("pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], mut after_layer: impl FnMut(usize)) -> Result<(), Error> {\n");
+    s.push_str("pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], after_layer: impl FnMut(usize)) -> Result<(), Error> {\n");
+    s.push_str("    arena[INPUT_OFFSET..INPUT_OFFSET + INPUT_LEN].copy_from_slice(input);\n");
+    s.push_str("    run_in_place(arena, after_layer)?;\n");
+    s.push_str("    scores.copy_from_slice(&arena[OUTPUT_OFFSET..OUTPUT_OFFSET + NUM_CLASSES]);\n    Ok(())\n}\n\n");
+    s.push_str("/// Runs one inference on the input already in `arena[INPUT_OFFSET..][..INPUT_LEN]`, leaving the\n");
+    s.push_str("/// scores in `arena[OUTPUT_OFFSET..][..NUM_CLASSES]` (the input is overwritten once it is dead):\n");
+    s.push_str("/// all activation memory in one arena, as TFLite Micro keeps it. Calls `after_layer(i)` after\n/// layer `i`.\n///\n/// # Errors\n///\n/// As [`run`].\n");
+    s.push_str("pub fn run_in_place(arena: &mut [i8; ARENA_BYTES], mut after_layer: impl FnMut(usize)) -> Result<(), Error> {\n");
     for (i, l) in q.layers.iter().enumerate() {
         let _ = writeln!(s, "    // {}: {}", comment(&l.name), op_name(&l.op));
         let _ = writeln!(s, "    {{");
         let ins = q.inputs_of(i);
-        let names = ["src", "skip"];
-        let region = |t: usize| plan.offset[t].map(|o| (o, q.tensor_len(t)));
-        match plan.offset[i + 1] {
-            Some(o) => {
-                let arena_ins: Vec<(usize, (usize, usize))> =
-                    ins.iter().enumerate().filter_map(|(k, &t)| region(t).map(|r| (k, r))).collect();
-                if arena_ins.is_empty() {
-                    let _ = writeln!(s, "        let dst = &mut arena[{o}..{}];", o + q.out_len(i));
-                } else {
-                    let binds: Vec<&str> = arena_ins.iter().map(|(k, _)| names[*k]).collect();
-                    let regions: Vec<String> = arena_ins.iter().map(|(_, (a, len))| format!("({a}, {len})")).collect();
-                    let _ = writeln!(
-                        s,
-                        "        let ([{}], dst) = arena_io(arena, [{}], ({o}, {}))?;",
-                        binds.join(", "),
-                        regions.join(", "),
-                        q.out_len(i)
-                    );
-                }
-                for (k, &t) in ins.iter().enumerate() {
-                    if region(t).is_none() {
-                        let _ = writeln!(s, "        let {} = &input[..];", names[k]);
-                    }
-                }
-            }
-            None => {
-                for (k, &t) in ins.iter().enumerate() {
-                    match region(t) {
-                        Some((a, len)) => {
-                            let _ = writeln!(s, "        let {} = &arena[{a}..{}];", names[k], a + len);
-                        }
-                        None => {
-                            let _ = writeln!(s, "        let {} = &input[..];", names[k]);
-                        }
-                    }
-                }
-                let _ = writeln!(s, "        let dst = &mut scores[..];");
-            }
-        }
+        let names: Vec<String> = (0..ins.len()).map(input_name).collect();
+        let regions: Vec<String> = ins.iter().map(|&t| format!("({}, {})", plan.offset[t], q.tensor_len(t))).collect();
+        let _ = writeln!(
+            s,
+            "        let ([{}], dst) = arena_io(arena, [{}], ({}, {}))?;",
+            names.join(", "),
+            regions.join(", "),
+            plan.offset[i + 1],
+            q.out_len(i)
+        );
         let _ = writeln!(s, "        {}", call(i, l));
         let _ = writeln!(s, "    }}\n    after_layer({i});");
     }
     s.push_str("    Ok(())\n}\n");
     // Import exactly what the body uses (no unused-import warnings under -D warnings).
     let body = s.split_off(header_len);
-    const ITEMS: [(&str, &[&str]); 9] = [
+    const ITEMS: [(&str, &[&str]); 10] = [
         ("microcnn::activation", &["clamp_in_place_i8"]),
         ("microcnn::add", &["add_i8", "AddParams"]),
         ("microcnn::memory", &["arena_io"]),
         ("microcnn::conv", &["conv2d_i8", "conv2d_output_shape", "ConvParams", "ConvWeights"]),
         ("microcnn::dense", &["dense_i8", "DenseParams", "DenseWeights"]),
+        ("microcnn::layout", &["concat_i8", "pad_i8", "PadParams"]),
         ("microcnn::depthwise", &["depthwise_conv2d_i8", "depthwise_conv2d_output_shape"]),
         (
             "microcnn::pool",
@@ -245,7 +240,9 @@ fn op_name(op: &QOp) -> &'static str {
         QOp::Mean { .. } => "global average pool",
         QOp::Clamp => "relu",
         QOp::Softmax { .. } => "softmax",
-        QOp::Add { .. } => "residual add",
+        QOp::Add { .. } => "add",
+        QOp::Pad { .. } => "pad",
+        QOp::Concat { .. } => "concatenation",
     }
 }
 
@@ -337,12 +334,32 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             );
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
+        QOp::Pad { before, after, value } => {
+            let _ = writeln!(
+                s,
+                "const {name}: PadParams = PadParams {{ before: {before:?}, after: {after:?}, value: {value} }};"
+            );
+            let _ = writeln!(s, "const L{i}_OUT: Shape = const_unwrap!({name}.output_shape(L{i}_IN));");
+        }
+        QOp::Concat { .. } => {
+            let _ =
+                writeln!(s, "const L{i}_OUT: Shape = Shape::image({}, {}, {});", l.output[0], l.output[1], l.output[2]);
+        }
         QOp::Softmax { input_multiplier, input_left_shift, diff_min, .. } => {
             let _ = writeln!(s, "const {name}: SoftmaxParams = SoftmaxParams {{ input_multiplier: {input_multiplier}, input_left_shift: {input_left_shift}, diff_min: {diff_min}, output_zero_point: {zo} }};");
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
     }
     s.push('\n');
+}
+
+/// The generated code's name for a layer's `k`-th input.
+fn input_name(k: usize) -> String {
+    if k == 0 {
+        "src".into()
+    } else {
+        format!("in{k}")
+    }
 }
 
 fn call(i: usize, l: &QLayer) -> String {
@@ -364,7 +381,12 @@ fn call(i: usize, l: &QLayer) -> String {
         QOp::Conv { .. } => format!("conv2d_i8(&{name}, &{}, src, L{i}_IN, dst)?;", w("conv")),
         QOp::Dense { .. } => format!("dense_i8(&{name}, &{}, src, L{i}_IN, dst)?;", w("dense")),
         QOp::Pool { max: true, .. } => format!("max_pool2d_i8(&{name}, src, L{i}_IN, dst)?;"),
-        QOp::Add { .. } => format!("add_i8(&{name}, src, skip, dst)?;"),
+        QOp::Add { .. } => format!("add_i8(&{name}, src, in1, dst)?;"),
+        QOp::Pad { .. } => format!("pad_i8(&{name}, L{i}_IN, src, dst)?;"),
+        QOp::Concat { axis, others } => {
+            let ins: Vec<String> = (0..=others.len()).map(input_name).collect();
+            format!("concat_i8(&[{}], {}, dst)?;", ins.join(", "), crate::quantize::concat_outer(l.output, *axis))
+        }
         QOp::Pool { .. } => format!("avg_pool2d_i8(&{name}, src, L{i}_IN, dst)?;"),
         QOp::L2Pool { .. } => format!("l2_pool2d_i8(&{name}, src, L{i}_IN, dst)?;"),
         QOp::Mean { .. } => format!("global_avg_pool_i8(&{name}, src, L{i}_IN, dst)?;"),

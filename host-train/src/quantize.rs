@@ -11,6 +11,7 @@ use microcnn::activation::clamp_in_place_i8;
 use microcnn::conv::{conv2d_i8, ConvParams, ConvWeights};
 use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
 use microcnn::depthwise::depthwise_conv2d_i8;
+use microcnn::layout::PadParams;
 use microcnn::pool::{
     avg_pool2d_i8, global_avg_pool_i8, l2_pool2d_i8, max_pool2d_i8, L2PoolParams, MeanParams, PoolParams,
 };
@@ -130,6 +131,25 @@ pub enum QOp {
         /// Quantization of the second operand.
         skip_q: QParams,
     },
+    /// Constant padding, TFLite's `PAD` (the value is the zero point) and `PADV2`; the same
+    /// quantization in and out.
+    Pad {
+        /// Rows, columns, channels added before: `[top, left, front]`.
+        before: [usize; 3],
+        /// Rows, columns, channels added after: `[bottom, right, back]`.
+        after: [usize; 3],
+        /// The padding value.
+        value: i8,
+    },
+    /// Concatenation of the layer's input and the tensors `others`, in that order, along `axis`
+    /// (0 rows, 1 columns, 2 channels); one quantization for all (the values are copied, as
+    /// TFLite Micro's int8 kernel does).
+    Concat {
+        /// 0, 1 or 2 for `[h, w, c]`.
+        axis: usize,
+        /// Tensor ids of the operands after the first.
+        others: Vec<usize>,
+    },
     /// Softmax (output scale 1/256, zero point −128).
     Softmax {
         /// Input multiplier.
@@ -164,6 +184,12 @@ pub struct QLayer {
     pub output_q: QParams,
     /// Output clamp (fused activation).
     pub act: [i8; 2],
+    /// The tensor the layer reads (0 = the model input, `j + 1` = the output of layer `j`, an
+    /// earlier layer); absent: the previous layer's output, as in a chain. With it (and the second
+    /// operands of ops such as `add`) the layers form a DAG in execution order: any number of
+    /// branches and merges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<usize>,
     /// The computation.
     #[serde(flatten)]
     pub op: QOp,
@@ -298,6 +324,7 @@ fn quantize_chain(
                 input_q: inner_q,
                 output_q: out_q,
                 act,
+                from: None,
                 op: QOp::Add { skip, skip_q },
             });
             cur_q = out_q;
@@ -321,6 +348,7 @@ fn quantize_chain(
             input_q: cur_q,
             output_q: out_q,
             act: act_r,
+            from: None,
             op,
         };
         let layer = match &r.spec {
@@ -463,19 +491,21 @@ fn quantize_chain(
     Ok((a, cur_q))
 }
 
-/// The static memory plan. Tensors are numbered 0 (the model input, the caller's buffer),
-/// `i + 1` (the output of layer `i`); the last layer writes the caller's score buffer. Every
-/// other tensor gets an arena offset such that tensors alive at the same time never overlap:
-/// tensors are placed largest first at the lowest offset free of every tensor whose lifetime
-/// (producer to last consumer) overlaps theirs. For a plain chain this gives exactly the largest
-/// input + output pair of any layer, the minimum for a sequential schedule without in-place
-/// layers; a residual block's input stays alive until its add.
+/// The static memory plan over the graph. Tensors are numbered 0 (the model input) and `i + 1`
+/// (the output of layer `i`); every tensor, the input and the scores included (as TFLite Micro
+/// keeps them), gets an arena offset such that tensors alive at the same time never overlap. A
+/// tensor lives from its producer to its last consumer (the input from the first layer, the
+/// scores at the last), over any DAG of branches and merges. Placement is first-fit at the
+/// lowest free offset, in several orders (largest first, as TFLite Micro's greedy planner,
+/// longest-lived first, execution order, then seeded shuffles); the smallest arena wins. For a
+/// chain it is the largest input + output pair of any layer, the minimum for a sequential
+/// schedule without in-place layers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArenaPlan {
     /// Arena size in bytes.
     pub bytes: usize,
-    /// Offset of each tensor (None: the caller's input or score buffer).
-    pub offset: Vec<Option<usize>>,
+    /// Offset of each tensor in the arena.
+    pub offset: Vec<usize>,
     /// The most bytes that are alive at once during any layer (a lower bound for any plan).
     pub peak_live: usize,
 }
@@ -495,41 +525,63 @@ impl QModel {
         }
     }
 
-    /// The tensors layer `i` reads.
-    pub fn inputs_of(&self, i: usize) -> Vec<usize> {
-        match &self.layers[i].op {
-            QOp::Add { skip, .. } => vec![i, *skip],
-            _ => vec![i],
+    /// The tensor layer `i` reads first (its `from`, by default the previous layer's output).
+    pub fn source_of(&self, i: usize) -> usize {
+        self.layers[i].from.unwrap_or(i)
+    }
+
+    /// Shape `[h, w, c]` of tensor `t`.
+    pub fn tensor_shape(&self, t: usize) -> [usize; 3] {
+        if t == 0 {
+            self.input
+        } else {
+            self.layers[t - 1].output
         }
     }
 
-    /// Plans the arena.
+    /// Quantization of tensor `t`.
+    pub fn tensor_q(&self, t: usize) -> QParams {
+        if t == 0 {
+            self.input_q
+        } else {
+            self.layers[t - 1].output_q
+        }
+    }
+
+    /// The tensors layer `i` reads, its main input first: the edges of the graph.
+    pub fn inputs_of(&self, i: usize) -> Vec<usize> {
+        let src = self.source_of(i);
+        match &self.layers[i].op {
+            QOp::Add { skip, .. } => vec![src, *skip],
+            QOp::Concat { others, .. } => std::iter::once(src).chain(others.iter().copied()).collect(),
+            _ => vec![src],
+        }
+    }
+
+    /// Plans the arena (see [`ArenaPlan`]).
     pub fn plan(&self) -> ArenaPlan {
         let n = self.layers.len();
         let tensors = n + 1;
         // Lifetime of tensor t: [producer, last consumer], in layer steps.
-        let mut last_use = vec![0usize; tensors];
+        let mut last_use: Vec<usize> = (0..tensors).map(|t| t.saturating_sub(1)).collect();
         for i in 0..n {
             for t in self.inputs_of(i) {
                 last_use[t] = last_use[t].max(i);
             }
         }
-        let in_arena = |t: usize| t != 0 && t != n;
-        let life = |t: usize| (t - 1, last_use[t].max(t - 1));
+        let life = |t: usize| (t.saturating_sub(1), last_use[t]);
         let peak_live = (0..n)
-            .map(|i| {
-                (1..n).filter(|&t| in_arena(t) && life(t).0 <= i && i <= life(t).1).map(|t| self.tensor_len(t)).sum()
-            })
+            .map(|i| (0..tensors).filter(|&t| life(t).0 <= i && i <= life(t).1).map(|t| self.tensor_len(t)).sum())
             .max()
             .unwrap_or(0);
         // First-fit placement in a given order.
-        let place = |order: &[usize]| -> (usize, Vec<Option<usize>>) {
+        let place = |order: &[usize]| -> (usize, Vec<usize>) {
             let mut offset: Vec<Option<usize>> = vec![None; tensors];
             let mut bytes = 0;
             for &t in order {
                 let (s, e) = life(t);
                 let len = self.tensor_len(t);
-                let mut busy: Vec<(usize, usize)> = (1..n)
+                let mut busy: Vec<(usize, usize)> = (0..tensors)
                     .filter(|&u| u != t)
                     .filter_map(|u| offset[u].map(|o| (u, o)))
                     .filter(|&(u, _)| {
@@ -549,11 +601,11 @@ impl QModel {
                 offset[t] = Some(at);
                 bytes = bytes.max(at + len);
             }
-            (bytes, offset)
+            (bytes, offset.into_iter().map(|o| o.unwrap_or(0)).collect())
         };
         // A few classic orders, then deterministic pseudo-random ones; the smallest arena wins
         // (first found on ties, so the plan is reproducible). Chains reach the optimum at once.
-        let base: Vec<usize> = (1..n).collect();
+        let base: Vec<usize> = (0..tensors).collect();
         let mut orders: Vec<Vec<usize>> = Vec::new();
         let mut by_size = base.clone();
         by_size.sort_by_key(|&t| (std::cmp::Reverse(self.tensor_len(t)), t));
@@ -601,39 +653,32 @@ impl QModel {
         pixels.iter().map(|&p| microcnn::quant::quantize_f32(p, self.input_q.scale, self.input_q.zero_point)).collect()
     }
 
-    /// Runs one image through the runtime kernels, using `arena` exactly as the plan says.
+    /// Runs one image through the runtime kernels, using `arena` exactly as the plan says: the
+    /// input is copied to its place in the arena, every layer reads and writes arena regions
+    /// through the checked splitter, and the scores are copied out.
     pub fn run(&self, input: &[i8], arena: &mut [i8], scores: &mut [i8]) -> Result<(), microcnn::Error> {
         let plan = self.plan();
-        let n = self.layers.len();
-        for (i, l) in self.layers.iter().enumerate() {
-            let ins = self.inputs_of(i);
-            let region = |t: usize| plan.offset[t].map(|o| (o, self.tensor_len(t)));
-            match plan.offset[i + 1] {
-                Some(o) => {
-                    let out = (o, self.out_len(i));
-                    // Arena inputs through the checked splitter, external ones directly.
-                    let first = region(ins[0]);
-                    let second = ins.get(1).and_then(|&t| region(t));
-                    let ([a, b], dst) =
-                        microcnn::memory::arena_io(arena, [first.unwrap_or((0, 0)), second.unwrap_or((0, 0))], out)?;
-                    let src = if first.is_some() { a } else { input };
-                    let skip = ins.get(1).map(|_| if second.is_some() { b } else { input });
-                    run_layer(l, src, skip, dst)?;
-                }
-                None => {
-                    debug_assert_eq!(i + 1, n);
-                    let view = |t: usize| -> &[i8] {
-                        match region(t) {
-                            Some((o, len)) => &arena[o..o + len],
-                            None => input,
-                        }
-                    };
-                    let src = view(ins[0]);
-                    let skip = ins.get(1).map(|&t| view(t));
-                    run_layer(l, src, skip, scores)?;
-                }
-            }
+        let region = |t: usize| (plan.offset[t], self.tensor_len(t));
+        let (o, len) = region(0);
+        let arena_len = arena.len();
+        let slot = arena
+            .get_mut(o..o + len)
+            .ok_or(microcnn::Error::LengthMismatch { expected: o + len, actual: arena_len })?;
+        if input.len() != len {
+            return Err(microcnn::Error::LengthMismatch { expected: len, actual: input.len() });
         }
+        slot.copy_from_slice(input);
+        for (i, l) in self.layers.iter().enumerate() {
+            let (split, dst) = microcnn::memory::ArenaSplit::new(arena, region(i + 1))?;
+            let ins =
+                self.inputs_of(i).into_iter().map(|t| split.input(region(t))).collect::<Result<Vec<&[i8]>, _>>()?;
+            run_layer(l, &ins, dst)?;
+        }
+        let (o, len) = region(self.layers.len());
+        if scores.len() != len {
+            return Err(microcnn::Error::LengthMismatch { expected: len, actual: scores.len() });
+        }
+        scores.copy_from_slice(&arena[o..o + len]);
         Ok(())
     }
 }
@@ -677,20 +722,32 @@ impl QModel {
         }
         crate::spec::check_generated_idents(self.layers.iter().map(|l| l.name.as_str())).context("layers")?;
         let mut total = in_len;
-        let mut prev_out = self.input;
-        let mut prev_q = self.input_q;
         for (i, l) in self.layers.iter().enumerate() {
             let at = format!("layers[{i}] (`{}`)", l.name);
-            // A dense layer reads its input flattened (a dropped `flatten`): same element count.
-            let flattened = matches!(l.op, QOp::Dense { .. })
-                && l.input[0] == 1
-                && l.input[1] == 1
-                && l.input.iter().product::<usize>() == prev_out.iter().product::<usize>();
-            if l.input != prev_out && !flattened {
-                bail!("{at}.input: {:?}, but the previous tensor is {:?}", l.input, prev_out);
+            if let Some(t) = l.from {
+                if t > i {
+                    bail!("{at}.from: tensor {t} does not exist yet (0 is the model input, j + 1 the output of layer j < {i})");
+                }
             }
-            if l.input_q != prev_q {
-                bail!("{at}.input_q: {:?} differs from the previous tensor's quantization {:?}", l.input_q, prev_q);
+            let src = self.source_of(i);
+            let (src_shape, src_q) = (self.tensor_shape(src), self.tensor_q(src));
+            // A layer may read its tensor with another shape of the same element count: a
+            // flatten or reshape, free in flat NHWC memory.
+            let reshaped =
+                l.input.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) == Some(src_shape.iter().product::<usize>());
+            if l.input != src_shape && !reshaped {
+                bail!(
+                    "{at}.input: {:?}, but tensor {src}, which it reads, is {:?} (a reshape keeps the element count)",
+                    l.input,
+                    src_shape
+                );
+            }
+            if l.input_q != src_q {
+                bail!(
+                    "{at}.input_q: {:?} differs from the quantization {:?} of tensor {src}, which it reads",
+                    l.input_q,
+                    src_q
+                );
             }
             check_qparams(l.output_q, &format!("{at}.output_q"))?;
             if l.act[0] > l.act[1] {
@@ -703,8 +760,6 @@ impl QModel {
                 bail!("{at}.output: the model's tensors reach {total} bytes, more than {MAX_MODEL_ACTIVATIONS}");
             }
             self.validate_op(i, l, &at)?;
-            prev_out = l.output;
-            prev_q = l.output_q;
         }
         let last = self.layers.last().expect("non-empty");
         if last.output[0] != 1 || last.output[1] != 1 {
@@ -719,13 +774,10 @@ impl QModel {
         }
         // Run each layer once on zeros: the runtime's own checks, with the layer named.
         for (i, l) in self.layers.iter().enumerate() {
-            let src = vec![0i8; self.tensor_len(i)];
-            let skip = match &l.op {
-                QOp::Add { skip, .. } => Some(vec![0i8; self.tensor_len(*skip)]),
-                _ => None,
-            };
+            let ins: Vec<Vec<i8>> = self.inputs_of(i).iter().map(|&t| vec![0i8; self.tensor_len(t)]).collect();
+            let ins: Vec<&[i8]> = ins.iter().map(|v| v.as_slice()).collect();
             let mut dst = vec![0i8; self.out_len(i)];
-            run_layer(l, &src, skip.as_deref(), &mut dst)
+            run_layer(l, &ins, &mut dst)
                 .map_err(|e| anyhow::anyhow!("layers[{i}] (`{}`): the runtime kernel refuses it: {e}", l.name))?;
         }
         Ok(())
@@ -832,13 +884,52 @@ impl QModel {
                 if *skip > i {
                     bail!("{at}.skip: tensor {skip} does not exist yet (0 is the model input, j + 1 the output of layer j < {i})");
                 }
-                let skip_shape = if *skip == 0 { self.input } else { self.layers[*skip - 1].output };
+                let skip_shape = self.tensor_shape(*skip);
                 if skip_shape != l.input {
                     bail!("{at}.skip: tensor {skip} is {skip_shape:?}, but the add needs {:?}", l.input);
                 }
-                let actual_q = if *skip == 0 { self.input_q } else { self.layers[*skip - 1].output_q };
+                let actual_q = self.tensor_q(*skip);
                 if *skip_q != actual_q {
                     bail!("{at}.skip_q: {skip_q:?}, but tensor {skip} is quantized as {actual_q:?}");
+                }
+            }
+            QOp::Pad { .. } | QOp::Concat { .. } if l.act != [i8::MIN, i8::MAX] => {
+                bail!("{at}.act: {:?}; padding and concatenation take no fused activation ([-128, 127])", l.act);
+            }
+            QOp::Pad { before, after, .. } => {
+                let p = PadParams { before: *before, after: *after, value: 0 };
+                expect_out(p.output_shape(ishape).map_err(geometry)?)?;
+                if l.output_q != l.input_q {
+                    bail!("{at}.output_q: padding keeps the input's quantization {:?}", l.input_q);
+                }
+            }
+            QOp::Concat { axis, others } => {
+                if *axis > 2 {
+                    bail!("{at}.axis: {axis}; 0, 1 or 2 (rows, columns, channels of [h, w, c])");
+                }
+                if others.is_empty() {
+                    bail!("{at}.others: empty; a concatenation joins at least two tensors");
+                }
+                let mut want = l.input;
+                for (k, &t) in others.iter().enumerate() {
+                    if t > i {
+                        bail!("{at}.others[{k}]: tensor {t} does not exist yet (0 is the model input, j + 1 the output of layer j < {i})");
+                    }
+                    let shape = self.tensor_shape(t);
+                    if (0..3).any(|d| d != *axis && shape[d] != l.input[d]) {
+                        bail!(
+                            "{at}.others[{k}]: tensor {t} is {shape:?}, which does not fit {:?} along axis {axis}",
+                            l.input
+                        );
+                    }
+                    if self.tensor_q(t) != l.input_q {
+                        bail!("{at}.others[{k}]: tensor {t} is quantized as {:?}, the first operand as {:?}; a concatenation copies values, so all need one quantization", self.tensor_q(t), l.input_q);
+                    }
+                    want[*axis] = want[*axis].saturating_add(shape[*axis]);
+                }
+                expect_out(img(want))?;
+                if l.output_q != l.input_q {
+                    bail!("{at}.output_q: a concatenation keeps its operands' quantization {:?}", l.input_q);
                 }
             }
             QOp::Softmax { input_multiplier, input_left_shift, diff_min, beta } => {
@@ -891,7 +982,8 @@ fn requant_table(multiplier: &[i32], shift: &[i32]) -> Vec<Requant> {
     multiplier.iter().zip(shift).map(|(&m, &s)| Requant::new(m, s)).collect()
 }
 
-pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) -> Result<(), microcnn::Error> {
+pub fn run_layer(l: &QLayer, ins: &[&[i8]], dst: &mut [i8]) -> Result<(), microcnn::Error> {
+    let src = ins.first().copied().unwrap_or(&[]);
     let activation = ActivationRange { min: l.act[0], max: l.act[1] };
     let (zi, zo) = (l.input_q.zero_point, l.output_q.zero_point);
     let ishape = img(l.input);
@@ -969,7 +1061,11 @@ pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) ->
             dst.copy_from_slice(src);
             clamp_in_place_i8(activation, dst)
         }
-        QOp::Add { .. } => microcnn::add::add_i8(&add_params(l), src, skip.unwrap_or(&[]), dst),
+        QOp::Add { .. } => microcnn::add::add_i8(&add_params(l), src, ins.get(1).copied().unwrap_or(&[]), dst),
+        QOp::Pad { before, after, value } => {
+            microcnn::layout::pad_i8(&PadParams { before: *before, after: *after, value: *value }, ishape, src, dst)
+        }
+        QOp::Concat { axis, .. } => microcnn::layout::concat_i8(ins, concat_outer(l.output, *axis), dst),
         QOp::Softmax { input_multiplier, input_left_shift, diff_min, .. } => {
             let p = SoftmaxParams {
                 input_multiplier: *input_multiplier,
@@ -980,6 +1076,11 @@ pub fn run_layer(l: &QLayer, src: &[i8], skip: Option<&[i8]>, dst: &mut [i8]) ->
             softmax_i8(&p, src, l.output[2], dst)
         }
     }
+}
+
+/// The number of blocks a concatenation along `axis` of `[h, w, c]` tensors copies in turn.
+pub fn concat_outer(shape: [usize; 3], axis: usize) -> usize {
+    shape[..axis.min(3)].iter().product()
 }
 
 /// The runtime parameters of a residual add, derived from the three quantizations exactly as

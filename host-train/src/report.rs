@@ -17,9 +17,9 @@ fn macs(l: &crate::quantize::QLayer) -> usize {
     }
 }
 
-/// RAM an inference needs: input buffer, arena and scores.
+/// RAM an inference needs: the arena, which holds the input and the scores too.
 pub fn ram_bytes(q: &QModel) -> usize {
-    q.input.iter().product::<usize>() + q.plan().bytes + q.num_classes()
+    q.plan().bytes
 }
 
 /// Flash of the constant tables.
@@ -62,14 +62,8 @@ pub fn table(q: &QModel, acc: Option<(f32, f32, usize)>) -> String {
     s += &"─".repeat(89);
     let _ = writeln!(s, "\n{tp} parameters, {tm} MACs per inference");
     let _ = writeln!(s, "flash (weights, biases, multipliers, shifts): {} bytes", flash_bytes(q));
-    let _ = writeln!(
-        s,
-        "RAM: arena {} + input {} + scores {} = {} bytes",
-        q.plan().bytes,
-        q.input.iter().product::<usize>(),
-        q.num_classes(),
-        ram_bytes(q)
-    );
+    let _ =
+        writeln!(s, "RAM: arena {} bytes (every activation tensor, the input and the scores included)", ram_bytes(q));
     if let Some((f, i, n)) = acc {
         let _ = writeln!(s, "accuracy on {n} test images: float {:.2}%, int8 {:.2}% (int8 − float: {:+.2} points; int8 computed by the microcnn runtime kernels)", 100.0 * f, 100.0 * i, 100.0 * (i - f));
     }
@@ -89,7 +83,9 @@ fn op_label(l: &crate::quantize::QLayer) -> &'static str {
         Mean { .. } => "global avg pool",
         Clamp => "relu",
         Softmax { .. } => "softmax",
-        Add { .. } => "residual add",
+        Add { .. } => "add",
+        Pad { .. } => "pad",
+        Concat { .. } => "concat",
     }
 }
 

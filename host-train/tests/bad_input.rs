@@ -481,6 +481,17 @@ fn bad_input_is_refused_with_a_named_error_and_nothing_changes() {
         ("no layers", Box::new(|q| q["layers"] = serde_json::json!([])), vec!["layers", "empty"]),
         ("skip index out of range", Box::new(|q| set_skip(q, 99)), vec!["skip", "99"]),
         (
+            "graph edge to a later tensor",
+            Box::new(|q| q["layers"][1]["from"] = 5.into()),
+            vec!["layers[1]", "from", "does not exist yet"],
+        ),
+        ("graph edge to usize::MAX", Box::new(|q| q["layers"][1]["from"] = u64::MAX.into()), vec!["layers[1]", "from"]),
+        (
+            "graph edge to a tensor of another shape",
+            Box::new(|q| q["layers"][2]["from"] = 0.into()),
+            vec!["layers[2]", "input"],
+        ),
+        (
             "weights of the wrong length",
             Box::new(|q| q["layers"][0]["weights"].as_array_mut().unwrap().pop().map(|_| ()).unwrap()),
             vec!["layers[0]", "weights"],

@@ -30,8 +30,13 @@ pub const OUTPUT_ZERO_POINT: i8 = -128;
 pub const NUM_CLASSES: usize = 10;
 /// Class names.
 pub const LABELS: [&str; NUM_CLASSES] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
-/// Bytes of scratch arena `run` needs (planned: largest live input + output pair).
+/// Bytes of arena `run` needs: every activation tensor, the input and the scores included, placed
+/// by the planner so that tensors alive at the same time never overlap.
 pub const ARENA_BYTES: usize = 15680;
+/// Where [`run_in_place`] reads the input in the arena.
+pub const INPUT_OFFSET: usize = 12544;
+/// Where [`run_in_place`] leaves the scores in the arena.
+pub const OUTPUT_OFFSET: usize = 0;
 /// Bytes of weights, biases and requantization tables in flash.
 pub const WEIGHT_BYTES: usize = 65928;
 /// Layer names, in execution order.
@@ -2841,15 +2846,18 @@ const _: () = assert!(L4_IN.len() == L3_OUT.len());
 const _: () = assert!(L5_IN.len() == L4_OUT.len());
 const _: () = assert!(L6_IN.len() == L5_OUT.len());
 const _: () = assert!(L6_OUT.len() == NUM_CLASSES);
+const _: () = assert!(INPUT_OFFSET + INPUT_LEN <= ARENA_BYTES);
 const _: () = assert!(0 + L0_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(12544 + L1_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(0 + L2_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(3200 + L3_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(0 + L4_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(64 + L5_OUT.len() <= ARENA_BYTES);
+const _: () = assert!(0 + L6_OUT.len() <= ARENA_BYTES);
 
 /// Runs one inference: `input` (quantized with INPUT_SCALE/INPUT_ZERO_POINT) to int8 class
-/// scores in `scores`, using only `arena` as working memory. No heap, no set-up.
+/// scores in `scores`, using only `arena` as working memory (the input is copied in and the
+/// scores out; [`run_in_place`] avoids both copies). No heap, no set-up.
 ///
 /// # Errors
 ///
@@ -2863,11 +2871,25 @@ pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut 
 /// # Errors
 ///
 /// As [`run`].
-pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], mut after_layer: impl FnMut(usize)) -> Result<(), Error> {
+pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], after_layer: impl FnMut(usize)) -> Result<(), Error> {
+    arena[INPUT_OFFSET..INPUT_OFFSET + INPUT_LEN].copy_from_slice(input);
+    run_in_place(arena, after_layer)?;
+    scores.copy_from_slice(&arena[OUTPUT_OFFSET..OUTPUT_OFFSET + NUM_CLASSES]);
+    Ok(())
+}
+
+/// Runs one inference on the input already in `arena[INPUT_OFFSET..][..INPUT_LEN]`, leaving the
+/// scores in `arena[OUTPUT_OFFSET..][..NUM_CLASSES]` (the input is overwritten once it is dead):
+/// all activation memory in one arena, as TFLite Micro keeps it. Calls `after_layer(i)` after
+/// layer `i`.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_in_place(arena: &mut [i8; ARENA_BYTES], mut after_layer: impl FnMut(usize)) -> Result<(), Error> {
     // conv1: convolution
     {
-        let dst = &mut arena[0..12544];
-        let src = &input[..];
+        let ([src], dst) = arena_io(arena, [(12544, 784)], (0, 12544))?;
         conv2d_i8(&CONV1, &ConvWeights { filter: &CONV1_W, filter_shape: CONV1_FILTER, bias: Some(&CONV1_B), requant: &CONV1_Q }, src, L0_IN, dst)?;
     }
     after_layer(0);
@@ -2903,8 +2925,7 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
     after_layer(5);
     // softmax1: softmax
     {
-        let src = &arena[64..74];
-        let dst = &mut scores[..];
+        let ([src], dst) = arena_io(arena, [(64, 10)], (0, 10))?;
         softmax_i8(&SOFTMAX1, src, 10, dst)?;
     }
     after_layer(6);

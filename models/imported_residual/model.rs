@@ -32,8 +32,13 @@ pub const OUTPUT_ZERO_POINT: i8 = -128;
 pub const NUM_CLASSES: usize = 6;
 /// Class names.
 pub const LABELS: [&str; NUM_CLASSES] = ["0", "1", "2", "3", "4", "5"];
-/// Bytes of scratch arena `run` needs (planned: largest live input + output pair).
+/// Bytes of arena `run` needs: every activation tensor, the input and the scores included, placed
+/// by the planner so that tensors alive at the same time never overlap.
 pub const ARENA_BYTES: usize = 6144;
+/// Where [`run_in_place`] reads the input in the arena.
+pub const INPUT_OFFSET: usize = 2048;
+/// Where [`run_in_place`] leaves the scores in the arena.
+pub const OUTPUT_OFFSET: usize = 6;
 /// Bytes of weights, biases and requantization tables in flash.
 pub const WEIGHT_BYTES: usize = 1792;
 /// Layer names, in execution order.
@@ -99,7 +104,7 @@ const CONV2_FILTER: Shape = Shape::new(8, 1, 1, 8);
 const CONV2: ConvParams = ConvParams { stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Valid, input_zero_point: -128, output_zero_point: -71, activation: ActivationRange { min: -128, max: 127 } };
 const L2_OUT: Shape = const_unwrap!(conv2d_output_shape(&CONV2, L2_IN, CONV2_FILTER));
 
-// ── layer 3: add3 (residual add) ──
+// ── layer 3: add3 (add) ──
 const L3_IN: Shape = Shape::image(16, 16, 8);
 const ADD3: AddParams = AddParams { input1_zero_point: -71, input2_zero_point: -128, output_zero_point: -71, left_shift: 20, input1: Requant { multiplier: 1073741824, shift: 0 }, input2: Requant { multiplier: 1481242468, shift: -1 }, output: Requant { multiplier: 1075655910, shift: -18 }, activation: ActivationRange { min: -128, max: 127 } };
 const L3_OUT: Shape = L3_IN;
@@ -206,6 +211,7 @@ const _: () = assert!(L7_IN.len() == L6_OUT.len());
 const _: () = assert!(L8_IN.len() == L7_OUT.len());
 const _: () = assert!(L9_IN.len() == L8_OUT.len());
 const _: () = assert!(L9_OUT.len() == NUM_CLASSES);
+const _: () = assert!(INPUT_OFFSET + INPUT_LEN <= ARENA_BYTES);
 const _: () = assert!(0 + L0_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(2048 + L1_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(4096 + L2_OUT.len() <= ARENA_BYTES);
@@ -215,9 +221,11 @@ const _: () = assert!(512 + L5_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(0 + L6_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(108 + L7_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(0 + L8_OUT.len() <= ARENA_BYTES);
+const _: () = assert!(6 + L9_OUT.len() <= ARENA_BYTES);
 
 /// Runs one inference: `input` (quantized with INPUT_SCALE/INPUT_ZERO_POINT) to int8 class
-/// scores in `scores`, using only `arena` as working memory. No heap, no set-up.
+/// scores in `scores`, using only `arena` as working memory (the input is copied in and the
+/// scores out; [`run_in_place`] avoids both copies). No heap, no set-up.
 ///
 /// # Errors
 ///
@@ -231,11 +239,25 @@ pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut 
 /// # Errors
 ///
 /// As [`run`].
-pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], mut after_layer: impl FnMut(usize)) -> Result<(), Error> {
+pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], after_layer: impl FnMut(usize)) -> Result<(), Error> {
+    arena[INPUT_OFFSET..INPUT_OFFSET + INPUT_LEN].copy_from_slice(input);
+    run_in_place(arena, after_layer)?;
+    scores.copy_from_slice(&arena[OUTPUT_OFFSET..OUTPUT_OFFSET + NUM_CLASSES]);
+    Ok(())
+}
+
+/// Runs one inference on the input already in `arena[INPUT_OFFSET..][..INPUT_LEN]`, leaving the
+/// scores in `arena[OUTPUT_OFFSET..][..NUM_CLASSES]` (the input is overwritten once it is dead):
+/// all activation memory in one arena, as TFLite Micro keeps it. Calls `after_layer(i)` after
+/// layer `i`.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_in_place(arena: &mut [i8; ARENA_BYTES], mut after_layer: impl FnMut(usize)) -> Result<(), Error> {
     // conv0: convolution
     {
-        let dst = &mut arena[0..2048];
-        let src = &input[..];
+        let ([src], dst) = arena_io(arena, [(2048, 768)], (0, 2048))?;
         conv2d_i8(&CONV0, &ConvWeights { filter: &CONV0_W, filter_shape: CONV0_FILTER, bias: Some(&CONV0_B), requant: &CONV0_Q }, src, L0_IN, dst)?;
     }
     after_layer(0);
@@ -251,10 +273,10 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
         conv2d_i8(&CONV2, &ConvWeights { filter: &CONV2_W, filter_shape: CONV2_FILTER, bias: Some(&CONV2_B), requant: &CONV2_Q }, src, L2_IN, dst)?;
     }
     after_layer(2);
-    // add3: residual add
+    // add3: add
     {
-        let ([src, skip], dst) = arena_io(arena, [(4096, 2048), (0, 2048)], (2048, 2048))?;
-        add_i8(&ADD3, src, skip, dst)?;
+        let ([src, in1], dst) = arena_io(arena, [(4096, 2048), (0, 2048)], (2048, 2048))?;
+        add_i8(&ADD3, src, in1, dst)?;
     }
     after_layer(3);
     // maxpool4: max pool
@@ -289,8 +311,7 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
     after_layer(8);
     // softmax9: softmax
     {
-        let src = &arena[0..6];
-        let dst = &mut scores[..];
+        let ([src], dst) = arena_io(arena, [(0, 6)], (6, 6))?;
         softmax_i8(&SOFTMAX9, src, 6, dst)?;
     }
     after_layer(9);

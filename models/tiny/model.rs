@@ -32,8 +32,13 @@ pub const OUTPUT_ZERO_POINT: i8 = -128;
 pub const NUM_CLASSES: usize = 10;
 /// Class names.
 pub const LABELS: [&str; NUM_CLASSES] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
-/// Bytes of scratch arena `run` needs (planned: largest live input + output pair).
+/// Bytes of arena `run` needs: every activation tensor, the input and the scores included, placed
+/// by the planner so that tensors alive at the same time never overlap.
 pub const ARENA_BYTES: usize = 2352;
+/// Where [`run_in_place`] reads the input in the arena.
+pub const INPUT_OFFSET: usize = 1568;
+/// Where [`run_in_place`] leaves the scores in the arena.
+pub const OUTPUT_OFFSET: usize = 0;
 /// Bytes of weights, biases and requantization tables in flash.
 pub const WEIGHT_BYTES: usize = 3256;
 /// Layer names, in execution order.
@@ -179,7 +184,7 @@ const RES_POINTWISE1_FILTER: Shape = Shape::new(16, 1, 1, 16);
 const RES_POINTWISE1: ConvParams = ConvParams { stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Valid, input_zero_point: -128, output_zero_point: 40, activation: ActivationRange { min: -128, max: 127 } };
 const L4_OUT: Shape = const_unwrap!(conv2d_output_shape(&RES_POINTWISE1, L4_IN, RES_POINTWISE1_FILTER));
 
-// ── layer 5: res.add (residual add) ──
+// ── layer 5: res.add (add) ──
 const L5_IN: Shape = Shape::image(7, 7, 16);
 const RES_ADD: AddParams = AddParams { input1_zero_point: 40, input2_zero_point: -128, output_zero_point: -128, left_shift: 20, input1: Requant { multiplier: 1073741824, shift: 0 }, input2: Requant { multiplier: 1626420322, shift: -3 }, output: Requant { multiplier: 1300251912, shift: -17 }, activation: ActivationRange { min: -128, max: 127 } };
 const L5_OUT: Shape = L5_IN;
@@ -263,18 +268,21 @@ const _: () = assert!(L7_IN.len() == L6_OUT.len());
 const _: () = assert!(L8_IN.len() == L7_OUT.len());
 const _: () = assert!(L9_IN.len() == L8_OUT.len());
 const _: () = assert!(L9_OUT.len() == NUM_CLASSES);
-const _: () = assert!(392 + L0_OUT.len() <= ARENA_BYTES);
-const _: () = assert!(0 + L1_OUT.len() <= ARENA_BYTES);
+const _: () = assert!(INPUT_OFFSET + INPUT_LEN <= ARENA_BYTES);
+const _: () = assert!(0 + L0_OUT.len() <= ARENA_BYTES);
+const _: () = assert!(1568 + L1_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(784 + L2_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(1568 + L3_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(0 + L4_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(1568 + L5_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(0 + L6_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(1176 + L7_OUT.len() <= ARENA_BYTES);
-const _: () = assert!(0 + L8_OUT.len() <= ARENA_BYTES);
+const _: () = assert!(10 + L8_OUT.len() <= ARENA_BYTES);
+const _: () = assert!(0 + L9_OUT.len() <= ARENA_BYTES);
 
 /// Runs one inference: `input` (quantized with INPUT_SCALE/INPUT_ZERO_POINT) to int8 class
-/// scores in `scores`, using only `arena` as working memory. No heap, no set-up.
+/// scores in `scores`, using only `arena` as working memory (the input is copied in and the
+/// scores out; [`run_in_place`] avoids both copies). No heap, no set-up.
 ///
 /// # Errors
 ///
@@ -288,23 +296,37 @@ pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut 
 /// # Errors
 ///
 /// As [`run`].
-pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], mut after_layer: impl FnMut(usize)) -> Result<(), Error> {
+pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], after_layer: impl FnMut(usize)) -> Result<(), Error> {
+    arena[INPUT_OFFSET..INPUT_OFFSET + INPUT_LEN].copy_from_slice(input);
+    run_in_place(arena, after_layer)?;
+    scores.copy_from_slice(&arena[OUTPUT_OFFSET..OUTPUT_OFFSET + NUM_CLASSES]);
+    Ok(())
+}
+
+/// Runs one inference on the input already in `arena[INPUT_OFFSET..][..INPUT_LEN]`, leaving the
+/// scores in `arena[OUTPUT_OFFSET..][..NUM_CLASSES]` (the input is overwritten once it is dead):
+/// all activation memory in one arena, as TFLite Micro keeps it. Calls `after_layer(i)` after
+/// layer `i`.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_in_place(arena: &mut [i8; ARENA_BYTES], mut after_layer: impl FnMut(usize)) -> Result<(), Error> {
     // conv1: convolution
     {
-        let dst = &mut arena[392..1960];
-        let src = &input[..];
+        let ([src], dst) = arena_io(arena, [(1568, 784)], (0, 1568))?;
         conv2d_i8(&CONV1, &ConvWeights { filter: &CONV1_W, filter_shape: CONV1_FILTER, bias: Some(&CONV1_B), requant: &CONV1_Q }, src, L0_IN, dst)?;
     }
     after_layer(0);
     // maxpool1: max pool
     {
-        let ([src], dst) = arena_io(arena, [(392, 1568)], (0, 392))?;
+        let ([src], dst) = arena_io(arena, [(0, 1568)], (1568, 392))?;
         max_pool2d_i8(&MAXPOOL1, src, L1_IN, dst)?;
     }
     after_layer(1);
     // conv2: convolution
     {
-        let ([src], dst) = arena_io(arena, [(0, 392)], (784, 784))?;
+        let ([src], dst) = arena_io(arena, [(1568, 392)], (784, 784))?;
         conv2d_i8(&CONV2, &ConvWeights { filter: &CONV2_W, filter_shape: CONV2_FILTER, bias: Some(&CONV2_B), requant: &CONV2_Q }, src, L2_IN, dst)?;
     }
     after_layer(2);
@@ -320,10 +342,10 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
         conv2d_i8(&RES_POINTWISE1, &ConvWeights { filter: &RES_POINTWISE1_W, filter_shape: RES_POINTWISE1_FILTER, bias: Some(&RES_POINTWISE1_B), requant: &RES_POINTWISE1_Q }, src, L4_IN, dst)?;
     }
     after_layer(4);
-    // res.add: residual add
+    // res.add: add
     {
-        let ([src, skip], dst) = arena_io(arena, [(0, 784), (784, 784)], (1568, 784))?;
-        add_i8(&RES_ADD, src, skip, dst)?;
+        let ([src, in1], dst) = arena_io(arena, [(0, 784), (784, 784)], (1568, 784))?;
+        add_i8(&RES_ADD, src, in1, dst)?;
     }
     after_layer(5);
     // mix: 1×1 convolution
@@ -340,14 +362,13 @@ pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scor
     after_layer(7);
     // classifier: dense
     {
-        let ([src], dst) = arena_io(arena, [(1176, 24)], (0, 10))?;
+        let ([src], dst) = arena_io(arena, [(1176, 24)], (10, 10))?;
         dense_i8(&CLASSIFIER, &DenseWeights { weights: &CLASSIFIER_W, units: 10, bias: Some(&CLASSIFIER_B), requant: &CLASSIFIER_Q }, src, L8_IN, dst)?;
     }
     after_layer(8);
     // softmax1: softmax
     {
-        let src = &arena[0..10];
-        let dst = &mut scores[..];
+        let ([src], dst) = arena_io(arena, [(10, 10)], (0, 10))?;
         softmax_i8(&SOFTMAX1, src, 10, dst)?;
     }
     after_layer(9);

@@ -8,6 +8,7 @@ pub mod classify;
 pub mod conv;
 pub mod dense;
 pub mod depthwise;
+pub mod layout;
 pub mod pool;
 pub mod simd;
 pub mod softmax;

@@ -121,9 +121,9 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
     let mut ops: Vec<fb::Operator> = Vec::new();
     let shape4 = |s: [usize; 3]| vec![1, s[0] as i32, s[1] as i32, s[2] as i32];
     let input = p.activation("input".into(), shape4(q.input), q.input_q);
-    let mut cur = input;
     let mut tensor_ids = vec![input]; // our tensor id → flatbuffer tensor index
     for (i, l) in q.layers.iter().enumerate() {
+        let cur = tensor_ids[q.source_of(i)];
         let last = i + 1 == q.layers.len();
         let out_shape = if matches!(l.op, QOp::Dense { .. } | QOp::Softmax { .. }) {
             vec![1, l.output[2] as i32]
@@ -244,6 +244,26 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
             QOp::Softmax { beta, .. } => {
                 (B::Softmax, vec![cur], Some(O::SoftmaxOptions(Box::new(fb::SoftmaxOptions { beta: *beta }))))
             }
+            QOp::Pad { before, after, value } => {
+                let pads: Vec<i32> =
+                    [0, 0].into_iter().chain((0..3).flat_map(|d| [before[d] as i32, after[d] as i32])).collect();
+                let pads =
+                    p.constant(format!("{}/paddings", l.name), vec![4, 2], fb::TensorType::Int32, le(&pads), vec![], 0);
+                if *value == l.output_q.zero_point {
+                    (B::Pad, vec![cur, pads], None)
+                } else {
+                    // PADV2's constant is a quantized scalar with the output's quantization.
+                    let v = p.activation(format!("{}/value", l.name), vec![], l.output_q);
+                    p.buffers.push(fb::Buffer { data: Some(vec![*value as u8]), ..Default::default() });
+                    p.tensors[v as usize].buffer = p.buffers.len() as u32 - 1;
+                    (B::Padv2, vec![cur, pads, v], None)
+                }
+            }
+            QOp::Concat { axis, others } => {
+                let inputs = std::iter::once(cur).chain(others.iter().map(|&t| tensor_ids[t])).collect();
+                let options = fb::ConcatenationOptions { axis: *axis as i32 + 1, fused_activation_function: fused };
+                (B::Concatenation, inputs, Some(O::ConcatenationOptions(Box::new(options))))
+            }
             QOp::L2Pool { .. } => {
                 bail!("layer `{}`: TFLite has no int8 L2_POOL_2D kernel; this model cannot be exported", l.name)
             }
@@ -256,7 +276,6 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
             builtin_options: options,
             ..Default::default()
         });
-        cur = out;
         tensor_ids.push(out);
     }
     let meta = MicrocnnMetadata {
@@ -283,7 +302,7 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
         subgraphs: Some(vec![fb::SubGraph {
             tensors: Some(p.tensors),
             inputs: Some(vec![input]),
-            outputs: Some(vec![cur]),
+            outputs: Some(vec![*tensor_ids.last().expect("the input at least")]),
             operators: Some(ops),
             name: Some("main".into()),
         }]),

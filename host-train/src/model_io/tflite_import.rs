@@ -67,7 +67,7 @@ pub fn import_tflite(bytes: &[u8], name: Option<&str>, default_name: &str) -> Re
     };
     let g = Graph::new(&model, sg)?;
     let mut problems = Vec::new();
-    for (i, op) in g.ops.iter().enumerate() {
+    for (i, op) in g.ops.iter().enumerate().filter(|(i, _)| !g.shape_only[*i]) {
         if let Err(e) = g.check_op(op) {
             problems.push(format!("operator {i} ({}): {e:#}", g.op_name(op)));
         }
@@ -86,6 +86,10 @@ struct Graph<'m> {
     codes: Vec<Option<fb::BuiltinOperator>>,
     input: usize,
     output: usize,
+    /// Operators that only compute the shape operand of a RESHAPE (SHAPE → STRIDED_SLICE → PACK,
+    /// what a Keras model with an open batch size converts to): the static output shape is
+    /// known, so they are skipped.
+    shape_only: Vec<bool>,
 }
 
 /// A tensor's quantization: one scale and zero point, or one per channel.
@@ -127,7 +131,8 @@ impl<'m> Graph<'m> {
         };
         let input = one(&sg.inputs, "input")?;
         let output = one(&sg.outputs, "output")?;
-        let g = Graph { model, tensors, ops, codes, input, output };
+        let mut g = Graph { model, tensors, ops, codes, input, output, shape_only: vec![false; ops.len()] };
+        g.shape_only = g.shape_computations();
         for (t, what) in [(input, "input"), (output, "output")] {
             let ty = g.tensors[t].type_;
             match ty {
@@ -150,6 +155,35 @@ impl<'m> Graph<'m> {
             }
         }
         Ok(g)
+    }
+
+    fn shape_computations(&self) -> Vec<bool> {
+        use fb::BuiltinOperator as B;
+        let index = |v: &Option<Vec<i32>>| -> Vec<usize> {
+            v.as_deref().unwrap_or_default().iter().filter_map(|&t| usize::try_from(t).ok()).collect()
+        };
+        let integer = |t: usize| {
+            self.tensors.get(t).is_some_and(|t| matches!(t.type_, fb::TensorType::Int32 | fb::TensorType::Int64))
+        };
+        let mut shape_tensors = std::collections::HashSet::new();
+        for op in self.ops {
+            if self.op_code(op) == Some(B::Reshape) {
+                shape_tensors.extend(index(&op.inputs).get(1).copied().filter(|&t| integer(t)));
+            }
+        }
+        let mut skip = vec![false; self.ops.len()];
+        for (i, op) in self.ops.iter().enumerate().rev() {
+            let computes_shapes = matches!(
+                self.op_code(op),
+                Some(B::Shape | B::StridedSlice | B::Pack | B::Concatenation | B::Slice | B::Gather | B::Cast)
+            );
+            let outs = index(&op.outputs);
+            if computes_shapes && !outs.is_empty() && outs.iter().all(|t| shape_tensors.contains(t) && integer(*t)) {
+                skip[i] = true;
+                shape_tensors.extend(index(&op.inputs).into_iter().filter(|&t| integer(t)));
+            }
+        }
+        skip
     }
 
     /// Whether the float tensor `t` is the model input read only by a QUANTIZE to int8 (the
@@ -322,6 +356,73 @@ impl<'m> Graph<'m> {
         Ok(data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
+    /// A constant INT32 or INT64 tensor's values.
+    fn int_data(&self, t: usize) -> Result<Vec<i64>> {
+        let data = self.data(t)?;
+        let n: usize = self.shape(t)?.iter().product();
+        let v: Vec<i64> = match self.tensors[t].type_ {
+            fb::TensorType::Int32 => {
+                data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect()
+            }
+            fb::TensorType::Int64 => data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect(),
+            other => bail!(
+                "tensor {t} ({}) is {}: an INT32 or INT64 constant was expected",
+                self.tensor_name(t),
+                type_name(other)
+            ),
+        };
+        if v.len() != n {
+            bail!("tensor {t} ({}): {} values of data for shape {:?}", self.tensor_name(t), v.len(), self.shape(t)?);
+        }
+        Ok(v)
+    }
+
+    /// PAD/PADV2's `[before, after]` per axis of `[h, w, c]`, from its paddings tensor.
+    fn paddings(&self, op: &fb::Operator) -> Result<([usize; 3], [usize; 3])> {
+        let x = self.need_input(op, 0, "input")?;
+        let rank = self.shape(x)?.len();
+        let t = self.need_input(op, 1, "paddings")?;
+        let v = self.int_data(t).context("paddings")?;
+        if v.len() != 2 * rank || !(1..=4).contains(&rank) {
+            bail!("paddings: {} values for a rank-{rank} input (2 per axis expected)", v.len());
+        }
+        if let Some(p) = v.iter().find(|&&p| !(0..=microcnn::shape::MAX_EXTENT as i64).contains(&p)) {
+            bail!("paddings: {p} is negative or absurdly large");
+        }
+        // Axes counted from the last: rank 4 is NHWC; lower ranks drop leading axes.
+        let (mut before, mut after) = ([0usize; 3], [0usize; 3]);
+        for a in 0..rank {
+            let from_end = rank - a; // 1 = channels
+            let (b, e) = (v[2 * a] as usize, v[2 * a + 1] as usize);
+            if from_end > 3 {
+                if b != 0 || e != 0 {
+                    bail!("paddings: padding the batch axis is not supported");
+                }
+                continue;
+            }
+            before[3 - from_end] = b;
+            after[3 - from_end] = e;
+        }
+        Ok((before, after))
+    }
+
+    /// CONCATENATION's axis as an index into `[h, w, c]`.
+    fn concat_axis(&self, op: &fb::Operator) -> Result<usize> {
+        let Some(fb::BuiltinOptions::ConcatenationOptions(o)) = Self::options(op) else {
+            bail!("CONCATENATION without its options")
+        };
+        let rank = self.shape(self.output_of(op)?)?.len() as i32;
+        let axis = if o.axis < 0 { o.axis + rank } else { o.axis };
+        let from_end = rank - axis;
+        if !(1..=3).contains(&from_end) || axis < 0 {
+            bail!("axis {} of a rank-{rank} tensor: only rows, columns or channels can be concatenated", o.axis);
+        }
+        Ok((3 - from_end) as usize)
+    }
+
     fn options(op: &fb::Operator) -> Option<&fb::BuiltinOptions> {
         op.builtin_options.as_ref()
     }
@@ -355,9 +456,12 @@ impl<'m> Graph<'m> {
                 | B::Squeeze
                 | B::Relu
                 | B::Relu6
+                | B::Pad
+                | B::Padv2
+                | B::Concatenation
         );
         if !supported {
-            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, SOFTMAX, RELU, RELU6, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
+            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, CONCATENATION, PAD, PADV2, SOFTMAX, RELU, RELU6, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
         }
         let out = self.output_of(op)?;
         self.act_q(out).context("output")?;
@@ -401,6 +505,35 @@ impl<'m> Graph<'m> {
                     bail!("MEAN over axes {ax:?}: only the spatial mean of an NHWC tensor (axes [1, 2]) is supported");
                 }
             }
+            (B::Pad | B::Padv2, _) => {
+                self.paddings(op)?;
+                let (inq, outq) = (self.act_q(x)?, self.act_q(out)?);
+                if inq != outq {
+                    bail!("input quantization {inq:?} differs from the output's {outq:?} (a padding copies values)");
+                }
+                if code == B::Padv2 {
+                    let c = self.need_input(op, 2, "constant value")?;
+                    let cq = self.act_q(c).context("constant value")?;
+                    if cq != outq || self.data(c)?.len() != 1 {
+                        bail!("the constant value must be one int8 with the output's quantization");
+                    }
+                }
+            }
+            (B::Concatenation, Some(fb::BuiltinOptions::ConcatenationOptions(o))) => {
+                if o.fused_activation_function != fb::ActivationFunctionType::None {
+                    bail!("a fused activation on CONCATENATION is not supported");
+                }
+                self.concat_axis(op)?;
+                let outq = self.act_q(out)?;
+                let n = op.inputs.as_deref().map_or(0, |v| v.len());
+                for k in 0..n {
+                    let t = self.need_input(op, k, "operand")?;
+                    let q = self.act_q(t).with_context(|| format!("operand {k}"))?;
+                    if q != outq {
+                        bail!("operand {k} is quantized as {q:?}, the output as {outq:?}: microcnn concatenates one quantization (TFLite's converter normally unifies them)");
+                    }
+                }
+            }
             (B::Softmax | B::Reshape | B::Squeeze | B::Relu | B::Relu6, _) => {}
             (_, other) => bail!("unexpected options {:?}", other.map(|_| "…")),
         }
@@ -427,51 +560,46 @@ impl<'m> Graph<'m> {
                 input_q.scale, input_q.zero_point
             ));
         }
-        let mut cur = (0usize, input_shape, input_q); // (tensor id, shape, quantization)
-        for (i, op) in self.ops.iter().enumerate() {
+        // Shape and quantization of each of our tensors, by our id.
+        let mut tens: Vec<([usize; 3], QParams)> = vec![(input_shape, input_q)];
+        for (i, op) in self.ops.iter().enumerate().filter(|(i, _)| !self.shape_only[*i]) {
             let code = self.op_code(op).ok_or_else(|| anyhow!("operator {i}: not a builtin"))?;
             if code == B::Quantize {
                 continue; // the float input's, taken over above (check_op allows no other)
             }
+            let at = |e: anyhow::Error| e.context(format!("operator {i} ({})", tflite_op_name(code)));
+            let produced = |t: usize| -> Result<usize> {
+                id.get(&t).copied().ok_or_else(|| {
+                    at(anyhow!(
+                        "it reads tensor {t} (`{}`), which neither the model input nor an earlier operator produces (a constant operand is not supported for this op)",
+                        self.tensor_name(t)
+                    ))
+                })
+            };
+            let main = self.need_input(op, 0, "input").map_err(at)?;
+            let src = produced(main)?;
             if code == B::Dequantize {
-                let out_t = self.output_of(op)?;
-                id.insert(out_t, cur.0);
+                id.insert(self.output_of(op)?, src);
                 notes.push(
                     "float32 output: the int8 output dequantized as TFLite's DEQUANTIZE does (`run --float`)".into(),
                 );
                 continue;
             }
-            let at = |e: anyhow::Error| e.context(format!("operator {i} ({})", tflite_op_name(code)));
             let out_t = self.output_of(op).map_err(at)?;
             let out_q = self.act_q(out_t).map_err(at)?;
             let out_shape = self.hwc(out_t).map_err(at)?;
-            // The operand that continues the chain, and for ADD the one that joins it.
-            let (main, other) = if code == B::Add {
-                let a = self.need_input(op, 0, "first operand").map_err(at)?;
-                let b = self.need_input(op, 1, "second operand").map_err(at)?;
-                if id.get(&a) == Some(&cur.0) {
-                    (a, Some(b))
-                } else {
-                    (b, Some(a))
-                }
-            } else {
-                (self.need_input(op, 0, "input").map_err(at)?, None)
-            };
-            if id.get(&main) != Some(&cur.0) {
-                bail!(
-                    "operator {i} ({}) reads tensor {main} ({}), not the previous operator's output: \
-                     graphs that branch other than through ADD are not supported yet",
-                    tflite_op_name(code),
-                    self.tensor_name(main)
-                );
-            }
-            let (in_shape, in_q) = (cur.1, cur.2);
+            // The second operand of a binary op.
+            let other = if code == B::Add { Some(self.need_input(op, 1, "second operand").map_err(at)?) } else { None };
+            // The layer reads our tensor `src` with the shape TFLite gives the operand: a RESHAPE
+            // in between changes only the shape (the memory is flat NHWC either way).
+            let in_shape = self.hwc(main).map_err(at)?;
+            let in_q = tens[src].1;
             if code == B::Reshape || code == B::Squeeze {
                 // Flat NHWC memory does not change: the output is the same tensor.
                 if out_shape.iter().product::<usize>() != in_shape.iter().product::<usize>() || out_q != in_q {
                     bail!("operator {i} ({}) changes the element count or the quantization", tflite_op_name(code));
                 }
-                id.insert(out_t, cur.0);
+                id.insert(out_t, src);
                 continue;
             }
             let act = |f: fb::ActivationFunctionType| -> [i8; 2] { activation(f, out_q) };
@@ -585,10 +713,15 @@ impl<'m> Graph<'m> {
                 }
                 (B::Add, opts) => {
                     let skip_t = other.ok_or_else(|| anyhow!("operator {i}: ADD without a second operand"))?;
-                    let skip = *id.get(&skip_t).ok_or_else(|| {
-                        anyhow!("operator {i} (ADD) reads tensor {skip_t}, which no earlier operator produced (a constant operand is not supported yet)")
-                    })?;
-                    let skip_q = self.act_q(skip_t).map_err(at)?;
+                    let skip = produced(skip_t)?;
+                    if self.hwc(skip_t).map_err(at)? != in_shape {
+                        bail!(
+                            "operator {i} (ADD): operands {:?} and {:?}: broadcasting is not supported yet",
+                            in_shape,
+                            self.hwc(skip_t)?
+                        );
+                    }
+                    let skip_q = tens[skip].1;
                     let fused = match opts {
                         Some(fb::BuiltinOptions::AddOptions(o)) => o.fused_activation_function,
                         _ => fb::ActivationFunctionType::None,
@@ -612,6 +745,30 @@ impl<'m> Graph<'m> {
                         },
                         [i8::MIN, i8::MAX],
                     )
+                }
+                (B::Pad | B::Padv2, _) => {
+                    let (before, after) = self.paddings(op).map_err(at)?;
+                    let value = if code == B::Padv2 {
+                        let c = self.need_input(op, 2, "constant value").map_err(at)?;
+                        self.data(c).map_err(at)?[0] as i8
+                    } else {
+                        out_q.zero_point
+                    };
+                    (QOp::Pad { before, after, value }, [i8::MIN, i8::MAX])
+                }
+                (B::Concatenation, _) => {
+                    let axis = self.concat_axis(op).map_err(at)?;
+                    let n = op.inputs.as_deref().map_or(0, |v| v.len());
+                    let mut others = Vec::new();
+                    for k in 1..n {
+                        let t = self.need_input(op, k, "operand").map_err(at)?;
+                        let ours = produced(t)?;
+                        if self.hwc(t).map_err(at)? != tens[ours].0 {
+                            bail!("operator {i} (CONCATENATION): operand {k} is a reshaped view; not supported yet");
+                        }
+                        others.push(ours);
+                    }
+                    (QOp::Concat { axis, others }, [i8::MIN, i8::MAX])
                 }
                 (B::Relu | B::Relu6, _) => {
                     if out_q != in_q {
@@ -638,6 +795,8 @@ impl<'m> Graph<'m> {
                 B::Mean => "mean",
                 B::Add => "add",
                 B::Softmax => "softmax",
+                B::Pad | B::Padv2 => "pad",
+                B::Concatenation => "concat",
                 _ => "relu",
             };
             let layer_name = format!("{short}{}", layers.len());
@@ -650,15 +809,16 @@ impl<'m> Graph<'m> {
                 input_q: in_q,
                 output_q: out_q,
                 act: clamp,
+                from: (src != layers.len()).then_some(src),
                 op: op_q,
             });
-            cur = (layers.len(), out_shape, out_q);
-            id.insert(out_t, cur.0);
+            tens.push((out_shape, out_q));
+            id.insert(out_t, layers.len());
         }
-        if id.get(&self.output) != Some(&cur.0) {
+        if id.get(&self.output) != Some(&layers.len()) {
             bail!("the model's output (tensor {}) is not the last operator's output", self.output);
         }
-        let classes = (0..cur.1.iter().product::<usize>()).map(|k| k.to_string()).collect();
+        let classes = (0..tens[layers.len()].0.iter().product::<usize>()).map(|k| k.to_string()).collect();
         let mut model = QModel {
             name: default_name.to_string(),
             classes,
