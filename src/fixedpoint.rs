@@ -113,9 +113,10 @@ const fn rounding_half_sum(a: i32, b: i32) -> i32 {
     ((sum + sign) / 2) as i32
 }
 
-/// `1 / (1 + x)` for `x ∈ [0, 1)` in Q0.31 by three Newton–Raphson steps
-/// (gemmlowp's `one_over_one_plus_x_for_x_in_0_1`).
-pub const fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
+/// `2 / (1 + x)` for `x ∈ [0, 1)` in Q2.29 by three Newton–Raphson steps on the half
+/// denominator (the shared core of gemmlowp's `one_over_one_plus_x_for_x_in_0_1` and
+/// `one_minus_x_over_one_plus_x_for_x_in_0_1`).
+const fn two_over_one_plus_x(a: i32) -> i32 {
     let half_denominator = rounding_half_sum(a, i32::MAX); // Q0.31
     const C48_OVER_17: i32 = 1_515_870_810; // Q2.29
     const NEG_C32_OVER_17: i32 = -1_010_580_540; // Q2.29
@@ -128,8 +129,64 @@ pub const fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
         x = x.wrapping_add(rescale(mul(x, one_minus), 4, 2));
         i += 1;
     }
+    x
+}
+
+/// `1 / (1 + x)` for `x ∈ [0, 1)` in Q0.31 by three Newton–Raphson steps
+/// (gemmlowp's `one_over_one_plus_x_for_x_in_0_1`).
+pub const fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
     // ExactMulByPot<-1> reinterprets Q2 as Q1, then rescale to Q0.
-    rescale(x, 1, 0)
+    rescale(two_over_one_plus_x(a), 1, 0)
+}
+
+/// `(1 − x) / (1 + x)` for `x ∈ [0, 1)` in Q0.31 (gemmlowp's
+/// `one_minus_x_over_one_plus_x_for_x_in_0_1`).
+pub const fn one_minus_x_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
+    rescale(two_over_one_plus_x(a).wrapping_sub(1 << 29), 2, 0)
+}
+
+/// The logistic function `1 / (1 + e^−a)` of `a` with `int_bits` integer bits, in Q0.31
+/// (gemmlowp's `logistic`: ½ at zero, `One − f(|a|)` for negative `a`, where `One` is the
+/// largest Q0.31 value). `a` must not be `i32::MIN`; it is treated as `−i32::MAX`.
+pub const fn logistic(a: i32, int_bits: i32) -> i32 {
+    if a == 0 {
+        return 1 << 30;
+    }
+    let abs = if a > 0 {
+        a
+    } else if a == i32::MIN {
+        i32::MAX
+    } else {
+        -a
+    };
+    let positive = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(-abs, int_bits));
+    if a > 0 {
+        positive
+    } else {
+        i32::MAX.wrapping_sub(positive)
+    }
+}
+
+/// `tanh(a)` of `a` with `int_bits` integer bits, in Q0.31 (gemmlowp's `tanh`: zero at zero,
+/// odd). `a` must not be `i32::MIN`; it is treated as `−i32::MAX`.
+pub const fn tanh(a: i32, int_bits: i32) -> i32 {
+    if a == 0 {
+        return 0;
+    }
+    let n = if a == i32::MIN {
+        -i32::MAX
+    } else if a < 0 {
+        a
+    } else {
+        -a
+    }; // −|a|
+       // exp(2n): ExactMulByPot<1> only adds an integer bit.
+    let t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, int_bits + 1));
+    if a < 0 {
+        t.wrapping_neg()
+    } else {
+        t
+    }
 }
 
 /// The reciprocal of a positive fixed-point value with `int_bits` integer bits, as a Q0.31

@@ -135,6 +135,32 @@ def fc_autoencoder():
     return tf.keras.Model(inp, x)
 
 
+def squash():
+    """LOGISTIC and TANH between convolutions, and a binary classifier's sigmoid output."""
+    x = inp = tf.keras.Input((12, 12, 3), batch_size=1)
+    x = L.Conv2D(8, 3, padding="same")(x)
+    x = L.Activation("tanh")(x)
+    x = L.DepthwiseConv2D(3, padding="same")(x)
+    x = L.Activation("sigmoid")(x)
+    x = L.Conv2D(4, 1)(x)
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(1)(x)
+    x = L.Activation("sigmoid")(x)
+    return tf.keras.Model(inp, x)
+
+
+def logistic_codes():
+    """LOGISTIC alone on 256 values: the ramp sample is every int8 code."""
+    inp = tf.keras.Input((256,), batch_size=1)
+    return tf.keras.Model(inp, L.Activation("sigmoid")(L.Dense(256)(inp)))
+
+
+def tanh_codes():
+    """TANH alone on 256 values (after a dense layer, so its input scale is the converter's)."""
+    inp = tf.keras.Input((256,), batch_size=1)
+    return tf.keras.Model(inp, L.Activation("tanh")(L.Dense(256)(inp)))
+
+
 MODELS = {
     "cnn_residual": cnn_residual,
     "lenet_valid": lenet_valid,
@@ -143,6 +169,9 @@ MODELS = {
     "dag_concat_pad": dag_concat_pad,
     "mobilenet_v1_025": mobilenet_v1_025,
     "fc_autoencoder": fc_autoencoder,
+    "squash": squash,
+    "logistic_codes": logistic_codes,
+    "tanh_codes": tanh_codes,
 }
 FLOAT_IO = {"dscnn_float_io"}
 

@@ -181,7 +181,7 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
     // Import exactly what the body uses (no unused-import warnings under -D warnings).
     let body = s.split_off(header_len);
     const ITEMS: [(&str, &[&str]); 10] = [
-        ("microcnn::activation", &["clamp_in_place_i8"]),
+        ("microcnn::activation", &["clamp_in_place_i8", "logistic_i8", "tanh_i8", "SquashParams"]),
         ("microcnn::add", &["add_i8", "AddParams"]),
         ("microcnn::memory", &["arena_io"]),
         ("microcnn::conv", &["conv2d_i8", "conv2d_output_shape", "ConvParams", "ConvWeights"]),
@@ -243,6 +243,8 @@ fn op_name(op: &QOp) -> &'static str {
         QOp::Add { .. } => "add",
         QOp::Pad { .. } => "pad",
         QOp::Concat { .. } => "concatenation",
+        QOp::Logistic => "logistic",
+        QOp::Tanh => "tanh",
     }
 }
 
@@ -341,6 +343,11 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             );
             let _ = writeln!(s, "const L{i}_OUT: Shape = const_unwrap!({name}.output_shape(L{i}_IN));");
         }
+        QOp::Logistic | QOp::Tanh => {
+            let p = crate::quantize::squash_params(l).expect("validated");
+            let _ = writeln!(s, "const {name}: SquashParams = SquashParams {{ input_zero_point: {}, input_range_radius: {}, input_multiplier: {}, input_left_shift: {} }};", p.input_zero_point, p.input_range_radius, p.input_multiplier, p.input_left_shift);
+            let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
+        }
         QOp::Concat { .. } => {
             let _ =
                 writeln!(s, "const L{i}_OUT: Shape = Shape::image({}, {}, {});", l.output[0], l.output[1], l.output[2]);
@@ -383,6 +390,8 @@ fn call(i: usize, l: &QLayer) -> String {
         QOp::Pool { max: true, .. } => format!("max_pool2d_i8(&{name}, src, L{i}_IN, dst)?;"),
         QOp::Add { .. } => format!("add_i8(&{name}, src, in1, dst)?;"),
         QOp::Pad { .. } => format!("pad_i8(&{name}, L{i}_IN, src, dst)?;"),
+        QOp::Logistic => format!("logistic_i8(&{name}, src, dst)?;"),
+        QOp::Tanh => format!("tanh_i8(&{name}, src, dst)?;"),
         QOp::Concat { axis, others } => {
             let ins: Vec<String> = (0..=others.len()).map(input_name).collect();
             format!("concat_i8(&[{}], {}, dst)?;", ins.join(", "), crate::quantize::concat_outer(l.output, *axis))

@@ -150,6 +150,11 @@ pub enum QOp {
         /// Tensor ids of the operands after the first.
         others: Vec<usize>,
     },
+    /// TFLite's int8 `LOGISTIC` (output scale 1/256, zero point −128); its parameters derive
+    /// from the input quantization.
+    Logistic,
+    /// TFLite's int8 `TANH` (output scale 1/128, zero point 0).
+    Tanh,
     /// Softmax (output scale 1/256, zero point −128).
     Softmax {
         /// Input multiplier.
@@ -932,6 +937,26 @@ impl QModel {
                     bail!("{at}.output_q: a concatenation keeps its operands' quantization {:?}", l.input_q);
                 }
             }
+            QOp::Logistic | QOp::Tanh => {
+                expect_out(ishape)?;
+                let (want, what) = if matches!(l.op, QOp::Logistic) {
+                    (QParams { scale: 1.0 / 256.0, zero_point: -128 }, "logistic: scale 1/256, zero point −128")
+                } else {
+                    (QParams { scale: 1.0 / 128.0, zero_point: 0 }, "tanh: scale 1/128, zero point 0")
+                };
+                if l.output_q != want {
+                    bail!("{at}.output_q: {:?}; int8 {what}", l.output_q);
+                }
+                if l.act != [i8::MIN, i8::MAX] {
+                    bail!("{at}.act: {:?}; {what} takes no fused activation ([-128, 127])", l.act);
+                }
+                squash_params(l).map_err(|_| {
+                    anyhow::anyhow!(
+                        "{at}.input_q: scale {} is outside what int8 LOGISTIC/TANH can rescale (2^-27 to 2^35)",
+                        l.input_q.scale
+                    )
+                })?;
+            }
             QOp::Softmax { input_multiplier, input_left_shift, diff_min, beta } => {
                 expect_out(ishape)?;
                 let derived = SoftmaxParams::new(
@@ -1066,6 +1091,8 @@ pub fn run_layer(l: &QLayer, ins: &[&[i8]], dst: &mut [i8]) -> Result<(), microc
             microcnn::layout::pad_i8(&PadParams { before: *before, after: *after, value: *value }, ishape, src, dst)
         }
         QOp::Concat { axis, .. } => microcnn::layout::concat_i8(ins, concat_outer(l.output, *axis), dst),
+        QOp::Logistic => microcnn::activation::logistic_i8(&squash_params(l)?, src, dst),
+        QOp::Tanh => microcnn::activation::tanh_i8(&squash_params(l)?, src, dst),
         QOp::Softmax { input_multiplier, input_left_shift, diff_min, .. } => {
             let p = SoftmaxParams {
                 input_multiplier: *input_multiplier,
@@ -1076,6 +1103,12 @@ pub fn run_layer(l: &QLayer, ins: &[&[i8]], dst: &mut [i8]) -> Result<(), microc
             softmax_i8(&p, src, l.output[2], dst)
         }
     }
+}
+
+/// The input parameters of `LOGISTIC`/`TANH`, derived from the input quantization as TFLite
+/// Micro derives them.
+pub fn squash_params(l: &QLayer) -> Result<microcnn::activation::SquashParams, microcnn::Error> {
+    microcnn::activation::SquashParams::new(l.input_q.scale, l.input_q.zero_point)
 }
 
 /// The number of blocks a concatenation along `axis` of `[h, w, c]` tensors copies in turn.

@@ -86,6 +86,8 @@ fn op_label(l: &crate::quantize::QLayer) -> &'static str {
         Add { .. } => "add",
         Pad { .. } => "pad",
         Concat { .. } => "concat",
+        Logistic => "logistic",
+        Tanh => "tanh",
     }
 }
 

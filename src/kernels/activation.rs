@@ -100,3 +100,178 @@ pub fn dropout_i8(input: &[i8], output: &mut [i8]) -> Result<()> {
     output.copy_from_slice(input);
     Ok(())
 }
+
+/// The input side of TFLite Micro's int8 `LOGISTIC` and `TANH`: inputs are brought to Q4.27
+/// fixed point by `MultiplyByQuantizedMultiplier(x − zp, multiplier, left_shift)`; inputs at
+/// least `input_range_radius` away from the zero point saturate without being rescaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SquashParams {
+    /// Input zero point.
+    pub input_zero_point: i8,
+    /// `|x − zp|` from which the output saturates.
+    pub input_range_radius: i32,
+    /// Q0.31 mantissa of `s_in · 2^27`.
+    pub input_multiplier: i32,
+    /// Its exponent (a left shift).
+    pub input_left_shift: i32,
+}
+
+/// Integer bits of the fixed-point input of `LOGISTIC` and `TANH`.
+const SQUASH_INPUT_INT_BITS: i32 = 4;
+
+/// The radius TFLite's `CalculateInputRadius(4, left_shift, 31)` gives: the largest `|x − zp|`
+/// whose rescaled value stays below `15 · 2^27`.
+const fn squash_radius(left_shift: i32) -> i32 {
+    if left_shift >= 32 {
+        return 0;
+    }
+    // floor(15 · 2^27 / 2^left_shift), exact in integers for left_shift in 0..32.
+    ((15i64 << 27) >> left_shift) as i32
+}
+
+impl SquashParams {
+    /// Derives the parameters from the input quantization exactly as TFLite Micro's
+    /// `CalculateArithmeticOpData` does (in `f64`, with `frexp`). Build-time helper.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidQuantization`] if `s_in` is not a positive finite number or gives a shift
+    /// outside `0..=62` (scales below 2^−27 or above 2^35, where TFLite's own arithmetic is
+    /// undefined).
+    pub fn new(s_in: f32, zp_in: i8) -> Result<Self> {
+        if !(s_in.is_finite() && s_in > 0.0) {
+            return Err(Error::InvalidQuantization);
+        }
+        let real = s_in as f64 * (1u64 << (31 - SQUASH_INPUT_INT_BITS)) as f64;
+        let (q, mut e) = libm::frexp(real);
+        let mut m = libm::round(q * (1u64 << 31) as f64) as i64;
+        if m == 1 << 31 {
+            m /= 2;
+            e += 1;
+        }
+        if !(0..=62).contains(&e) {
+            return Err(Error::InvalidQuantization);
+        }
+        Ok(SquashParams {
+            input_zero_point: zp_in,
+            input_range_radius: squash_radius(e),
+            input_multiplier: m as i32,
+            input_left_shift: e,
+        })
+    }
+
+    /// The ranges [`logistic_i8`] and [`tanh_i8`] rely on: a non-negative multiplier, a shift in
+    /// `0..=62`, a radius no larger than the shift allows (so rescaling cannot overflow).
+    const fn check(&self) -> Result<()> {
+        if self.input_multiplier < 0
+            || self.input_left_shift < 0
+            || self.input_left_shift > 62
+            || self.input_range_radius < 0
+            || self.input_range_radius > squash_radius(self.input_left_shift)
+        {
+            return Err(Error::InvalidQuantization);
+        }
+        Ok(())
+    }
+
+    /// The Q4.27 input, or the saturated side.
+    #[inline(always)]
+    const fn rescale(&self, x: i8) -> core::result::Result<i32, bool> {
+        let d = x as i32 - self.input_zero_point as i32;
+        if d <= -self.input_range_radius {
+            Err(false)
+        } else if d >= self.input_range_radius {
+            Err(true)
+        } else {
+            // |d| < radius ≤ 15·2^27 / 2^shift, so the shift stays in range (shift < 32 here).
+            Ok(crate::quant::multiply_by_quantized_multiplier(d, self.input_multiplier, self.input_left_shift))
+        }
+    }
+}
+
+fn squash(p: &SquashParams, input: &[i8], output: &mut [i8], f: impl Fn(i32) -> i8) -> Result<()> {
+    p.check()?;
+    if input.len() != output.len() {
+        return Err(Error::LengthMismatch { expected: output.len(), actual: input.len() });
+    }
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = match p.rescale(x) {
+            Ok(q4) => f(q4),
+            Err(high) => {
+                if high {
+                    i8::MAX
+                } else {
+                    i8::MIN
+                }
+            }
+        };
+    }
+    Ok(())
+}
+
+/// TFLite Micro's int8 `LOGISTIC` bit for bit: output scale 1/256, zero point −128.
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] if the lengths differ; [`Error::InvalidQuantization`] for
+/// parameters outside their ranges.
+pub fn logistic_i8(p: &SquashParams, input: &[i8], output: &mut [i8]) -> Result<()> {
+    squash(p, input, output, |q4| {
+        let q0 = crate::fixedpoint::logistic(q4, SQUASH_INPUT_INT_BITS);
+        let q = crate::quant::rounding_divide_by_pot(q0, 31 - 8) - 128;
+        q.clamp(-128, 127) as i8
+    })
+}
+
+/// TFLite Micro's int8 `TANH` bit for bit: output scale 1/128, zero point 0.
+///
+/// # Errors
+///
+/// As [`logistic_i8`].
+pub fn tanh_i8(p: &SquashParams, input: &[i8], output: &mut [i8]) -> Result<()> {
+    squash(p, input, output, |q4| {
+        let q0 = crate::fixedpoint::tanh(q4, SQUASH_INPUT_INT_BITS);
+        crate::quant::rounding_divide_by_pot(q0, 31 - 7).clamp(-128, 127) as i8
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn squash_shapes_on_every_code() {
+        let codes: [i8; 256] = core::array::from_fn(|i| (i as i32 - 128) as i8);
+        for s in [0.002f32, 0.05, 0.1, 0.3, 1.0] {
+            let p = SquashParams::new(s, 3).unwrap();
+            let (mut l, mut t) = ([0i8; 256], [0i8; 256]);
+            logistic_i8(&p, &codes, &mut l).unwrap();
+            tanh_i8(&p, &codes, &mut t).unwrap();
+            assert!(l.windows(2).all(|w| w[0] <= w[1]) && t.windows(2).all(|w| w[0] <= w[1]), "monotonic at {s}");
+            // At the zero point: logistic ½ (code 0 at scale 1/256, zp −128), tanh 0.
+            assert_eq!((l[128 + 3], t[128 + 3]), (0, 0), "values at the zero point, scale {s}");
+            // Odd symmetry of tanh around the zero point, where both sides are in range.
+            for d in 1..100 {
+                assert!((t[131 + d] as i32 + t[131 - d] as i32).abs() <= 1, "tanh odd at {s}, {d}");
+            }
+        }
+        // Saturation: a coarse input scale reaches both ends.
+        let p = SquashParams::new(0.5, 0).unwrap();
+        let mut out = [0i8; 2];
+        logistic_i8(&p, &[-128, 127], &mut out).unwrap();
+        assert_eq!(out, [-128, 127]);
+    }
+
+    #[test]
+    fn squash_refuses_bad_parameters() {
+        assert!(SquashParams::new(f32::NAN, 0).is_err());
+        assert!(SquashParams::new(0.0, 0).is_err());
+        assert!(SquashParams::new(1e-30, 0).is_err());
+        let mut p = SquashParams::new(0.1, 0).unwrap();
+        p.input_range_radius = i32::MAX;
+        assert_eq!(logistic_i8(&p, &[0], &mut [0]), Err(Error::InvalidQuantization));
+        let p = SquashParams::new(0.1, 0).unwrap();
+        assert_eq!(tanh_i8(&p, &[0, 1], &mut [0]), Err(Error::LengthMismatch { expected: 1, actual: 2 }));
+    }
+}

@@ -111,6 +111,9 @@ pub fn concat_i8(inputs: &[&[i8]], outer: usize, output: &mut [i8]) -> Result<()
     if total != output.len() {
         return Err(Error::LengthMismatch { expected: total, actual: output.len() });
     }
+    if total == 0 {
+        return Ok(());
+    }
     let block = total / outer;
     for (o, dst) in output.chunks_exact_mut(block).enumerate() {
         let mut at = 0;
@@ -165,5 +168,6 @@ mod tests {
         assert_eq!(concat_i8(&[&a, &b], 0, &mut out), Err(Error::InvalidCount));
         assert!(concat_i8(&[&a, &b], 4, &mut out).is_err());
         assert!(concat_i8(&[&a], 2, &mut out).is_err());
+        assert_eq!(concat_i8(&[&[], &[]], usize::MAX, &mut []), Ok(()));
     }
 }

@@ -680,6 +680,24 @@ pub fn check_elementwise(data: &[u8]) -> bool {
     if softmax_i8(&sp, &a, depth, &mut out).is_err() {
         assert!(out.iter().all(|&v| v == 0x5a), "softmax wrote output before failing");
     }
+    check_layout(&mut inp, &a, &b);
+    // LOGISTIC/TANH: built parameters and raw hostile ones; a refusal writes nothing.
+    use microcnn::activation::{logistic_i8, tanh_i8, SquashParams};
+    let sq = match SquashParams::new(inp.f32(), inp.i8()) {
+        Ok(p) => p,
+        Err(_) => SquashParams {
+            input_zero_point: inp.i8(),
+            input_range_radius: inp.i32(),
+            input_multiplier: inp.multiplier(),
+            input_left_shift: inp.shift(),
+        },
+    };
+    for f in [logistic_i8, tanh_i8] {
+        let mut out = poisoned(olen);
+        if f(&sq, &a, &mut out).is_err() {
+            assert!(out.iter().all(|&v| v == 0x5a), "logistic/tanh wrote output before failing");
+        }
+    }
     let _ = microcnn::classify::argmax_i8(&a);
     let _ = microcnn::classify::top_k_i8::<1>(&a);
     let _ = microcnn::classify::top_k_i8::<5>(&a);
@@ -688,6 +706,76 @@ pub fn check_elementwise(data: &[u8]) -> bool {
         assert_eq!(t[0].0, microcnn::classify::argmax_i8(&a).unwrap(), "top-1 = argmax");
     }
     r_add.is_ok()
+}
+
+/// Padding and concatenation against index-by-index definitions, on hostile shapes too.
+fn check_layout(inp: &mut Input, a: &[i8], b: &[i8]) {
+    use microcnn::layout::{concat_i8, pad_i8, PadParams};
+    let (h, w, c) = (inp.dim(), inp.dim(), inp.dim());
+    let side = |inp: &mut Input| if inp.byte() < 250 { (inp.byte() % 4) as usize } else { inp.dim() };
+    let p = PadParams {
+        before: [side(inp), side(inp), side(inp)],
+        after: [side(inp), side(inp), side(inp)],
+        value: inp.i8(),
+    };
+    let shape = Shape::image(h, w, c);
+    let input_len = h.checked_mul(w).and_then(|v| v.checked_mul(c));
+    let input: Vec<i8> = match input_len {
+        Some(n) if n <= a.len() => a[..n].to_vec(),
+        _ => a.to_vec(),
+    };
+    match p.output_shape(shape) {
+        Ok(o) if o.checked_len().is_ok_and(|n| n <= MAX_ALLOC) && input_len == Some(input.len()) => {
+            let mut out = poisoned(o.len());
+            pad_i8(&p, shape, &input, &mut out).expect("valid padding runs");
+            // (An empty output has nothing to compare, however many rows it has.)
+            for y in 0..if o.is_empty() { 0 } else { o.h } {
+                for x in 0..o.w {
+                    for k in 0..o.c {
+                        let (iy, ix, ik) =
+                            (y.wrapping_sub(p.before[0]), x.wrapping_sub(p.before[1]), k.wrapping_sub(p.before[2]));
+                        let want = if iy < h && ix < w && ik < c { input[(iy * w + ix) * c + ik] } else { p.value };
+                        assert_eq!(out[(y * o.w + x) * o.c + k], want, "pad at ({y}, {x}, {k})");
+                    }
+                }
+            }
+        }
+        Ok(o) if input_len != Some(input.len()) && o.checked_len().is_ok_and(|n| n <= MAX_ALLOC) => {
+            let mut out = poisoned(o.len());
+            assert!(pad_i8(&p, shape, &input, &mut out).is_err(), "pad accepted an input of the wrong length");
+            assert!(out.iter().all(|&v| v == 0x5a), "pad wrote output before failing");
+        }
+        Ok(_) => {} // larger than the harness allocates
+        Err(e) => {
+            assert_eq!(e, Error::TooLarge);
+            assert_eq!(pad_i8(&p, shape, &input, &mut poisoned(4)), Err(Error::TooLarge));
+        }
+    }
+    // Concatenation: `outer` blocks of each operand, in turn.
+    let outer = inp.dim();
+    let total = a.len().saturating_add(b.len());
+    let mut out = poisoned(if inp.byte() < 16 { total + 1 } else { total });
+    match concat_i8(&[a, b], outer, &mut out) {
+        Ok(()) => {
+            let (pa, pb) = (a.len() / outer, b.len() / outer);
+            for o in 0..if total == 0 { 0 } else { outer } {
+                assert_eq!(
+                    &out[o * (pa + pb)..o * (pa + pb) + pa],
+                    &a[o * pa..(o + 1) * pa],
+                    "concat block {o}, first"
+                );
+                assert_eq!(
+                    &out[o * (pa + pb) + pa..(o + 1) * (pa + pb)],
+                    &b[o * pb..(o + 1) * pb],
+                    "concat block {o}, second"
+                );
+            }
+        }
+        Err(_) => {
+            let fits = outer != 0 && a.len() % outer == 0 && b.len() % outer == 0 && out.len() == total;
+            assert!(!fits, "concat refused a valid call ({outer} blocks of {} + {})", a.len(), b.len());
+        }
+    }
 }
 
 /// Requantization and fixed-point helpers, against their definitions where they have one.

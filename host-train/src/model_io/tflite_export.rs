@@ -264,6 +264,8 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
                 let options = fb::ConcatenationOptions { axis: *axis as i32 + 1, fused_activation_function: fused };
                 (B::Concatenation, inputs, Some(O::ConcatenationOptions(Box::new(options))))
             }
+            QOp::Logistic => (B::Logistic, vec![cur], None),
+            QOp::Tanh => (B::Tanh, vec![cur], None),
             QOp::L2Pool { .. } => {
                 bail!("layer `{}`: TFLite has no int8 L2_POOL_2D kernel; this model cannot be exported", l.name)
             }

@@ -459,9 +459,11 @@ impl<'m> Graph<'m> {
                 | B::Pad
                 | B::Padv2
                 | B::Concatenation
+                | B::Logistic
+                | B::Tanh
         );
         if !supported {
-            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, CONCATENATION, PAD, PADV2, SOFTMAX, RELU, RELU6, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
+            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, CONCATENATION, PAD, PADV2, LOGISTIC, TANH, SOFTMAX, RELU, RELU6, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
         }
         let out = self.output_of(op)?;
         self.act_q(out).context("output")?;
@@ -533,6 +535,23 @@ impl<'m> Graph<'m> {
                         bail!("operand {k} is quantized as {q:?}, the output as {outq:?}: microcnn concatenates one quantization (TFLite's converter normally unifies them)");
                     }
                 }
+            }
+            (B::Logistic | B::Tanh, _) => {
+                let (want, what) = if code == B::Logistic {
+                    (QParams { scale: 1.0 / 256.0, zero_point: -128 }, "scale 1/256, zero point −128")
+                } else {
+                    (QParams { scale: 1.0 / 128.0, zero_point: 0 }, "scale 1/128, zero point 0")
+                };
+                if self.act_q(out)? != want {
+                    bail!("output quantization {:?}: int8 {} writes {what}", self.act_q(out)?, tflite_op_name(code));
+                }
+                microcnn::activation::SquashParams::new(self.act_q(x)?.scale, 0).map_err(|_| {
+                    anyhow!(
+                        "input scale {} is outside what int8 {} can rescale",
+                        self.act_q(x).map(|q| q.scale).unwrap_or(0.0),
+                        tflite_op_name(code)
+                    )
+                })?;
             }
             (B::Softmax | B::Reshape | B::Squeeze | B::Relu | B::Relu6, _) => {}
             (_, other) => bail!("unexpected options {:?}", other.map(|_| "…")),
@@ -770,6 +789,8 @@ impl<'m> Graph<'m> {
                     }
                     (QOp::Concat { axis, others }, [i8::MIN, i8::MAX])
                 }
+                (B::Logistic, _) => (QOp::Logistic, [i8::MIN, i8::MAX]),
+                (B::Tanh, _) => (QOp::Tanh, [i8::MIN, i8::MAX]),
                 (B::Relu | B::Relu6, _) => {
                     if out_q != in_q {
                         bail!(
@@ -797,6 +818,8 @@ impl<'m> Graph<'m> {
                 B::Softmax => "softmax",
                 B::Pad | B::Padv2 => "pad",
                 B::Concatenation => "concat",
+                B::Logistic => "logistic",
+                B::Tanh => "tanh",
                 _ => "relu",
             };
             let layer_name = format!("{short}{}", layers.len());
