@@ -63,19 +63,35 @@ else
   fail=1
 fi
 
-# An imported TFLite model (models/imported_residual: Keras → TF converter → `microcnn import`),
-# built into its own target folder so the default builds above stay as they are.
+# Imported TFLite models (models/imported_*: Keras → TF converter → `microcnn import`), built
+# into their own target folder so the default builds above stay as they are; each ELF is copied
+# aside, since the next model rebuilds the app in the same folder.
 IMPORTED=(
   "M0  microbit     thumbv6m-none-eabi        classify      imported_residual"
   "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_residual"
   "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_residual"
+  "M0  microbit     thumbv6m-none-eabi        classify      imported_dscnn_float_io"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_dscnn_float_io"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_dscnn_float_io"
+  "M0  microbit     thumbv6m-none-eabi        classify      imported_dag_concat_pad"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_dag_concat_pad"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_dag_concat_pad"
+  "M3  lm3s6965evb  thumbv7m-none-eabi        classify      imported_resnet8"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_resnet8"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_resnet8"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_mobilenet_v1_025"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_mobilenet_v1_025"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_fc_autoencoder"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_fc_autoencoder"
 )
+mkdir -p target/imported/elf
 for run in "${IMPORTED[@]}"; do
   read -r core machine target bin model <<<"$run"
   if ! MICROCNN_MODEL="$PWD/../models/$model" cargo build --quiet --release --target "$target" --bin "$bin" --target-dir target/imported; then
     echo "build failed for $model on $target" >&2
     exit 1
   fi
+  cp "target/imported/$target/release/$bin" "target/imported/elf/$model-$target-$bin"
 done
 
 table="| core | QEMU machine | program | instructions / inference | flash (B) | static RAM (B) | accuracy | bit-exact with host |\n|---|---|---|---:|---:|---:|---|---|\n"
@@ -84,7 +100,7 @@ props=""
 for run in "${RUNS[@]}" "${IMPORTED[@]}"; do
   read -r core machine target bin model <<<"$run"
   elf="target/$target/release/$bin"
-  case "$model" in imported_*) elf="target/imported/$target/release/$bin" ;; esac
+  case "$model" in imported_*) elf="target/imported/elf/$model-$target-$bin" ;; esac
   log="$out/$core-$bin-$model.log"
   printf '%-4s %-12s %-14s ... ' "$core" "$machine" "$bin"
   bash qemu/run.sh "$elf" "$machine" >"$log" 2>&1

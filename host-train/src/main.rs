@@ -165,6 +165,10 @@ enum Cmd {
         /// Python interpreter with tflite-micro.
         #[arg(long, default_value = "python3")]
         python: String,
+        /// Also compare every layer's output tensor (on the first item whose outputs differ, or
+        /// item 0) and name the first layer that differs: a layer-by-layer debugger.
+        #[arg(long)]
+        layers: bool,
     },
     /// Redraw the loss/accuracy curves of a finished run from its history.json.
     PlotHistory {
@@ -842,6 +846,15 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("{}", model.display()))?;
             let q = imported.model;
             let mut rep = host_train::report::table(&q, None);
+            // TFLite Micro's arena for the same file, when its Python package is here.
+            match host_train::model_io::compare::tflm_arena_bytes(&model, "python3") {
+                Ok(tflm) => rep.push_str(&format!(
+                    "TFLite Micro's arena for this file: {tflm} bytes (its recording allocator); microcnn's: {} bytes ({})\n",
+                    q.plan().bytes,
+                    if q.plan().bytes <= tflm { "not more" } else { "MORE" }
+                )),
+                Err(e) => rep.push_str(&format!("TFLite Micro's arena: not measured ({e:#})\n")),
+            }
             for note in &imported.notes {
                 rep.push_str(&format!("note: {note}\n"));
             }
@@ -883,7 +896,7 @@ fn run(cli: Cli) -> Result<()> {
                 if float { "float32" } else { "int8" }
             );
         }
-        Cmd::Compare { model_dir, tflite, input, python } => {
+        Cmd::Compare { model_dir, tflite, input, python, layers } => {
             let q = host_train::report::load_qmodel(&model_dir)?;
             let c = host_train::model_io::compare::compare(&q, &tflite, &input, &python)?;
             let (mut equal, mut total) = (0, 0);
@@ -893,6 +906,38 @@ fn run(cli: Cli) -> Result<()> {
                 total += n;
             }
             println!("{equal}/{total} output elements equal");
+            if layers {
+                let bytes = std::fs::read(&tflite).with_context(|| format!("cannot read {}", tflite.display()))?;
+                let imported = host_train::model_io::tflite_import::import_tflite(&bytes, None, "compared")
+                    .with_context(|| format!("{}", tflite.display()))?;
+                let same_graph = imported.model.layers.len() == q.layers.len()
+                    && imported
+                        .model
+                        .layers
+                        .iter()
+                        .zip(&q.layers)
+                        .all(|(a, b)| a.output == b.output && a.from == b.from);
+                if !same_graph {
+                    bail!(
+                        "--layers: {} is not the model in {} (a different graph); import it again",
+                        tflite.display(),
+                        model_dir.display()
+                    );
+                }
+                let item = c.first_difference.as_ref().map_or(0, |d| d.0);
+                match host_train::model_io::compare::first_layer_difference(&q, &tflite, &input, item, &imported.tflite_tensors, &python)? {
+                    None => println!("item {item}: every layer's output ({} tensors) equal to TFLite Micro's", q.layers.len()),
+                    Some(d) => println!(
+                        "item {item}: first difference at layer {} (`{}`, {}), element {}: microcnn {}, TFLite Micro {}",
+                        d.layer,
+                        q.layers[d.layer].name,
+                        host_train::report::op_label(&q.layers[d.layer]),
+                        d.index,
+                        d.ours,
+                        d.tflm
+                    ),
+                }
+            }
             if let Some((k, i, ours, tflm)) = c.first_difference {
                 bail!("item {k}, output {i}: microcnn {ours}, TFLite Micro {tflm}");
             }

@@ -658,6 +658,19 @@ impl QModel {
         pixels.iter().map(|&p| microcnn::quant::quantize_f32(p, self.input_q.scale, self.input_q.zero_point)).collect()
     }
 
+    /// Every tensor of one inference (0 = the input, `i + 1` = layer `i`'s output), each in its
+    /// own buffer: for comparing layer by layer (`compare --layers`), not for deployment.
+    pub fn run_tensors(&self, input: &[i8]) -> Result<Vec<Vec<i8>>, microcnn::Error> {
+        let mut t: Vec<Vec<i8>> = vec![input.to_vec()];
+        for (i, l) in self.layers.iter().enumerate() {
+            let mut dst = vec![0i8; self.out_len(i)];
+            let ins: Vec<&[i8]> = self.inputs_of(i).into_iter().map(|k| t[k].as_slice()).collect();
+            run_layer(l, &ins, &mut dst)?;
+            t.push(dst);
+        }
+        Ok(t)
+    }
+
     /// Runs one image through the runtime kernels, using `arena` exactly as the plan says: the
     /// input is copied to its place in the arena, every layer reads and writes arena regions
     /// through the checked splitter, and the scores are copied out.

@@ -30,15 +30,17 @@ pub fn flash_bytes(q: &QModel) -> usize {
 /// The report table.
 pub fn table(q: &QModel, acc: Option<(f32, f32, usize)>) -> String {
     let mut s = format!("int8 model \"{}\"\n", q.name);
+    let plan = q.plan();
     let _ = writeln!(
         s,
-        "{:<12} {:<22} {:>12} {:>9} {:>10} {:>9} {:>9}",
-        "layer", "op", "output", "params", "MACs", "act B", "weight B"
+        "{:<12} {:<16} {:>10} {:>12} {:>9} {:>10} {:>9} {:>9} {:>9}",
+        "layer", "op", "reads", "output", "params", "MACs", "act B", "weight B", "arena @"
     );
-    s += &"─".repeat(89);
+    s += &"─".repeat(104);
     s.push('\n');
     let (mut tp, mut tm) = (0, 0);
-    for l in &q.layers {
+    let tensor = |t: usize| if t == 0 { "input".to_string() } else { format!("L{}", t - 1) };
+    for (i, l) in q.layers.iter().enumerate() {
         let params = match &l.op {
             crate::quantize::QOp::Conv { weights, bias, .. } | crate::quantize::QOp::Dense { weights, bias, .. } => {
                 weights.len() + bias.len()
@@ -47,30 +49,34 @@ pub fn table(q: &QModel, acc: Option<(f32, f32, usize)>) -> String {
         };
         tp += params;
         tm += macs(l);
+        let reads: Vec<String> = q.inputs_of(i).into_iter().map(tensor).collect();
         let _ = writeln!(
             s,
-            "{:<12} {:<22} {:>12} {:>9} {:>10} {:>9} {:>9}",
+            "{:<12} {:<16} {:>10} {:>12} {:>9} {:>10} {:>9} {:>9} {:>9}",
             l.name,
             op_label(l),
+            reads.join("+"),
             format!("{}×{}×{}", l.output[0], l.output[1], l.output[2]),
             params,
             macs(l),
             l.output.iter().product::<usize>(),
-            weight_bytes(l)
+            weight_bytes(l),
+            plan.offset[i + 1]
         );
     }
-    s += &"─".repeat(89);
+    s += &"─".repeat(104);
     let _ = writeln!(s, "\n{tp} parameters, {tm} MACs per inference");
     let _ = writeln!(s, "flash (weights, biases, multipliers, shifts): {} bytes", flash_bytes(q));
     let _ =
-        writeln!(s, "RAM: arena {} bytes (every activation tensor, the input and the scores included)", ram_bytes(q));
+        writeln!(s, "RAM: arena {} bytes (every activation tensor, the input at offset {} and the scores included; the most alive at once {})", ram_bytes(q), plan.offset[0], plan.peak_live);
     if let Some((f, i, n)) = acc {
         let _ = writeln!(s, "accuracy on {n} test images: float {:.2}%, int8 {:.2}% (int8 − float: {:+.2} points; int8 computed by the microcnn runtime kernels)", 100.0 * f, 100.0 * i, 100.0 * (i - f));
     }
     s
 }
 
-fn op_label(l: &crate::quantize::QLayer) -> &'static str {
+/// A short name for the layer's op.
+pub fn op_label(l: &crate::quantize::QLayer) -> &'static str {
     use crate::quantize::QOp::*;
     match &l.op {
         Conv { depth_multiplier: Some(_), .. } => "depthwise conv",

@@ -106,7 +106,7 @@ const L2_OUT: Shape = const_unwrap!(conv2d_output_shape(&CONV2, L2_IN, CONV2_FIL
 
 // ── layer 3: add3 (add) ──
 const L3_IN: Shape = Shape::image(16, 16, 8);
-const ADD3: AddParams = AddParams { input1_zero_point: -71, input2_zero_point: -128, output_zero_point: -71, left_shift: 20, input1: Requant { multiplier: 1073741824, shift: 0 }, input2: Requant { multiplier: 1481242468, shift: -1 }, output: Requant { multiplier: 1075655910, shift: -18 }, activation: ActivationRange { min: -128, max: 127 } };
+const ADD3: AddParams = AddParams { input1_zero_point: -128, input2_zero_point: -71, output_zero_point: -71, left_shift: 20, input1: Requant { multiplier: 1481242468, shift: -1 }, input2: Requant { multiplier: 1073741824, shift: 0 }, output: Requant { multiplier: 1075655910, shift: -18 }, activation: ActivationRange { min: -128, max: 127 } };
 const L3_OUT: Shape = L3_IN;
 
 // ── layer 4: maxpool4 (max pool) ──
@@ -203,7 +203,7 @@ const L9_OUT: Shape = L9_IN;
 const _: () = assert!(L0_IN.len() == INPUT_LEN);
 const _: () = assert!(L1_IN.len() == L0_OUT.len());
 const _: () = assert!(L2_IN.len() == L1_OUT.len());
-const _: () = assert!(L3_IN.len() == L2_OUT.len());
+const _: () = assert!(L3_IN.len() == L0_OUT.len());
 const _: () = assert!(L4_IN.len() == L3_OUT.len());
 const _: () = assert!(L5_IN.len() == L4_OUT.len());
 const _: () = assert!(L6_IN.len() == L5_OUT.len());
@@ -275,7 +275,7 @@ pub fn run_in_place(arena: &mut [i8; ARENA_BYTES], mut after_layer: impl FnMut(u
     after_layer(2);
     // add3: add
     {
-        let ([src, in1], dst) = arena_io(arena, [(4096, 2048), (0, 2048)], (2048, 2048))?;
+        let ([src, in1], dst) = arena_io(arena, [(0, 2048), (4096, 2048)], (2048, 2048))?;
         add_i8(&ADD3, src, in1, dst)?;
     }
     after_layer(3);

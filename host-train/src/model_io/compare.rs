@@ -30,6 +30,119 @@ for item in x:
 np.save(outputs, np.stack(out))
 "#;
 
+/// The TFLM side of `--layers`: one item with every tensor preserved, the listed tensors saved
+/// as `.npy` files in a folder.
+const TFLM_LAYERS_SCRIPT: &str = r#"
+import sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+model, inputs, item, outputs, ids = sys.argv[1:6]
+interp = runtime.Interpreter.from_file(
+    model, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+details = interp.get_input_details(0)
+shape, dtype = details["shape"], details["dtype"]
+x = np.load(inputs).reshape(-1, int(np.prod(shape)))[int(item)]
+interp.set_input(x.reshape(shape).astype(dtype), 0)
+interp.invoke()
+for t in ids.split(","):
+    data = np.array(interp.GetTensor(int(t), 0)["tensor_data"]).reshape(-1).astype(np.int8)
+    np.save(f"{outputs}/t{t}.npy", data)
+"#;
+
+/// TFLite Micro's arena for `tflite`: its recording allocator's "Arena allocation head" (every
+/// activation tensor, input and output included), printed by `print_allocations`.
+///
+/// # Errors
+///
+/// Python or `tflite-micro` missing, or TFLM refusing the file.
+pub fn tflm_arena_bytes(tflite: &Path, python: &str) -> Result<usize> {
+    let script = "import sys\nfrom tflite_micro.python.tflite_micro import runtime\nruntime.Interpreter.from_file(sys.argv[1]).print_allocations()\n";
+    let run = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(tflite)
+        .output()
+        .with_context(|| format!("cannot run `{python}` (needs `pip install tflite-micro`)"))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    if !run.status.success() {
+        bail!("TensorFlow Lite Micro could not load {}: {}", tflite.display(), text.trim_end());
+    }
+    text.lines()
+        .find(|l| l.contains("Arena allocation head"))
+        .and_then(|l| l.split_whitespace().rev().nth(1))
+        .and_then(|v| v.parse().ok())
+        .context("TFLM printed no arena figure")
+}
+
+/// Where microcnn and TFLM first part ways inside the graph.
+pub struct LayerDifference {
+    /// Layer index.
+    pub layer: usize,
+    /// Element index in its output.
+    pub index: usize,
+    /// microcnn's value.
+    pub ours: i8,
+    /// TFLM's value.
+    pub tflm: i8,
+}
+
+/// `compare --layers`: runs input `item` of the batch through microcnn (every tensor kept) and
+/// through TFLM with all tensors preserved, and returns the first layer (in execution order)
+/// whose output differs, or `None` when every layer's tensor is equal. `tflite_tensors` maps
+/// each of the model's tensors to the flatbuffer's (from the importer).
+///
+/// # Errors
+///
+/// As [`compare`].
+pub fn first_layer_difference(
+    q: &QModel,
+    tflite: &Path,
+    input: &Path,
+    item: usize,
+    tflite_tensors: &[usize],
+    python: &str,
+) -> Result<Option<LayerDifference>> {
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let items = super::npy::read_inputs(&bytes, &input.display().to_string(), q)?;
+    let x = items.get(item).with_context(|| format!("{}: no item {item}", input.display()))?;
+    let ours = q.run_tensors(x).map_err(|e| anyhow::anyhow!("item {item}: runtime error: {e}"))?;
+    let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let npz = dir.path();
+    let ids: Vec<String> = tflite_tensors[1..].iter().map(|t| t.to_string()).collect();
+    let run = Command::new(python)
+        .arg("-c")
+        .arg(TFLM_LAYERS_SCRIPT)
+        .arg(tflite)
+        .arg(input)
+        .arg(item.to_string())
+        .arg(&npz)
+        .arg(ids.join(","))
+        .output()
+        .with_context(|| {
+            format!("cannot run `{python}`: compare needs Python 3 with `pip install tflite-micro numpy`")
+        })?;
+    if !run.status.success() {
+        bail!(
+            "TensorFlow Lite Micro failed on {}:\n{}",
+            tflite.display(),
+            String::from_utf8_lossy(&run.stderr).trim_end()
+        );
+    }
+    for (layer, &t) in tflite_tensors.iter().enumerate().skip(1) {
+        let data = std::fs::read(npz.join(format!("t{t}.npy"))).with_context(|| format!("TFLM kept no tensor {t}"))?;
+        let tflm: Vec<i8> =
+            npyz::NpyFile::new(&data[..]).and_then(|f| f.into_vec()).context("TFLM's tensors are unreadable")?;
+        let mine = &ours[layer];
+        if tflm.len() != mine.len() {
+            bail!("layer {}: TFLM's tensor {t} has {} values, microcnn's {}", layer - 1, tflm.len(), mine.len());
+        }
+        if let Some(i) = mine.iter().zip(&tflm).position(|(a, b)| a != b) {
+            return Ok(Some(LayerDifference { layer: layer - 1, index: i, ours: mine[i], tflm: tflm[i] }));
+        }
+    }
+    Ok(None)
+}
+
 /// Per-item equality of microcnn's and TFLM's outputs.
 pub struct Comparison {
     /// `(equal elements, elements)` per input item.

@@ -30,6 +30,9 @@ pub struct Imported {
     pub model: QModel,
     /// One line per layer that TFLite's VALID padding makes skip input rows or columns.
     pub notes: Vec<String>,
+    /// The flatbuffer's tensor index for each of the model's tensors (0 = the int8 input,
+    /// `i + 1` = layer `i`'s output): what `compare --layers` reads from TFLite Micro.
+    pub tflite_tensors: Vec<usize>,
 }
 
 /// Largest `.tflite` accepted (the flatbuffer format itself stops at 2 GiB).
@@ -581,6 +584,7 @@ impl<'m> Graph<'m> {
         }
         // Shape and quantization of each of our tensors, by our id.
         let mut tens: Vec<([usize; 3], QParams)> = vec![(input_shape, input_q)];
+        let mut produced_by_layer: HashMap<usize, usize> = HashMap::new();
         for (i, op) in self.ops.iter().enumerate().filter(|(i, _)| !self.shape_only[*i]) {
             let code = self.op_code(op).ok_or_else(|| anyhow!("operator {i}: not a builtin"))?;
             if code == B::Quantize {
@@ -837,6 +841,7 @@ impl<'m> Graph<'m> {
             });
             tens.push((out_shape, out_q));
             id.insert(out_t, layers.len());
+            produced_by_layer.insert(out_t, layers.len());
         }
         if id.get(&self.output) != Some(&layers.len()) {
             bail!("the model's output (tensor {}) is not the last operator's output", self.output);
@@ -865,7 +870,14 @@ impl<'m> Graph<'m> {
             model.name = n.to_string();
         }
         model.validate().context("the imported model does not pass microcnn's checks")?;
-        Ok(Imported { model, notes })
+        let mut tflite_tensors = vec![first_int8; model.layers.len() + 1];
+        for (&t, &ours) in &id {
+            // The producer's own tensor, not a RESHAPE/DEQUANTIZE alias of it.
+            if ours > 0 && produced_by_layer.get(&t) == Some(&ours) {
+                tflite_tensors[ours] = t;
+            }
+        }
+        Ok(Imported { model, notes, tflite_tensors })
     }
 
     /// The names an export by microcnn recorded, if this file is one.
