@@ -107,7 +107,7 @@ pub fn first_layer_difference(
     let x = items.get(item).with_context(|| format!("{}: no item {item}", input.display()))?;
     let ours = q.run_tensors(x).map_err(|e| anyhow::anyhow!("item {item}: runtime error: {e}"))?;
     let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let npz = dir.path();
+    let folder = dir.path();
     let ids: Vec<String> = tflite_tensors[1..].iter().map(|t| t.to_string()).collect();
     let run = Command::new(python)
         .arg("-c")
@@ -115,7 +115,7 @@ pub fn first_layer_difference(
         .arg(tflite)
         .arg(input)
         .arg(item.to_string())
-        .arg(&npz)
+        .arg(folder)
         .arg(ids.join(","))
         .output()
         .with_context(|| {
@@ -129,7 +129,8 @@ pub fn first_layer_difference(
         );
     }
     for (layer, &t) in tflite_tensors.iter().enumerate().skip(1) {
-        let data = std::fs::read(npz.join(format!("t{t}.npy"))).with_context(|| format!("TFLM kept no tensor {t}"))?;
+        let data =
+            std::fs::read(folder.join(format!("t{t}.npy"))).with_context(|| format!("TFLM kept no tensor {t}"))?;
         let tflm: Vec<i8> =
             npyz::NpyFile::new(&data[..]).and_then(|f| f.into_vec()).context("TFLM's tensors are unreadable")?;
         let mine = &ours[layer];
