@@ -161,6 +161,22 @@ def tanh_codes():
     return tf.keras.Model(inp, L.Activation("tanh")(L.Dense(256)(inp)))
 
 
+def requant_leaky():
+    """LEAKY_RELU, and a concatenation of branches with very different ranges (the converter
+    gives the concatenation one scale and requantizes an operand with an int8→int8 QUANTIZE)."""
+    x = inp = tf.keras.Input((10, 10, 3), batch_size=1)
+    a = L.Conv2D(4, 3, padding="same")(x)
+    a = L.LeakyReLU(negative_slope=0.2)(a)
+    b = L.Conv2D(4, 1)(x)
+    b = L.Lambda(lambda t: t * 20.0)(b)
+    x = L.Concatenate()([a, b])
+    x = L.Conv2D(6, 3, strides=2, padding="same")(x)
+    x = L.LeakyReLU(negative_slope=0.01)(x)
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(3)(x)
+    return tf.keras.Model(inp, x)
+
+
 MODELS = {
     "cnn_residual": cnn_residual,
     "lenet_valid": lenet_valid,
@@ -172,6 +188,7 @@ MODELS = {
     "squash": squash,
     "logistic_codes": logistic_codes,
     "tanh_codes": tanh_codes,
+    "requant_leaky": requant_leaky,
 }
 FLOAT_IO = {"dscnn_float_io"}
 

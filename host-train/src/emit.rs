@@ -181,7 +181,19 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
     // Import exactly what the body uses (no unused-import warnings under -D warnings).
     let body = s.split_off(header_len);
     const ITEMS: [(&str, &[&str]); 10] = [
-        ("microcnn::activation", &["clamp_in_place_i8", "logistic_i8", "tanh_i8", "SquashParams"]),
+        (
+            "microcnn::activation",
+            &[
+                "clamp_in_place_i8",
+                "leaky_relu_i8",
+                "logistic_i8",
+                "relu_i8",
+                "tanh_i8",
+                "LeakyReluParams",
+                "ReluParams",
+                "SquashParams",
+            ],
+        ),
         ("microcnn::add", &["add_i8", "AddParams"]),
         ("microcnn::memory", &["arena_io"]),
         ("microcnn::conv", &["conv2d_i8", "conv2d_output_shape", "ConvParams", "ConvWeights"]),
@@ -245,6 +257,8 @@ fn op_name(op: &QOp) -> &'static str {
         QOp::Concat { .. } => "concatenation",
         QOp::Logistic => "logistic",
         QOp::Tanh => "tanh",
+        QOp::Requantize { .. } => "requantize",
+        QOp::LeakyRelu { .. } => "leaky relu",
     }
 }
 
@@ -343,6 +357,15 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             );
             let _ = writeln!(s, "const L{i}_OUT: Shape = const_unwrap!({name}.output_shape(L{i}_IN));");
         }
+        QOp::Requantize { multiplier, shift } => {
+            let _ = writeln!(s, "const {name}: ReluParams = ReluParams {{ input_zero_point: {zi}, output_zero_point: {zo}, requant: Requant {{ multiplier: {multiplier}, shift: {shift} }}, activation: {act} }};");
+            let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
+        }
+        QOp::LeakyRelu { .. } => {
+            let p = crate::quantize::leaky_params(l);
+            let _ = writeln!(s, "const {name}: LeakyReluParams = LeakyReluParams {{ input_zero_point: {zi}, output_zero_point: {zo}, identity: Requant {{ multiplier: {}, shift: {} }}, alpha: Requant {{ multiplier: {}, shift: {} }} }};", p.identity.multiplier, p.identity.shift, p.alpha.multiplier, p.alpha.shift);
+            let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
+        }
         QOp::Logistic | QOp::Tanh => {
             let p = crate::quantize::squash_params(l).expect("validated");
             let _ = writeln!(s, "const {name}: SquashParams = SquashParams {{ input_zero_point: {}, input_range_radius: {}, input_multiplier: {}, input_left_shift: {} }};", p.input_zero_point, p.input_range_radius, p.input_multiplier, p.input_left_shift);
@@ -391,6 +414,8 @@ fn call(i: usize, l: &QLayer) -> String {
         QOp::Add { .. } => format!("add_i8(&{name}, src, in1, dst)?;"),
         QOp::Pad { .. } => format!("pad_i8(&{name}, L{i}_IN, src, dst)?;"),
         QOp::Logistic => format!("logistic_i8(&{name}, src, dst)?;"),
+        QOp::Requantize { .. } => format!("relu_i8(&{name}, src, dst)?;"),
+        QOp::LeakyRelu { .. } => format!("leaky_relu_i8(&{name}, src, dst)?;"),
         QOp::Tanh => format!("tanh_i8(&{name}, src, dst)?;"),
         QOp::Concat { axis, others } => {
             let ins: Vec<String> = (0..=others.len()).map(input_name).collect();

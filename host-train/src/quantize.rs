@@ -150,6 +150,20 @@ pub enum QOp {
         /// Tensor ids of the operands after the first.
         others: Vec<usize>,
     },
+    /// `clamp(zp_out + MultiplyByQuantizedMultiplier(x − zp_in, M, shift), act)`: TFLite's
+    /// int8 → int8 `QUANTIZE` (full clamp) and a `RELU` that changes the quantization (clamp
+    /// `[zp_out, 127]`); `M`/`shift` encode `s_in / s_out`.
+    Requantize {
+        /// Multiplier.
+        multiplier: i32,
+        /// Shift.
+        shift: i32,
+    },
+    /// TFLite's int8 `LEAKY_RELU` with slope `alpha` (≥ 0) below zero.
+    LeakyRelu {
+        /// The slope for negative inputs.
+        alpha: f32,
+    },
     /// TFLite's int8 `LOGISTIC` (output scale 1/256, zero point −128); its parameters derive
     /// from the input quantization.
     Logistic,
@@ -950,6 +964,26 @@ impl QModel {
                     bail!("{at}.output_q: a concatenation keeps its operands' quantization {:?}", l.input_q);
                 }
             }
+            QOp::Requantize { multiplier, shift } => {
+                expect_out(ishape)?;
+                check_requant_field(*multiplier, *shift, &format!("{at}.multiplier/shift"))?;
+                let derived = quantize_multiplier(l.input_q.scale as f64 / l.output_q.scale as f64);
+                if (derived.multiplier, derived.shift) != (*multiplier, *shift) {
+                    bail!("{at}.multiplier/shift: {multiplier}/{shift}, but the quantizations give {}/{}; regenerate the file", derived.multiplier, derived.shift);
+                }
+            }
+            QOp::LeakyRelu { alpha } => {
+                expect_out(ishape)?;
+                if !(alpha.is_finite() && *alpha >= 0.0) {
+                    bail!("{at}.alpha: {alpha}; a finite slope ≥ 0");
+                }
+                let p = leaky_params(l);
+                check_requant_field(p.identity.multiplier, p.identity.shift, &format!("{at}: s_in / s_out"))?;
+                check_requant_field(p.alpha.multiplier, p.alpha.shift, &format!("{at}: alpha · s_in / s_out"))?;
+                if l.act != [i8::MIN, i8::MAX] {
+                    bail!("{at}.act: {:?}; leaky ReLU takes no fused activation ([-128, 127])", l.act);
+                }
+            }
             QOp::Logistic | QOp::Tanh => {
                 expect_out(ishape)?;
                 let (want, what) = if matches!(l.op, QOp::Logistic) {
@@ -1105,6 +1139,16 @@ pub fn run_layer(l: &QLayer, ins: &[&[i8]], dst: &mut [i8]) -> Result<(), microc
         }
         QOp::Concat { axis, .. } => microcnn::layout::concat_i8(ins, concat_outer(l.output, *axis), dst),
         QOp::Logistic => microcnn::activation::logistic_i8(&squash_params(l)?, src, dst),
+        QOp::Requantize { multiplier, shift } => {
+            let p = microcnn::activation::ReluParams {
+                input_zero_point: zi,
+                output_zero_point: zo,
+                requant: Requant { multiplier: *multiplier, shift: *shift },
+                activation,
+            };
+            microcnn::activation::relu_i8(&p, src, dst)
+        }
+        QOp::LeakyRelu { .. } => microcnn::activation::leaky_relu_i8(&leaky_params(l), src, dst),
         QOp::Tanh => microcnn::activation::tanh_i8(&squash_params(l)?, src, dst),
         QOp::Softmax { input_multiplier, input_left_shift, diff_min, .. } => {
             let p = SoftmaxParams {
@@ -1116,6 +1160,18 @@ pub fn run_layer(l: &QLayer, ins: &[&[i8]], dst: &mut [i8]) -> Result<(), microc
             softmax_i8(&p, src, l.output[2], dst)
         }
     }
+}
+
+/// The multipliers of `LEAKY_RELU`, derived as TFLite Micro derives them.
+pub fn leaky_params(l: &QLayer) -> microcnn::activation::LeakyReluParams {
+    let alpha = if let QOp::LeakyRelu { alpha } = l.op { alpha } else { 0.0 };
+    microcnn::activation::LeakyReluParams::new(
+        l.input_q.scale,
+        l.input_q.zero_point,
+        l.output_q.scale,
+        l.output_q.zero_point,
+        alpha,
+    )
 }
 
 /// The input parameters of `LOGISTIC`/`TANH`, derived from the input quantization as TFLite

@@ -94,6 +94,8 @@ pub fn op_label(l: &crate::quantize::QLayer) -> &'static str {
         Concat { .. } => "concat",
         Logistic => "logistic",
         Tanh => "tanh",
+        Requantize { .. } => "requantize",
+        LeakyRelu { .. } => "leaky relu",
     }
 }
 

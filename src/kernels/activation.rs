@@ -101,6 +101,55 @@ pub fn dropout_i8(input: &[i8], output: &mut [i8]) -> Result<()> {
     Ok(())
 }
 
+/// TFLite Micro's int8 `LEAKY_RELU`: `x − zp_in` rescaled by `s_in / s_out` when it is
+/// non-negative and by `α · s_in / s_out` when negative, plus `zp_out`, saturated to int8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LeakyReluParams {
+    /// Input zero point.
+    pub input_zero_point: i8,
+    /// Output zero point.
+    pub output_zero_point: i8,
+    /// `s_in / s_out`.
+    pub identity: Requant,
+    /// `α · s_in / s_out`.
+    pub alpha: Requant,
+}
+
+impl LeakyReluParams {
+    /// Derives the multipliers as TFLite Micro does: the real multipliers in `f32`
+    /// (`s_in · α / s_out` and `s_in / s_out`), then `QuantizeMultiplier`. Build-time helper.
+    pub fn new(s_in: f32, zp_in: i8, s_out: f32, zp_out: i8, alpha: f32) -> Self {
+        LeakyReluParams {
+            input_zero_point: zp_in,
+            output_zero_point: zp_out,
+            identity: quantize_multiplier((s_in / s_out) as f64),
+            alpha: quantize_multiplier((s_in * alpha / s_out) as f64),
+        }
+    }
+}
+
+/// TFLite Micro's int8 `LEAKY_RELU` bit for bit, for α ≥ 0 (a negative α would need a
+/// negative multiplier, which [`Requant`] does not carry).
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] if the lengths differ; [`Error::InvalidQuantization`] for
+/// out-of-range multipliers or shifts.
+pub fn leaky_relu_i8(p: &LeakyReluParams, input: &[i8], output: &mut [i8]) -> Result<()> {
+    p.identity.check()?;
+    p.alpha.check()?;
+    if input.len() != output.len() {
+        return Err(Error::LengthMismatch { expected: input.len(), actual: output.len() });
+    }
+    for (o, &x) in output.iter_mut().zip(input) {
+        let d = x as i32 - p.input_zero_point as i32;
+        let r = if d >= 0 { p.identity } else { p.alpha };
+        *o = requantize(d, r.multiplier, r.shift, p.output_zero_point, ActivationRange::NONE);
+    }
+    Ok(())
+}
+
 /// The input side of TFLite Micro's int8 `LOGISTIC` and `TANH`: inputs are brought to Q4.27
 /// fixed point by `MultiplyByQuantizedMultiplier(x − zp, multiplier, left_shift)`; inputs at
 /// least `input_range_radius` away from the zero point saturate without being rescaled.

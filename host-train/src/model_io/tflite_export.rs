@@ -265,6 +265,18 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
                 (B::Concatenation, inputs, Some(O::ConcatenationOptions(Box::new(options))))
             }
             QOp::Logistic => (B::Logistic, vec![cur], None),
+            QOp::Requantize { .. } => {
+                if l.act == [i8::MIN, i8::MAX] {
+                    (B::Quantize, vec![cur], None)
+                } else if l.act == [l.output_q.zero_point, i8::MAX] {
+                    (B::Relu, vec![cur], None)
+                } else {
+                    bail!("layer `{}`: a requantization clamped to {:?} has no TFLite int8 equivalent", l.name, l.act)
+                }
+            }
+            QOp::LeakyRelu { alpha } => {
+                (B::LeakyRelu, vec![cur], Some(O::LeakyReluOptions(Box::new(fb::LeakyReluOptions { alpha: *alpha }))))
+            }
             QOp::Tanh => (B::Tanh, vec![cur], None),
             QOp::L2Pool { .. } => {
                 bail!("layer `{}`: TFLite has no int8 L2_POOL_2D kernel; this model cannot be exported", l.name)

@@ -412,6 +412,12 @@ impl<'m> Graph<'m> {
         Ok((before, after))
     }
 
+    /// Whether `op` (a QUANTIZE) maps int8 to int8: a requantization inside the model.
+    fn int8_requantize(&self, op: &fb::Operator) -> bool {
+        let int8 = |t: Result<usize>| t.is_ok_and(|t| self.tensors[t].type_ == fb::TensorType::Int8);
+        int8(self.need_input(op, 0, "input")) && int8(self.output_of(op))
+    }
+
     /// CONCATENATION's axis as an index into `[h, w, c]`.
     fn concat_axis(&self, op: &fb::Operator) -> Result<usize> {
         let Some(fb::BuiltinOptions::ConcatenationOptions(o)) = Self::options(op) else {
@@ -434,6 +440,9 @@ impl<'m> Graph<'m> {
     fn check_op(&self, op: &fb::Operator) -> Result<()> {
         use fb::BuiltinOperator as B;
         let Some(code) = self.op_code(op) else { bail!("not a builtin operator") };
+        if code == B::Quantize && self.int8_requantize(op) {
+            return Ok(());
+        }
         if code == B::Quantize || code == B::Dequantize {
             let edge = if code == B::Quantize {
                 self.float_edge(self.input, true) && std::ptr::eq(op, &self.ops[0])
@@ -441,7 +450,7 @@ impl<'m> Graph<'m> {
                 self.float_edge(self.output, false) && std::ptr::eq(op, &self.ops[self.ops.len() - 1])
             };
             if !edge {
-                bail!("only a float→int8 QUANTIZE of the model input and an int8→float DEQUANTIZE of its output are supported (a requantizing QUANTIZE inside the model is not supported yet)");
+                bail!("only int8→int8 QUANTIZE (a requantization), a float→int8 QUANTIZE of the model input and an int8→float DEQUANTIZE of its output are supported");
             }
             return Ok(());
         }
@@ -464,9 +473,11 @@ impl<'m> Graph<'m> {
                 | B::Concatenation
                 | B::Logistic
                 | B::Tanh
+                | B::LeakyRelu
+                | B::Quantize
         );
         if !supported {
-            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, CONCATENATION, PAD, PADV2, LOGISTIC, TANH, SOFTMAX, RELU, RELU6, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
+            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, CONCATENATION, PAD, PADV2, LOGISTIC, TANH, SOFTMAX, RELU, RELU6, LEAKY_RELU, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
         }
         let out = self.output_of(op)?;
         self.act_q(out).context("output")?;
@@ -556,7 +567,15 @@ impl<'m> Graph<'m> {
                     )
                 })?;
             }
-            (B::Softmax | B::Reshape | B::Squeeze | B::Relu | B::Relu6, _) => {}
+            (B::LeakyRelu, Some(fb::BuiltinOptions::LeakyReluOptions(o))) => {
+                if !(o.alpha.is_finite() && o.alpha >= 0.0) {
+                    bail!("alpha {}: only a finite slope ≥ 0 is supported", o.alpha);
+                }
+            }
+            (B::Relu6, _) if self.act_q(x)? != self.act_q(out)? => {
+                bail!("a RELU6 whose output quantization differs from its input's is not supported (TFLite Micro clamps without rescaling there)");
+            }
+            (B::Softmax | B::Reshape | B::Squeeze | B::Relu | B::Relu6 | B::Quantize, _) => {}
             (_, other) => bail!("unexpected options {:?}", other.map(|_| "…")),
         }
         Ok(())
@@ -587,7 +606,7 @@ impl<'m> Graph<'m> {
         let mut produced_by_layer: HashMap<usize, usize> = HashMap::new();
         for (i, op) in self.ops.iter().enumerate().filter(|(i, _)| !self.shape_only[*i]) {
             let code = self.op_code(op).ok_or_else(|| anyhow!("operator {i}: not a builtin"))?;
-            if code == B::Quantize {
+            if code == B::Quantize && !self.int8_requantize(op) {
                 continue; // the float input's, taken over above (check_op allows no other)
             }
             let at = |e: anyhow::Error| e.context(format!("operator {i} ({})", tflite_op_name(code)));
@@ -795,13 +814,15 @@ impl<'m> Graph<'m> {
                 }
                 (B::Logistic, _) => (QOp::Logistic, [i8::MIN, i8::MAX]),
                 (B::Tanh, _) => (QOp::Tanh, [i8::MIN, i8::MAX]),
+                (B::Relu, _) | (B::Quantize, _) if out_q != in_q || code == B::Quantize => {
+                    let r = microcnn::quant::quantize_multiplier(in_q.scale as f64 / out_q.scale as f64);
+                    let clamp = if code == B::Relu { [out_q.zero_point, i8::MAX] } else { [i8::MIN, i8::MAX] };
+                    (QOp::Requantize { multiplier: r.multiplier, shift: r.shift }, clamp)
+                }
+                (B::LeakyRelu, Some(fb::BuiltinOptions::LeakyReluOptions(o))) => {
+                    (QOp::LeakyRelu { alpha: o.alpha }, [i8::MIN, i8::MAX])
+                }
                 (B::Relu | B::Relu6, _) => {
-                    if out_q != in_q {
-                        bail!(
-                            "operator {i} ({}): a ReLU that changes the quantization is not supported yet",
-                            tflite_op_name(code)
-                        );
-                    }
                     let f = if code == B::Relu {
                         fb::ActivationFunctionType::Relu
                     } else {
@@ -824,6 +845,8 @@ impl<'m> Graph<'m> {
                 B::Concatenation => "concat",
                 B::Logistic => "logistic",
                 B::Tanh => "tanh",
+                B::LeakyRelu => "leaky",
+                B::Quantize => "requant",
                 _ => "relu",
             };
             let layer_name = format!("{short}{}", layers.len());
