@@ -5,7 +5,10 @@
 //! through the host executor and emits code; a resolved model description builds a network).
 #![no_main]
 
-use host_train::{checkpoint, data, quantize::QModel, spec::ModelSpec};
+use host_train::data;
+use host_train::graph::QModel;
+use host_train::model::spec::ModelSpec;
+use host_train::train::checkpoint;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
@@ -45,7 +48,7 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
             if let Ok(text) = std::str::from_utf8(rest) {
                 if let Ok(spec) = ModelSpec::from_toml(text) {
                     if spec.resolve().is_ok() {
-                        let _ = host_train::net::Net::new(spec, 1);
+                        let _ = host_train::train::net::Net::new(spec, 1);
                     }
                 }
             }
@@ -57,15 +60,15 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
             with_header.extend_from_slice(b"TFL3");
             with_header.extend_from_slice(rest);
             for bytes in [rest, &with_header[..]] {
-                if let Ok(imported) = host_train::model_io::tflite_import::import_tflite(bytes, None, "fuzz") {
+                if let Ok(imported) = host_train::files::tflite_import::import_tflite(bytes, None, "fuzz") {
                     let q = imported.model;
                     let mut arena = vec![0i8; q.plan().bytes];
                     let mut scores = vec![0i8; q.num_classes()];
                     let x = vec![0i8; q.input.iter().product()];
                     q.run(&x, &mut arena, &mut scores).expect("an imported model runs");
-                    let back = host_train::tflite::export(&q).expect("an imported model exports");
+                    let back = host_train::files::tflite_export::export(&q).expect("an imported model exports");
                     let again =
-                        host_train::model_io::tflite_import::import_tflite(&back, None, "fuzz").expect("re-import");
+                        host_train::files::tflite_import::import_tflite(&back, None, "fuzz").expect("re-import");
                     assert_eq!(again.model, q, "export → import round trip");
                 }
             }
@@ -78,8 +81,8 @@ libfuzzer_sys::fuzz_target!(|input: &[u8]| {
                     let mut scores = vec![0i8; q.num_classes()];
                     let x = vec![0i8; q.input.iter().product()];
                     q.run(&x, &mut arena, &mut scores).expect("a validated model runs");
-                    let _ = host_train::emit::emit(&q, "fuzz");
-                    let _ = host_train::tflite::export(&q);
+                    let _ = host_train::files::emit::emit(&q, "fuzz");
+                    let _ = host_train::files::tflite_export::export(&q);
                 }
             }
         }

@@ -15,12 +15,12 @@ mod tiny;
 #[path = "../../models/fashion/model.rs"]
 mod fashion;
 
-fn qmodel(json: &str) -> host_train::quantize::QModel {
+fn qmodel(json: &str) -> host_train::graph::QModel {
     serde_json::from_str(json).expect("committed quantized.json parses")
 }
 
-static TINY: OnceLock<host_train::quantize::QModel> = OnceLock::new();
-static FASHION: OnceLock<host_train::quantize::QModel> = OnceLock::new();
+static TINY: OnceLock<host_train::graph::QModel> = OnceLock::new();
+static FASHION: OnceLock<host_train::graph::QModel> = OnceLock::new();
 
 fn image<const N: usize>(data: &[u8]) -> [i8; N] {
     let mut x = [0i8; N];
@@ -32,7 +32,7 @@ fn image<const N: usize>(data: &[u8]) -> [i8; N] {
     x
 }
 
-fn host_scores(q: &host_train::quantize::QModel, x: &[i8]) -> Vec<i8> {
+fn host_scores(q: &host_train::graph::QModel, x: &[i8]) -> Vec<i8> {
     let plan = q.plan();
     let mut arena = vec![0i8; plan.bytes];
     let mut scores = vec![0i8; q.num_classes()];

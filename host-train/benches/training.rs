@@ -7,11 +7,11 @@
 //! (the best round is the one least disturbed by other load). Prints images/s and the ratios.
 //! PyTorch is optional (`pip install torch`); without it only microcnn's figures are printed.
 
-use host_train::checkpoint::Progress;
 use host_train::data::Dataset;
-use host_train::net::Net;
+use host_train::model::spec::ModelSpec;
 use host_train::rng::Rng;
-use host_train::spec::ModelSpec;
+use host_train::train::checkpoint::Progress;
+use host_train::train::net::Net;
 use host_train::train::{train, Optimizer, Schedule, TrainConfig};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

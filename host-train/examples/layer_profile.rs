@@ -1,12 +1,12 @@
 //! Per-layer forward/backward time of the Fashion model's training step (batch 64, 1 thread).
-use host_train::net::Net;
+use host_train::model::spec::ModelSpec;
 use host_train::rng::Rng;
-use host_train::spec::ModelSpec;
+use host_train::train::net::Net;
 use std::time::Instant;
 
 fn main() {
     if let Some(f) = std::env::var("CHUNK_FLOATS").ok().and_then(|v| v.parse().ok()) {
-        host_train::net::set_im2col_chunk_floats(f);
+        host_train::train::net::set_im2col_chunk_floats(f);
     }
     let spec = ModelSpec::from_toml(include_str!("../../models/fashion/model.toml")).unwrap();
     let mut net = Net::new(spec, 1).unwrap();

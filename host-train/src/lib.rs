@@ -1,22 +1,30 @@
-//! Host side of microcnn: data loading, augmentation, training, transfer learning,
-//! post-training int8 quantization and code generation for the `microcnn` runtime.
+//! Host side of microcnn: everything before the chip. The folders follow the pipeline:
+//!
+//! ```text
+//!  images, labels ──► data ─────────┐            (loaders: IDX, CSV, folders; augment)
+//!  model.toml / builder ──► model ──┤            (the layer list: spec, builder)
+//!                                   ▼
+//!                                 train           (net: forward/backward; SGD/Adam;
+//!                                   │              checkpoints; transfer learning)
+//!                                   ▼
+//!        .tflite ──► files::tflite_import ──► graph ◄── graph::quantize (post-training int8)
+//!                                   │          (one DAG of int8 ops; validate; plan the arena;
+//!                                   │           exec on the host through the runtime kernels)
+//!                                   ├──► files::emit          → model.rs + test vectors (no_std)
+//!                                   ├──► files::tflite_export → .tflite
+//!                                   ├──► files::compare       ⇄ TensorFlow Lite Micro
+//!                                   └──► report               (tables, curves, confusion matrix)
+//! ```
+//!
+//! The `microcnn` CLI (`src/main.rs`) is a thin layer over these modules: each command reads,
+//! calls one stage, and writes its outputs atomically ([`files::fsio`]).
 
 #![deny(unsafe_code)]
 
-pub mod augment;
-pub mod builder;
-pub mod checkpoint;
 pub mod data;
-pub mod emit;
-pub mod fsio;
-pub mod model_io;
-pub mod net;
-pub mod plot;
-pub mod quantize;
+pub mod files;
+pub mod graph;
+pub mod model;
 pub mod report;
 pub mod rng;
-pub mod spec;
-/// `export-tflite` (kept under its old path).
-pub use model_io::tflite_export as tflite;
 pub mod train;
-pub mod transfer;

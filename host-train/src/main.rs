@@ -3,14 +3,15 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use host_train::augment::Augment;
-use host_train::checkpoint::{self, Progress};
+use host_train::data::augment::Augment;
 use host_train::data::{self, Dataset};
-use host_train::fsio::Outputs;
-use host_train::net::Net;
-use host_train::spec::ModelSpec;
+use host_train::files::fsio::Outputs;
+use host_train::model::spec::ModelSpec;
+use host_train::report::plot;
+use host_train::train::checkpoint::{self, Progress};
+use host_train::train::net::Net;
+use host_train::train::transfer;
 use host_train::train::{self, Optimizer, Schedule, TrainConfig};
-use host_train::{plot, transfer};
 use std::path::{Path, PathBuf};
 
 /// The model trained when no `--model` file is given: LeNet-sized, ≈65 k parameters.
@@ -69,7 +70,7 @@ enum Cmd {
         data: DataArgs,
         /// Calibration method.
         #[arg(long, value_enum, default_value = "percentile")]
-        calibration: host_train::quantize::Calibration,
+        calibration: host_train::graph::Calibration,
         /// Training images used for calibration.
         #[arg(long, default_value_t = 1000)]
         calib_count: usize,
@@ -557,7 +558,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     }
     out.add(partial.clone(), Vec::new());
     out.check()?;
-    println!("{}", host_train::spec::summary(&net.spec)?);
+    println!("{}", host_train::model::spec::summary(&net.spec)?);
     if !train_set.classes.is_empty() {
         println!("classes: {}", train_set.classes.join(", "));
     }
@@ -570,7 +571,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         a.opt.lr,
         partial.display()
     );
-    let resumed_from_partial = a.resume.as_deref().is_some_and(|r| host_train::fsio::same_file(r, &partial));
+    let resumed_from_partial = a.resume.as_deref().is_some_and(|r| host_train::files::fsio::same_file(r, &partial));
     let result = (|| -> Result<()> {
         let mut hist = a.resume.as_deref().map(|p| earlier_history(p, start.epoch)).unwrap_or_default();
         let new = train::train(&mut net, &train_set, test.as_ref(), &cfg, start)?;
@@ -700,13 +701,13 @@ fn cmd_finetune(a: FinetuneArgs) -> Result<()> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Summary { model } => print!("{}", host_train::spec::summary(&load_spec(&model)?)?),
+        Cmd::Summary { model } => print!("{}", host_train::model::spec::summary(&load_spec(&model)?)?),
         Cmd::Train(a) => cmd_train(a)?,
         Cmd::Finetune(a) => cmd_finetune(a)?,
         Cmd::Evaluate { checkpoint: ckpt, confusion: cpath, data } => {
             let mut out = Outputs::new();
             if let Some(p) = &cpath {
-                host_train::fsio::require_extension(p, "png", "--confusion")?;
+                host_train::files::fsio::require_extension(p, "png", "--confusion")?;
                 out.forbid_overwriting([&ckpt]);
                 out.forbid_overwriting(data_inputs(&data));
                 out.add(p.clone(), Vec::new());
@@ -756,10 +757,10 @@ fn run(cli: Cli) -> Result<()> {
                 calibration,
                 calib.len()
             );
-            let q = host_train::quantize::quantize(&mut net, &calib, calibration, source)?;
+            let q = host_train::graph::quantize(&mut net, &calib, calibration, source)?;
             q.validate().context("the quantized model is inconsistent (a bug: please report it)")?;
             let float_acc = train::accuracy(&mut net, &test);
-            let (int8_acc, _) = host_train::quantize::evaluate(&q, &test)?;
+            let (int8_acc, _) = host_train::graph::evaluate(&q, &test)?;
             let rep = host_train::report::table(&q, Some((float_acc, int8_acc, test.len())));
             print!("{rep}");
             if let Some(max) = max_accuracy_drop {
@@ -794,7 +795,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(path) = &test_inputs {
                 out.forbid_overwriting([path]);
                 let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-                let items = host_train::model_io::npy::read_inputs(&bytes, &path.display().to_string(), &q)?;
+                let items = host_train::files::npy::read_inputs(&bytes, &path.display().to_string(), &q)?;
                 let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
                 out.add(
                     model_dir.join("test_vectors.rs"),
@@ -814,7 +815,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::ExportTflite { model_dir, check } => {
             let q = host_train::report::load_qmodel(&model_dir)?;
-            let bytes = host_train::tflite::export(&q)?;
+            let bytes = host_train::files::tflite_export::export(&q)?;
             let path = model_dir.join("model.tflite");
             if check {
                 if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
@@ -822,7 +823,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 println!("{}: up to date", path.display());
             } else {
-                host_train::fsio::write_atomic(&path, &bytes)?;
+                host_train::files::fsio::write_atomic(&path, &bytes)?;
                 println!("wrote {} ({} bytes)", path.display(), bytes.len());
             }
         }
@@ -838,16 +839,16 @@ fn run(cli: Cli) -> Result<()> {
             out.add(dir.join("report.txt"), Vec::new());
             out.check()?;
             let meta = std::fs::metadata(&model).with_context(|| format!("cannot read {}", model.display()))?;
-            if meta.len() > host_train::model_io::tflite_import::MAX_FILE_BYTES as u64 {
+            if meta.len() > host_train::files::tflite_import::MAX_FILE_BYTES as u64 {
                 bail!("{}: {} bytes is larger than a TFLite flatbuffer can be", model.display(), meta.len());
             }
             let bytes = std::fs::read(&model).with_context(|| format!("cannot read {}", model.display()))?;
-            let imported = host_train::model_io::tflite_import::import_tflite(&bytes, name.as_deref(), &default_name)
+            let imported = host_train::files::tflite_import::import_tflite(&bytes, name.as_deref(), &default_name)
                 .with_context(|| format!("{}", model.display()))?;
             let q = imported.model;
             let mut rep = host_train::report::table(&q, None);
             // TFLite Micro's arena for the same file, when its Python package is here.
-            match host_train::model_io::compare::tflm_arena_bytes(&model, "python3") {
+            match host_train::files::compare::tflm_arena_bytes(&model, "python3") {
                 Ok(tflm) => rep.push_str(&format!(
                     "TFLite Micro's arena for this file: {tflm} bytes (its recording allocator); microcnn's: {} bytes ({})\n",
                     q.plan().bytes,
@@ -865,14 +866,14 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} and {}", dir.join("quantized.json").display(), dir.join("report.txt").display());
         }
         Cmd::Run { model_dir, input, output, float } => {
-            host_train::fsio::require_extension(&output, "npy", "--output")?;
+            host_train::files::fsio::require_extension(&output, "npy", "--output")?;
             let mut out = Outputs::new();
             out.forbid_overwriting([&input, &model_dir.join("quantized.json")]);
             out.add(output.clone(), Vec::new());
             out.check()?;
             let q = host_train::report::load_qmodel(&model_dir)?;
             let bytes = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
-            let items = host_train::model_io::npy::read_inputs(&bytes, &input.display().to_string(), &q)?;
+            let items = host_train::files::npy::read_inputs(&bytes, &input.display().to_string(), &q)?;
             let mut arena = vec![0i8; q.plan().bytes];
             let width = q.num_classes();
             let mut rows = Vec::with_capacity(items.len());
@@ -883,9 +884,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             let last = q.layers.last().map(|l| l.output_q).unwrap_or(q.input_q);
             let npy = if float {
-                host_train::model_io::npy::write_f32(&rows, width, last.scale, last.zero_point)?
+                host_train::files::npy::write_f32(&rows, width, last.scale, last.zero_point)?
             } else {
-                host_train::model_io::npy::write_i8(&rows, width)?
+                host_train::files::npy::write_i8(&rows, width)?
             };
             out.add(output.clone(), npy);
             out.commit()?;
@@ -898,7 +899,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Compare { model_dir, tflite, input, python, layers } => {
             let q = host_train::report::load_qmodel(&model_dir)?;
-            let c = host_train::model_io::compare::compare(&q, &tflite, &input, &python)?;
+            let c = host_train::files::compare::compare(&q, &tflite, &input, &python)?;
             let (mut equal, mut total) = (0, 0);
             for (k, (e, n)) in c.items.iter().enumerate() {
                 println!("item {k}: {e}/{n} outputs equal to TFLite Micro");
@@ -908,7 +909,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{equal}/{total} output elements equal");
             if layers {
                 let bytes = std::fs::read(&tflite).with_context(|| format!("cannot read {}", tflite.display()))?;
-                let imported = host_train::model_io::tflite_import::import_tflite(&bytes, None, "compared")
+                let imported = host_train::files::tflite_import::import_tflite(&bytes, None, "compared")
                     .with_context(|| format!("{}", tflite.display()))?;
                 let same_graph = imported.model.layers.len() == q.layers.len()
                     && imported
@@ -925,7 +926,7 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
                 let item = c.first_difference.as_ref().map_or(0, |d| d.0);
-                match host_train::model_io::compare::first_layer_difference(&q, &tflite, &input, item, &imported.tflite_tensors, &python)? {
+                match host_train::files::compare::first_layer_difference(&q, &tflite, &input, item, &imported.tflite_tensors, &python)? {
                     None => println!("item {item}: every layer's output ({} tensors) equal to TFLite Micro's", q.layers.len()),
                     Some(d) => println!(
                         "item {item}: first difference at layer {} (`{}`, {}), element {}: microcnn {}, TFLite Micro {}",
@@ -943,7 +944,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::PlotHistory { history, out: png } => {
-            host_train::fsio::require_extension(&png, "png", "--out")?;
+            host_train::files::fsio::require_extension(&png, "png", "--out")?;
             let mut out = Outputs::new();
             out.forbid_overwriting([&history]);
             out.add(png.clone(), Vec::new());
@@ -963,7 +964,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {}", png.display());
         }
         Cmd::AugmentPreview { data, aug, out: png, images, seed } => {
-            host_train::fsio::require_extension(&png, "png", "--out")?;
+            host_train::files::fsio::require_extension(&png, "png", "--out")?;
             if images == 0 || images > 64 {
                 bail!("--images must be from 1 to 64");
             }
@@ -995,7 +996,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    host_train::fsio::install_signal_cleanup();
+    host_train::files::fsio::install_signal_cleanup();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

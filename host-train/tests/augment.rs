@@ -1,7 +1,7 @@
 //! Augmentations on real images transform pixels exactly as specified and are reproducible.
 
 mod common;
-use host_train::augment::Augment;
+use host_train::data::augment::Augment;
 use host_train::rng::Rng;
 
 fn apply(a: &Augment, img: &[f32], seed: u64) -> Vec<f32> {

@@ -434,9 +434,9 @@ fn bad_input_is_refused_with_a_named_error_and_nothing_changes() {
 
     // Checkpoints.
     let ck_bytes = std::fs::read(good.join("model.safetensors")).unwrap();
-    let (mut net, progress) = host_train::checkpoint::from_bytes(&ck_bytes, "tiny").unwrap();
+    let (mut net, progress) = host_train::train::checkpoint::from_bytes(&ck_bytes, "tiny").unwrap();
     net.params_mut().next().unwrap().value[3] = f32::NAN;
-    let nan = host_train::checkpoint::to_bytes(&net, progress).unwrap();
+    let nan = host_train::train::checkpoint::to_bytes(&net, progress).unwrap();
     let ck_cases: Vec<(&str, Vec<u8>, Vec<&'static str>)> = vec![
         ("truncated checkpoint", ck_bytes[..1000].to_vec(), vec!["not a safetensors checkpoint"]),
         ("empty checkpoint", Vec::new(), vec!["not a safetensors checkpoint"]),

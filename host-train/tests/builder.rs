@@ -1,7 +1,7 @@
 //! The Rust builder gives exactly the description the TOML files give.
 
-use host_train::builder::ModelBuilder;
-use host_train::spec::{Act, ModelSpec, PadName};
+use host_train::model::builder::ModelBuilder;
+use host_train::model::spec::{Act, ModelSpec, PadName};
 
 const FASHION_CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];

@@ -2,7 +2,7 @@
 //! expected outputs (which the QEMU firmware also checks), match the quantized model run through
 //! the planned arena, never touch memory beyond the arena, and match their generator.
 
-use host_train::quantize::QModel;
+use host_train::graph::QModel;
 use std::path::PathBuf;
 
 #[allow(dead_code)]

@@ -3,7 +3,7 @@
 //! imported and run through the runtime kernels on the fixture's seeded inputs; every output
 //! element must equal what TFLM computed.
 
-use host_train::model_io::tflite_import::import_tflite;
+use host_train::files::tflite_import::import_tflite;
 use microcnn::quant::{dequantize_i8, quantize_f32};
 use serde_json::Value;
 use std::path::Path;
@@ -94,15 +94,15 @@ fn committed_models_round_trip_through_export_and_import_to_the_same_code() {
     for name in ["tiny", "fashion"] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models").join(name);
         let text = std::fs::read_to_string(dir.join("quantized.json")).unwrap();
-        let q = host_train::quantize::QModel::from_json(&text, name).unwrap();
-        let bytes = host_train::tflite::export(&q).unwrap();
+        let q = host_train::graph::QModel::from_json(&text, name).unwrap();
+        let bytes = host_train::files::tflite_export::export(&q).unwrap();
         assert_eq!(&bytes[4..8], b"TFL3", "file identifier at bytes 4..8");
         let back = import_tflite(&bytes, None, "unnamed").unwrap_or_else(|e| panic!("{name}: {e:#}")).model;
         assert_eq!(back, q, "{name}: import(export(q)) differs from q");
         let regen = "cargo run --release -p host-train -- emit --model-dir <this folder>";
         assert_eq!(
-            host_train::emit::emit(&back, regen),
-            host_train::emit::emit(&q, regen),
+            host_train::files::emit::emit(&back, regen),
+            host_train::files::emit::emit(&q, regen),
             "{name}: generated code differs"
         );
     }
@@ -130,7 +130,7 @@ fn fuzz_regressions_for_import_stay_fixed() {
                 let mut arena = vec![0i8; q.plan().bytes];
                 let mut scores = vec![0i8; q.num_classes()];
                 q.run(&vec![0i8; q.input.iter().product()], &mut arena, &mut scores).unwrap();
-                let back = host_train::tflite::export(&q).unwrap();
+                let back = host_train::files::tflite_export::export(&q).unwrap();
                 let again = import_tflite(&back, None, "fuzz").unwrap().model;
                 assert_eq!(again, q, "{}: export → import round trip", path.display());
             }
@@ -141,7 +141,7 @@ fn fuzz_regressions_for_import_stay_fixed() {
 /// Hand-broken variants of a fixture, each refused with an error that names the problem.
 #[test]
 fn broken_models_get_named_errors() {
-    use host_train::model_io::tflite_schema::tflite as fb;
+    use host_train::files::tflite_schema::tflite as fb;
     use planus::ReadAsRoot;
     let (_, good, _) = fixtures().into_iter().find(|(n, _, _)| n == "cnn_residual").unwrap();
     let parsed = || fb::Model::try_from(fb::ModelRef::read_as_root(&good).unwrap()).unwrap();
@@ -265,10 +265,14 @@ fn broken_models_get_named_errors() {
 fn imported_graphs_round_trip_and_plan_soundly() {
     for (name, bytes, _) in fixtures() {
         let q = import_tflite(&bytes, None, &name).unwrap().model;
-        let back = host_train::tflite::export(&q).unwrap_or_else(|e| panic!("{name}: export: {e:#}"));
+        let back = host_train::files::tflite_export::export(&q).unwrap_or_else(|e| panic!("{name}: export: {e:#}"));
         let again = import_tflite(&back, None, &name).unwrap_or_else(|e| panic!("{name}: re-import: {e:#}")).model;
         assert_eq!(again, q, "{name}: import(export(q)) differs from q");
-        assert_eq!(host_train::emit::emit(&again, "x"), host_train::emit::emit(&q, "x"), "{name}: generated code");
+        assert_eq!(
+            host_train::files::emit::emit(&again, "x"),
+            host_train::files::emit::emit(&q, "x"),
+            "{name}: generated code"
+        );
         let plan = q.plan();
         let n = q.layers.len();
         let mut life: Vec<(usize, usize)> = (0..=n).map(|t| (t.saturating_sub(1), t.saturating_sub(1))).collect();

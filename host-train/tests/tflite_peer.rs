@@ -56,9 +56,9 @@ fn tiny_outputs_equal_tflite_micro() {
 #[test]
 fn committed_tflite_files_match_the_exporter() {
     for name in ["fashion", "tiny"] {
-        let q: host_train::quantize::QModel =
+        let q: host_train::graph::QModel =
             serde_json::from_str(&std::fs::read_to_string(dir(name).join("quantized.json")).unwrap()).unwrap();
-        let bytes = host_train::tflite::export(&q).unwrap();
+        let bytes = host_train::files::tflite_export::export(&q).unwrap();
         assert!(std::fs::read(dir(name).join("model.tflite")).unwrap() == bytes, "{name}/model.tflite drifted");
         assert_eq!(&bytes[4..8], b"TFL3");
     }

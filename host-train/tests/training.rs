@@ -1,12 +1,12 @@
 //! Training, checkpoints, transfer learning and error handling on small real data.
 
 mod common;
-use host_train::checkpoint::{self, Progress};
-use host_train::net::{softmax_cross_entropy, Net};
+use host_train::model::spec::ModelSpec;
 use host_train::rng::Rng;
-use host_train::spec::ModelSpec;
+use host_train::train::checkpoint::{self, Progress};
+use host_train::train::net::{softmax_cross_entropy, Net};
+use host_train::train::transfer;
 use host_train::train::{self, Optimizer, Schedule, TrainConfig};
-use host_train::transfer;
 
 const SMALL: &str = r#"
 name = "small"
@@ -169,10 +169,10 @@ fn truncated_or_wrong_data_names_the_file() {
 fn grad_check(body: &str) {
     // Whole batch in one im2col chunk, then one image per chunk.
     for floats in [1 << 18, 1] {
-        host_train::net::set_im2col_chunk_floats(floats);
+        host_train::train::net::set_im2col_chunk_floats(floats);
         grad_check_once(body);
     }
-    host_train::net::set_im2col_chunk_floats(1 << 18);
+    host_train::train::net::set_im2col_chunk_floats(1 << 18);
 }
 
 fn grad_check_once(body: &str) {

@@ -14,8 +14,8 @@
 //! with `ADD`s that merge an earlier tensor back in — the residual networks the field uses.
 
 use super::tflite_schema::tflite as fb;
-use crate::quantize::{QLayer, QModel, QOp, QParams};
-use crate::spec::{PadName, PadSpec};
+use crate::graph::{QLayer, QModel, QOp, QParams};
+use crate::model::spec::{PadName, PadSpec};
 use anyhow::{anyhow, bail, Context, Result};
 use microcnn::pool::MeanParams;
 use microcnn::quant::conv_multipliers;

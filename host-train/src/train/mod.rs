@@ -1,12 +1,16 @@
 //! Mini-batch training: SGD with momentum or Adam (decoupled weight decay), cosine or step
 //! learning-rate schedules, dropout only while training, reproducible under a seed.
 
-use crate::augment::Augment;
-use crate::checkpoint::{self, Progress};
+pub mod checkpoint;
+pub mod net;
+pub mod transfer;
+
+use crate::data::augment::Augment;
 use crate::data::Dataset;
-use crate::net::{softmax_cross_entropy, Net};
 use crate::rng::Rng;
+use crate::train::net::{softmax_cross_entropy, Net};
 use anyhow::{bail, Result};
+use checkpoint::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -181,8 +185,11 @@ fn parallel_step(
         let loss = softmax_cross_entropy(&logits, &labels[a..b], k, &mut grad);
         let share = m as f32 / n as f32;
         grad.iter_mut().for_each(|g| *g *= share);
-        let right =
-            logits.chunks_exact(k).zip(&labels[a..b]).filter(|(r, &l)| crate::net::argmax(r) == l as usize).count();
+        let right = logits
+            .chunks_exact(k)
+            .zip(&labels[a..b])
+            .filter(|(r, &l)| crate::train::net::argmax(r) == l as usize)
+            .count();
         model.backward(grad, m);
         (loss * share, right)
     };
@@ -251,7 +258,7 @@ pub fn train(
         v.check_fits(net.spec.input, k, "the test split")?;
     }
     // Forward activations, their caches and their gradients, in f32, for a whole batch.
-    let per_image = crate::spec::activations_per_image(&net.spec.resolve()?);
+    let per_image = crate::model::spec::activations_per_image(&net.spec.resolve()?);
     let bytes = (per_image as u64).saturating_mul(cfg.batch as u64).saturating_mul(12);
     if bytes > MAX_BATCH_BYTES {
         bail!(
@@ -300,8 +307,11 @@ pub fn train(
             let (loss, right) = if replicas.is_empty() || n < 2 * (replicas.len() + 1) {
                 let logits = net.forward(&xb[..n * il], n, true, &mut rng);
                 let loss = softmax_cross_entropy(&logits, &labels, k, &mut grad[..n * k]);
-                let right =
-                    logits.chunks_exact(k).zip(&labels).filter(|(r, &l)| crate::net::argmax(r) == l as usize).count();
+                let right = logits
+                    .chunks_exact(k)
+                    .zip(&labels)
+                    .filter(|(r, &l)| crate::train::net::argmax(r) == l as usize)
+                    .count();
                 net.backward(grad[..n * k].to_vec(), n);
                 (loss, right)
             } else {

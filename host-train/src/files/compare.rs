@@ -1,7 +1,7 @@
 //! `microcnn compare`: the same inputs through microcnn's runtime kernels and through TensorFlow
 //! Lite Micro (its Python package, `pip install tflite-micro`), element by element.
 
-use crate::quantize::QModel;
+use crate::graph::QModel;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;

@@ -2,8 +2,8 @@
 //! windows and L2 semantics come from the runtime's geometry code, so what is trained is what
 //! runs. Convolution and dense use im2col + `matrixmultiply`'s SGEMM.
 
+use crate::model::spec::{Act, LayerSpec, ModelSpec, Resolved};
 use crate::rng::Rng;
-use crate::spec::{Act, LayerSpec, ModelSpec, Resolved};
 use anyhow::Result;
 use microcnn::shape::{tap_range, Geometry};
 use microcnn::{Shape, Window};

@@ -1,6 +1,8 @@
 //! Data sets: IDX (MNIST/Fashion-MNIST, gzipped or not), the MNIST CSV format, and folders of
 //! PNG/JPEG images with one sub-folder per class. Pixels become `f32` in `[0, 1]`, NHWC.
 
+pub mod augment;
+
 use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -8,8 +8,8 @@
 //! the same `quantized.json`, and `emit` the same Rust.
 
 use super::tflite_schema::tflite as fb;
-use crate::quantize::{QModel, QOp, QParams};
-use crate::spec::{PadName, PadSpec};
+use crate::graph::{QModel, QOp, QParams};
+use crate::model::spec::{PadName, PadSpec};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 

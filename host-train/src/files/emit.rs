@@ -2,11 +2,11 @@
 //! weight arrays whose shape is written in the type, layer parameters as `const`, compile-time
 //! geometry and arena checks, and a typed entry point with no interpreter and no set-up.
 
-use crate::quantize::{QLayer, QModel, QOp};
-use crate::spec::{PadName, PadSpec};
+use crate::graph::{QLayer, QModel, QOp};
+use crate::model::spec::{PadName, PadSpec};
 use std::fmt::Write;
 
-use crate::spec::rust_ident as ident;
+use crate::model::spec::rust_ident as ident;
 
 /// Text for a `//` comment: control characters (a newline would end the comment and start a
 /// line of code) are written as escapes. Names are validated before they get here; this is the
@@ -59,7 +59,7 @@ fn f32_lit(v: f32) -> String {
 ///
 /// `q` should have passed [`QModel::validate`] (as [`QModel::from_json`] does): that is what
 /// guarantees the code compiles and every kernel accepts its parameters. Without it, names are
-/// still never pasted raw: identifiers are derived with [`crate::spec::rust_ident`], strings go
+/// still never pasted raw: identifiers are derived with [`crate::model::spec::rust_ident`], strings go
 /// through Rust's escaping and comments through [`comment`].
 pub fn emit(q: &QModel, regenerate: &str) -> String {
     let plan = q.plan();
@@ -335,7 +335,7 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
         QOp::Add { .. } => {
-            let p = crate::quantize::add_params(l);
+            let p = crate::graph::add_params(l);
             let rq = |r: microcnn::Requant| format!("Requant {{ multiplier: {}, shift: {} }}", r.multiplier, r.shift);
             let _ = writeln!(
                 s,
@@ -362,12 +362,12 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
         QOp::LeakyRelu { .. } => {
-            let p = crate::quantize::leaky_params(l);
+            let p = crate::graph::leaky_params(l);
             let _ = writeln!(s, "const {name}: LeakyReluParams = LeakyReluParams {{ input_zero_point: {zi}, output_zero_point: {zo}, identity: Requant {{ multiplier: {}, shift: {} }}, alpha: Requant {{ multiplier: {}, shift: {} }} }};", p.identity.multiplier, p.identity.shift, p.alpha.multiplier, p.alpha.shift);
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
         QOp::Logistic | QOp::Tanh => {
-            let p = crate::quantize::squash_params(l).expect("validated");
+            let p = crate::graph::squash_params(l).expect("validated");
             let _ = writeln!(s, "const {name}: SquashParams = SquashParams {{ input_zero_point: {}, input_range_radius: {}, input_multiplier: {}, input_left_shift: {} }};", p.input_zero_point, p.input_range_radius, p.input_multiplier, p.input_left_shift);
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
@@ -419,7 +419,7 @@ fn call(i: usize, l: &QLayer) -> String {
         QOp::Tanh => format!("tanh_i8(&{name}, src, dst)?;"),
         QOp::Concat { axis, others } => {
             let ins: Vec<String> = (0..=others.len()).map(input_name).collect();
-            format!("concat_i8(&[{}], {}, dst)?;", ins.join(", "), crate::quantize::concat_outer(l.output, *axis))
+            format!("concat_i8(&[{}], {}, dst)?;", ins.join(", "), crate::graph::concat_outer(l.output, *axis))
         }
         QOp::Pool { .. } => format!("avg_pool2d_i8(&{name}, src, L{i}_IN, dst)?;"),
         QOp::L2Pool { .. } => format!("l2_pool2d_i8(&{name}, src, L{i}_IN, dst)?;"),

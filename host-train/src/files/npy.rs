@@ -4,7 +4,7 @@
 //! float64 (quantized with the model's input scale and zero point, as TFLite's QUANTIZE does):
 //! shape `[N, H, W, C]`, `[N, H·W·C]`, or one item's `[H, W, C]`.
 
-use crate::quantize::QModel;
+use crate::graph::QModel;
 use anyhow::{anyhow, bail, Context, Result};
 
 /// The items of `bytes` (a `.npy` file called `what`) as int8 model inputs.

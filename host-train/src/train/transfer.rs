@@ -1,9 +1,9 @@
 //! Transfer learning: keep a trained model's feature layers, replace the classifier head for a
 //! new number of classes, and freeze layers by name or all but the last N.
 
-use crate::net::{Layer, Net};
+use crate::model::spec::LayerSpec;
 use crate::rng::Rng;
-use crate::spec::LayerSpec;
+use crate::train::net::{Layer, Net};
 use anyhow::{bail, Result};
 
 /// Replaces the last dense layer with a freshly initialised one of `classes` units (and new

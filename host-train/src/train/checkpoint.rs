@@ -1,9 +1,9 @@
 //! Checkpoints as safetensors: every parameter (and, for resuming, the optimiser moments) as an
 //! f32 tensor, with the model description, epoch and step in the metadata. Written atomically
-//! ([`crate::fsio`]); read with every tensor's name, shape and values checked.
+//! ([`crate::files::fsio`]); read with every tensor's name, shape and values checked.
 
-use crate::net::Net;
-use crate::spec::ModelSpec;
+use crate::model::spec::ModelSpec;
+use crate::train::net::Net;
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 
 /// Saves the network (and optimiser state) to `path`, atomically.
 pub fn save(net: &Net, progress: Progress, path: &Path) -> Result<()> {
-    crate::fsio::write_atomic(path, &to_bytes(net, progress)?)
+    crate::files::fsio::write_atomic(path, &to_bytes(net, progress)?)
 }
 
 /// The checkpoint file's bytes: the network (and optimiser state) as safetensors.

@@ -4,8 +4,8 @@
 //! validates the whole chain exactly as a loaded file is validated.
 //!
 //! ```
-//! use host_train::builder::ModelBuilder;
-//! use host_train::spec::{Act, PadName};
+//! use host_train::model::builder::ModelBuilder;
+//! use host_train::model::spec::{Act, PadName};
 //!
 //! let spec = ModelBuilder::new("tiny", [28, 28, 1])
 //!     .conv(8, 3).name("conv1").stride(2).padding(PadName::Same).activation(Act::Relu)
@@ -20,7 +20,7 @@
 //! assert_eq!(spec.resolve().unwrap().last().unwrap().output.c, 10);
 //! ```
 
-use crate::spec::{Act, LayerSpec, ModelSpec, PadName, PadSpec, Size2};
+use crate::model::spec::{Act, LayerSpec, ModelSpec, PadName, PadSpec, Size2};
 use anyhow::{bail, Result};
 
 /// Builds a [`ModelSpec`] layer by layer.

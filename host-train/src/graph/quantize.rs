@@ -1,0 +1,311 @@
+//! Post-training int8 quantization (TFLite's scheme): a trained float net, calibrated on
+//! images, becomes the graph.
+
+use super::*;
+use crate::data::Dataset;
+use crate::model::spec::{Act, LayerSpec, PadSpec};
+use crate::rng::Rng;
+use crate::train::net::{fused, Net};
+use anyhow::{bail, Result};
+use microcnn::pool::MeanParams;
+use microcnn::quant::quantize_multiplier;
+use microcnn::softmax::SoftmaxParams;
+use microcnn::ActivationRange;
+use serde::{Deserialize, Serialize};
+
+/// How activation ranges are calibrated.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Calibration {
+    /// Observed minimum and maximum.
+    Minmax,
+    /// The 0.01 % and 99.99 % percentiles (robust to outliers).
+    Percentile,
+}
+
+fn quantize_weights(w: &[f32], channels: usize, channel_of: impl Fn(usize) -> usize) -> (Vec<i8>, Vec<f32>) {
+    let mut maxabs = vec![0f32; channels];
+    for (i, &v) in w.iter().enumerate() {
+        let c = channel_of(i);
+        maxabs[c] = maxabs[c].max(v.abs());
+    }
+    let scales: Vec<f32> = maxabs.iter().map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 }).collect();
+    let q =
+        w.iter().enumerate().map(|(i, &v)| (v / scales[channel_of(i)]).round().clamp(-127.0, 127.0) as i8).collect();
+    (q, scales)
+}
+
+fn requant(s_in: f32, ws: &[f32], s_out: f32) -> (Vec<i32>, Vec<i32>) {
+    ws.iter()
+        .map(|&s| {
+            let r = quantize_multiplier(s_in as f64 * s as f64 / s_out as f64);
+            (r.multiplier, r.shift)
+        })
+        .unzip()
+}
+
+fn act_range(a: Act, q: QParams) -> [i8; 2] {
+    let r = match a {
+        Act::None => ActivationRange::NONE,
+        Act::Relu => ActivationRange::relu(q.zero_point),
+        Act::Relu6 => ActivationRange::relu6(q.zero_point, q.scale),
+    };
+    [r.min, r.max]
+}
+
+fn range_of(values: &mut [f32], method: Calibration) -> (f32, f32) {
+    match method {
+        Calibration::Minmax => values.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v))),
+        Calibration::Percentile => {
+            values.sort_unstable_by(f32::total_cmp);
+            let at = |p: f64| values[((values.len() - 1) as f64 * p).round() as usize];
+            (at(0.0001), at(0.9999))
+        }
+    }
+}
+
+/// Quantizes `net`, calibrating activation ranges on `calib`.
+pub fn quantize(net: &mut Net, calib: &Dataset, method: Calibration, source: String) -> Result<QModel> {
+    let n = calib.len();
+    if n == 0 {
+        bail!("no calibration images");
+    }
+    let input_q = QParams { scale: 1.0 / 255.0, zero_point: -128 };
+    let mut layers: Vec<QLayer> = Vec::new();
+    let mut rng = Rng::new(0);
+    quantize_chain(&mut net.layers, calib.images.clone(), n, input_q, method, &mut rng, &mut layers, 0)?;
+    Ok(QModel {
+        name: net.spec.name.clone(),
+        classes: net.spec.classes.clone(),
+        input: net.spec.input,
+        input_q,
+        layers,
+        source,
+    })
+}
+
+/// Quantizes a chain of layers whose float input is `x` (already quantized with `cur_q`),
+/// appending to `layers`; returns the chain's float output and its quantization. A ReLU may be
+/// folded into the previous layer only if that layer was emitted after `barrier` (a residual
+/// block's input must not be changed by a ReLU inside the block).
+#[allow(clippy::too_many_arguments)]
+fn quantize_chain(
+    chain: &mut [crate::train::net::Layer],
+    x: Vec<f32>,
+    n: usize,
+    mut cur_q: QParams,
+    method: Calibration,
+    rng: &mut Rng,
+    layers: &mut Vec<QLayer>,
+    barrier: usize,
+) -> Result<(Vec<f32>, QParams)> {
+    let mut a = x;
+    for l in chain.iter_mut() {
+        if let LayerSpec::Residual { activation, .. } = l.r.spec {
+            // The block input is the newest tensor: tensor ids are 0 = model input, i + 1 =
+            // output of layer i.
+            let skip = layers.len();
+            let skip_q = cur_q;
+            let block_in = a.clone();
+            let start = layers.len();
+            let (inner, inner_q) = quantize_chain(&mut l.children, a, n, cur_q, method, rng, layers, start)?;
+            let mut y: Vec<f32> = inner.iter().zip(&block_in).map(|(p, q)| p + q).collect();
+            match activation {
+                Act::None => {}
+                Act::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+                Act::Relu6 => y.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
+            }
+            let mut v = y.clone();
+            let (lo, hi) = range_of(&mut v, method);
+            let out_q = QParams::from_range(lo, hi);
+            let act = act_range(activation, out_q);
+            layers.push(QLayer {
+                name: format!("{}.add", l.r.name),
+                input: shape3(l.r.input),
+                output: shape3(l.r.output),
+                input_q: inner_q,
+                output_q: out_q,
+                act,
+                from: None,
+                op: QOp::Add { skip, skip_q },
+            });
+            cur_q = out_q;
+            a = y;
+            continue;
+        }
+        let out = l.forward(std::mem::take(&mut a), n, false, rng);
+        a = out;
+        let r = &l.r;
+        let (input, output) = (shape3(r.input), shape3(r.output));
+        let calibrated = || {
+            let mut v = a.clone();
+            let (lo, hi) = range_of(&mut v, method);
+            QParams::from_range(lo, hi)
+        };
+        let act = fused(&r.spec);
+        let base = |op: QOp, out_q: QParams, act_r: [i8; 2]| QLayer {
+            name: r.name.clone(),
+            input,
+            output,
+            input_q: cur_q,
+            output_q: out_q,
+            act: act_r,
+            from: None,
+            op,
+        };
+        let layer = match &r.spec {
+            LayerSpec::Conv { .. } | LayerSpec::Pointwise { .. } | LayerSpec::Depthwise { .. } => {
+                let out_q = calibrated();
+                let dw = if let LayerSpec::Depthwise { multiplier, .. } = &r.spec { Some(*multiplier) } else { None };
+                let (win, _) = crate::train::net::geometry(r).expect("validated");
+                let dims = &l.params[0].dims;
+                let oc = r.output.c;
+                let (weights, weight_scales) = if dw.is_some() {
+                    quantize_weights(&l.params[0].value, oc, |i| i % oc)
+                } else {
+                    let per = l.params[0].value.len() / oc;
+                    quantize_weights(&l.params[0].value, oc, |i| i / per)
+                };
+                let bias = l.params[1]
+                    .value
+                    .iter()
+                    .zip(&weight_scales)
+                    .map(|(&b, &s)| (b as f64 / (cur_q.scale as f64 * s as f64)).round() as i32)
+                    .collect();
+                let (multiplier, shift) = requant(cur_q.scale, &weight_scales, out_q.scale);
+                let padding = match &r.spec {
+                    LayerSpec::Conv { padding, .. } | LayerSpec::Depthwise { padding, .. } => *padding,
+                    _ => PadSpec::default(),
+                };
+                base(
+                    QOp::Conv {
+                        filter_shape: [dims[0], dims[1], dims[2], dims[3]],
+                        stride: [win.stride_h, win.stride_w],
+                        dilation: [win.dilation_h, win.dilation_w],
+                        padding,
+                        depth_multiplier: dw,
+                        weights,
+                        weight_scales,
+                        bias,
+                        multiplier,
+                        shift,
+                    },
+                    out_q,
+                    act_range(act, out_q),
+                )
+            }
+            LayerSpec::Dense { units, .. } => {
+                let out_q = calibrated();
+                // One scale for the whole weight matrix, as TFLite's converter does for
+                // FULLY_CONNECTED (so the exported .tflite runs on every TFLM version).
+                let (weights, weight_scales) = quantize_weights(&l.params[0].value, 1, |_| 0);
+                let bias = l.params[1]
+                    .value
+                    .iter()
+                    .map(|&b| (b as f64 / (cur_q.scale as f64 * weight_scales[0] as f64)).round() as i32)
+                    .collect();
+                let (multiplier, shift) = requant(cur_q.scale, &weight_scales, out_q.scale);
+                base(
+                    QOp::Dense { units: *units, weights, weight_scales, bias, multiplier, shift },
+                    out_q,
+                    act_range(act, out_q),
+                )
+            }
+            LayerSpec::MaxPool { size, stride, padding } | LayerSpec::AvgPool { size, stride, padding } => {
+                let (kh, kw) = size.hw();
+                let (sh, sw) = stride.unwrap_or(*size).hw();
+                base(
+                    QOp::Pool {
+                        max: matches!(r.spec, LayerSpec::MaxPool { .. }),
+                        size: [kh, kw],
+                        stride: [sh, sw],
+                        padding: *padding,
+                    },
+                    cur_q,
+                    [i8::MIN, i8::MAX],
+                )
+            }
+            LayerSpec::L2Pool { size, stride, padding } => {
+                let out_q = calibrated();
+                let (kh, kw) = size.hw();
+                let (sh, sw) = stride.unwrap_or(*size).hw();
+                let rq = quantize_multiplier(cur_q.scale as f64 / out_q.scale as f64);
+                base(
+                    QOp::L2Pool {
+                        size: [kh, kw],
+                        stride: [sh, sw],
+                        padding: *padding,
+                        multiplier: rq.multiplier,
+                        shift: rq.shift,
+                    },
+                    out_q,
+                    [i8::MIN, i8::MAX],
+                )
+            }
+            LayerSpec::GlobalAvgPool => {
+                let out_q = calibrated();
+                let p = MeanParams::new(
+                    cur_q.scale,
+                    cur_q.zero_point,
+                    out_q.scale,
+                    out_q.zero_point,
+                    r.input.h * r.input.w,
+                    ActivationRange::NONE,
+                );
+                base(QOp::Mean { multiplier: p.requant.multiplier, shift: p.requant.shift }, out_q, [i8::MIN, i8::MAX])
+            }
+            LayerSpec::Relu | LayerSpec::Relu6 => {
+                let a = if matches!(r.spec, LayerSpec::Relu) { Act::Relu } else { Act::Relu6 };
+                // Fold into the previous layer's clamp when it owns its output quantization.
+                if layers.len() > barrier {
+                    let prev = layers.last_mut().expect("len > barrier");
+                    if matches!(prev.op, QOp::Conv { .. } | QOp::Dense { .. }) {
+                        let r2 = act_range(a, prev.output_q);
+                        prev.act = [prev.act[0].max(r2[0]), prev.act[1].min(r2[1])];
+                        continue;
+                    }
+                }
+                base(QOp::Clamp, cur_q, act_range(a, cur_q))
+            }
+            LayerSpec::Softmax => {
+                let out_q =
+                    QParams { scale: SoftmaxParams::OUTPUT_SCALE, zero_point: SoftmaxParams::OUTPUT_ZERO_POINT };
+                let p = SoftmaxParams::new(cur_q.scale, 1.0, out_q.scale, out_q.zero_point).map_err(|e| {
+                    anyhow::anyhow!("layer {}: softmax input scale {} cannot be quantized: {e}", r.name, cur_q.scale)
+                })?;
+                base(
+                    QOp::Softmax {
+                        input_multiplier: p.input_multiplier,
+                        input_left_shift: p.input_left_shift,
+                        diff_min: p.diff_min,
+                        beta: 1.0,
+                    },
+                    out_q,
+                    [i8::MIN, i8::MAX],
+                )
+            }
+            LayerSpec::Dropout { .. } | LayerSpec::Flatten => continue, // identity / reinterpretation
+            LayerSpec::Residual { .. } => unreachable!("handled above"),
+        };
+        cur_q = layer.output_q;
+        layers.push(layer);
+    }
+    Ok((a, cur_q))
+}
+
+/// int8 accuracy and predictions on a data set, through the runtime kernels.
+pub fn evaluate(q: &QModel, data: &Dataset) -> Result<(f32, Vec<Vec<i8>>)> {
+    let mut arena = vec![0i8; q.plan().bytes];
+    let mut scores = vec![0i8; q.num_classes()];
+    let mut correct = 0;
+    let mut outputs = Vec::with_capacity(data.len());
+    for i in 0..data.len() {
+        let x = q.quantize_input(data.image(i));
+        q.run(&x, &mut arena, &mut scores).map_err(|e| anyhow::anyhow!("runtime error in image {i}: {e}"))?;
+        if microcnn::classify::argmax_i8(&scores).map_err(|e| anyhow::anyhow!("{e}"))? == data.labels[i] as usize {
+            correct += 1;
+        }
+        outputs.push(scores.clone());
+    }
+    Ok((correct as f32 / data.len().max(1) as f32, outputs))
+}
