@@ -177,6 +177,29 @@ def requant_leaky():
     return tf.keras.Model(inp, x)
 
 
+def broadcast_ops():
+    """ADD, SUB and MUL with broadcasting: a squeeze-and-excitation block (MUL of an H×W×C map by a
+    1×1×C gate), a per-channel constant added and multiplied after a ReLU, a row vector
+    subtracted, Keras Subtract of two maps."""
+    x = inp = tf.keras.Input((8, 8, 6), batch_size=1)
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    s = L.GlobalAveragePooling2D(keepdims=True)(x)
+    s = L.Conv2D(4, 1, activation="relu")(s)
+    s = L.Conv2D(8, 1, activation="sigmoid")(s)
+    x = L.Multiply()([x, s])
+    c = np.linspace(-0.5, 0.7, 8).astype(np.float32)
+    x = L.Lambda(lambda t: t + c)(x)
+    x = L.ReLU()(x)
+    x = L.Lambda(lambda t: t * (1.0 + c))(x)
+    row = L.Conv2D(8, (8, 1), padding="valid")(x)  # 1×8×8: broadcast over rows
+    y = L.Subtract()([x, row])
+    z = L.Conv2D(8, 1)(x)
+    x = L.Subtract()([y, z])
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(4)(x)
+    return tf.keras.Model(inp, x)
+
+
 MODELS = {
     "cnn_residual": cnn_residual,
     "lenet_valid": lenet_valid,
@@ -189,6 +212,7 @@ MODELS = {
     "logistic_codes": logistic_codes,
     "tanh_codes": tanh_codes,
     "requant_leaky": requant_leaky,
+    "broadcast_ops": broadcast_ops,
 }
 FLOAT_IO = {"dscnn_float_io"}
 

@@ -185,8 +185,8 @@ fn broken_models_get_named_errors() {
             "unsupported op",
             Box::new(|m| {
                 let codes = m.operator_codes.as_mut().unwrap();
-                codes[0].builtin_code = fb::BuiltinOperator::Mul;
-                codes[0].deprecated_builtin_code = fb::BuiltinOperator::Mul as i8;
+                codes[0].builtin_code = fb::BuiltinOperator::Exp;
+                codes[0].deprecated_builtin_code = fb::BuiltinOperator::Exp as i8;
             }),
             "not supported yet",
         ),

@@ -624,6 +624,32 @@ pub fn check_elementwise(data: &[u8]) -> bool {
     }
     let built = AddParams::new(inp.f32(), inp.i8(), inp.f32(), inp.i8(), inp.f32(), inp.i8(), act);
     let _ = add_i8(&built, &a, &b, &mut out);
+    // Broadcasting ADD/SUB/MUL: equal shapes give add_i8's bits; any shapes never panic.
+    let flat = Shape::new(1, 1, 1, a.len());
+    let mut same = poisoned(olen);
+    if r_add.is_ok() {
+        microcnn::add::add_broadcast_i8(&ap, false, &a, flat, &b, flat, &mut same).expect("same shapes broadcast");
+        let mut want = poisoned(olen);
+        add_i8(&ap, &a, &b, &mut want).unwrap();
+        assert_eq!(same, want, "broadcast add differs from add_i8 on equal shapes");
+    }
+    let (sa, sb) = (Shape::new(1, inp.dim(), inp.dim(), inp.dim()), Shape::new(1, inp.dim(), inp.dim(), inp.dim()));
+    let fit = |s: Shape, v: &[i8]| -> Vec<i8> {
+        v.iter().copied().cycle().take(s.checked_len().unwrap_or(0).min(MAX_ALLOC)).collect()
+    };
+    let (va, vb) = (fit(sa, &a), fit(sb, &b));
+    let out_len =
+        microcnn::add::broadcast_shape(sa, sb).ok().and_then(|s| s.checked_len().ok()).unwrap_or(1).min(MAX_ALLOC);
+    let mut out_b = poisoned(out_len);
+    let _ = microcnn::add::add_broadcast_i8(&ap, inp.bool(), &va, sa, &vb, sb, &mut out_b);
+    let mp = microcnn::add::MulParams {
+        input1_zero_point: inp.i8(),
+        input2_zero_point: inp.i8(),
+        output_zero_point: inp.i8(),
+        output: Requant { multiplier: inp.multiplier(), shift: inp.shift() },
+        activation: act,
+    };
+    let _ = microcnn::add::mul_broadcast_i8(&mp, &va, sa, &vb, sb, &mut out_b);
 
     let rp = microcnn::activation::ReluParams {
         input_zero_point: inp.i8(),

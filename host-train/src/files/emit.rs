@@ -194,7 +194,10 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
                 "SquashParams",
             ],
         ),
-        ("microcnn::add", &["add_i8", "AddParams"]),
+        (
+            "microcnn::add",
+            &["add_broadcast_i8", "add_i8", "broadcast_shape", "mul_broadcast_i8", "AddParams", "MulParams"],
+        ),
         ("microcnn::memory", &["arena_io"]),
         ("microcnn::conv", &["conv2d_i8", "conv2d_output_shape", "ConvParams", "ConvWeights"]),
         ("microcnn::dense", &["dense_i8", "DenseParams", "DenseWeights"]),
@@ -259,6 +262,9 @@ fn op_name(op: &QOp) -> &'static str {
         QOp::Tanh => "tanh",
         QOp::Requantize { .. } => "requantize",
         QOp::LeakyRelu { .. } => "leaky relu",
+        QOp::Binary { kind: crate::graph::BinaryKind::Add, .. } => "add (broadcast)",
+        QOp::Binary { kind: crate::graph::BinaryKind::Sub, .. } => "sub",
+        QOp::Binary { kind: crate::graph::BinaryKind::Mul, .. } => "mul",
     }
 }
 
@@ -361,6 +367,23 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             let _ = writeln!(s, "const {name}: ReluParams = ReluParams {{ input_zero_point: {zi}, output_zero_point: {zo}, requant: Requant {{ multiplier: {multiplier}, shift: {shift} }}, activation: {act} }};");
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
+        QOp::Binary { kind, other_shape: b, constant, .. } => {
+            let _ = writeln!(s, "const {name}_B_SHAPE: Shape = Shape::image({}, {}, {});", b[0], b[1], b[2]);
+            if !constant.is_empty() {
+                let _ = write!(s, "static {name}_K: [i8; {}] = ", constant.len());
+                array(s, constant);
+                s.push_str(";\n");
+            }
+            let rq = |r: microcnn::Requant| format!("Requant {{ multiplier: {}, shift: {} }}", r.multiplier, r.shift);
+            if *kind == crate::graph::BinaryKind::Mul {
+                let p = crate::graph::mul_params(l);
+                let _ = writeln!(s, "const {name}: MulParams = MulParams {{ input1_zero_point: {}, input2_zero_point: {}, output_zero_point: {}, output: {}, activation: {act} }};", p.input1_zero_point, p.input2_zero_point, p.output_zero_point, rq(p.output));
+            } else {
+                let p = crate::graph::add_params(l);
+                let _ = writeln!(s, "const {name}: AddParams = AddParams {{ input1_zero_point: {}, input2_zero_point: {}, output_zero_point: {}, left_shift: {}, input1: {}, input2: {}, output: {}, activation: {act} }};", p.input1_zero_point, p.input2_zero_point, p.output_zero_point, p.left_shift, rq(p.input1), rq(p.input2), rq(p.output));
+            }
+            let _ = writeln!(s, "const L{i}_OUT: Shape = const_unwrap!(broadcast_shape(L{i}_IN, {name}_B_SHAPE));");
+        }
         QOp::LeakyRelu { .. } => {
             let p = crate::graph::leaky_params(l);
             let _ = writeln!(s, "const {name}: LeakyReluParams = LeakyReluParams {{ input_zero_point: {zi}, output_zero_point: {zo}, identity: Requant {{ multiplier: {}, shift: {} }}, alpha: Requant {{ multiplier: {}, shift: {} }} }};", p.identity.multiplier, p.identity.shift, p.alpha.multiplier, p.alpha.shift);
@@ -416,6 +439,18 @@ fn call(i: usize, l: &QLayer) -> String {
         QOp::Logistic => format!("logistic_i8(&{name}, src, dst)?;"),
         QOp::Requantize { .. } => format!("relu_i8(&{name}, src, dst)?;"),
         QOp::LeakyRelu { .. } => format!("leaky_relu_i8(&{name}, src, dst)?;"),
+        QOp::Binary { kind, other, .. } => {
+            let b = if other.is_some() { "in1".to_string() } else { format!("&{name}_K") };
+            match kind {
+                crate::graph::BinaryKind::Mul => {
+                    format!("mul_broadcast_i8(&{name}, src, L{i}_IN, {b}, {name}_B_SHAPE, dst)?;")
+                }
+                k => format!(
+                    "add_broadcast_i8(&{name}, {}, src, L{i}_IN, {b}, {name}_B_SHAPE, dst)?;",
+                    *k == crate::graph::BinaryKind::Sub
+                ),
+            }
+        }
         QOp::Tanh => format!("tanh_i8(&{name}, src, dst)?;"),
         QOp::Concat { axis, others } => {
             let ins: Vec<String> = (0..=others.len()).map(input_name).collect();

@@ -274,6 +274,34 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
                     bail!("layer `{}`: a requantization clamped to {:?} has no TFLite int8 equivalent", l.name, l.act)
                 }
             }
+            QOp::Binary { kind, other, other_shape, other_q, constant } => {
+                let b = match other {
+                    Some(t) => tensor_ids[*t],
+                    None => {
+                        let v = p.activation(format!("{}/constant", l.name), shape4(*other_shape), *other_q);
+                        p.buffers.push(fb::Buffer {
+                            data: Some(constant.iter().map(|&x| x as u8).collect()),
+                            ..Default::default()
+                        });
+                        p.tensors[v as usize].buffer = p.buffers.len() as u32 - 1;
+                        v
+                    }
+                };
+                match kind {
+                    crate::graph::BinaryKind::Add => {
+                        let o = fb::AddOptions { fused_activation_function: fused, ..Default::default() };
+                        (B::Add, vec![cur, b], Some(O::AddOptions(Box::new(o))))
+                    }
+                    crate::graph::BinaryKind::Sub => {
+                        let o = fb::SubOptions { fused_activation_function: fused, ..Default::default() };
+                        (B::Sub, vec![cur, b], Some(O::SubOptions(Box::new(o))))
+                    }
+                    crate::graph::BinaryKind::Mul => {
+                        let o = fb::MulOptions { fused_activation_function: fused };
+                        (B::Mul, vec![cur, b], Some(O::MulOptions(Box::new(o))))
+                    }
+                }
+            }
             QOp::LeakyRelu { alpha } => {
                 (B::LeakyRelu, vec![cur], Some(O::LeakyReluOptions(Box::new(fb::LeakyReluOptions { alpha: *alpha }))))
             }

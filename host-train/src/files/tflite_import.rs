@@ -14,7 +14,7 @@
 //! with `ADD`s that merge an earlier tensor back in — the residual networks the field uses.
 
 use super::tflite_schema::tflite as fb;
-use crate::graph::{QLayer, QModel, QOp, QParams};
+use crate::graph::{BinaryKind, QLayer, QModel, QOp, QParams};
 use crate::model::spec::{PadName, PadSpec};
 use anyhow::{anyhow, bail, Context, Result};
 use microcnn::pool::MeanParams;
@@ -475,9 +475,11 @@ impl<'m> Graph<'m> {
                 | B::Tanh
                 | B::LeakyRelu
                 | B::Quantize
+                | B::Sub
+                | B::Mul
         );
         if !supported {
-            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, CONCATENATION, PAD, PADV2, LOGISTIC, TANH, SOFTMAX, RELU, RELU6, LEAKY_RELU, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
+            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, SUB, MUL (with broadcasting), CONCATENATION, PAD, PADV2, LOGISTIC, TANH, SOFTMAX, RELU, RELU6, LEAKY_RELU, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
         }
         let out = self.output_of(op)?;
         self.act_q(out).context("output")?;
@@ -502,15 +504,31 @@ impl<'m> Graph<'m> {
             (B::MaxPool2d | B::AveragePool2d, Some(fb::BuiltinOptions::Pool2DOptions(o))) => {
                 activation_ok(o.fused_activation_function)?
             }
-            (B::Add, Some(fb::BuiltinOptions::AddOptions(o))) => {
-                activation_ok(o.fused_activation_function)?;
+            (B::Add | B::Sub | B::Mul, opts) => {
+                let fused = match opts {
+                    Some(fb::BuiltinOptions::AddOptions(o)) => o.fused_activation_function,
+                    Some(fb::BuiltinOptions::SubOptions(o)) => o.fused_activation_function,
+                    Some(fb::BuiltinOptions::MulOptions(o)) => o.fused_activation_function,
+                    _ => fb::ActivationFunctionType::None,
+                };
+                activation_ok(fused)?;
                 let a = self.need_input(op, 0, "first operand")?;
                 let b = self.need_input(op, 1, "second operand")?;
-                if self.shape(a)? != self.shape(b)? {
-                    bail!("broadcasting ADD ({:?} + {:?}) is not supported yet", self.shape(a)?, self.shape(b)?);
+                let (sa, sb) = (self.hwc(a)?, self.hwc(b)?);
+                if (0..3).any(|d| sa[d] != sb[d] && sa[d] != 1 && sb[d] != 1) {
+                    bail!("operands {:?} and {:?} do not broadcast", self.shape(a)?, self.shape(b)?);
+                }
+                let is_const = |t: usize| self.data(t).is_ok();
+                if is_const(a) && is_const(b) {
+                    bail!("both operands are constants (fold them before converting)");
+                }
+                if code == B::Sub && is_const(a) {
+                    bail!("SUB of a constant minus a tensor is not supported yet");
+                }
+                for t in [a, b] {
+                    self.act_q(t)?;
                 }
             }
-            (B::Add, None) => {}
             (B::Mean, _) => {
                 let axes = self.need_input(op, 1, "axes")?;
                 let data = self.data(axes)?;
@@ -618,7 +636,18 @@ impl<'m> Graph<'m> {
                     ))
                 })
             };
-            let main = self.need_input(op, 0, "input").map_err(at)?;
+            let mut main = self.need_input(op, 0, "input").map_err(at)?;
+            // A binary op's second operand; ADD and MUL take a constant first operand second.
+            let mut other = None;
+            if matches!(code, B::Add | B::Sub | B::Mul) {
+                let b = self.need_input(op, 1, "second operand").map_err(at)?;
+                if !id.contains_key(&main) && code != B::Sub {
+                    other = Some(main);
+                    main = b;
+                } else {
+                    other = Some(b);
+                }
+            }
             let src = produced(main)?;
             if code == B::Dequantize {
                 id.insert(self.output_of(op)?, src);
@@ -630,8 +659,6 @@ impl<'m> Graph<'m> {
             let out_t = self.output_of(op).map_err(at)?;
             let out_q = self.act_q(out_t).map_err(at)?;
             let out_shape = self.hwc(out_t).map_err(at)?;
-            // The second operand of a binary op.
-            let other = if code == B::Add { Some(self.need_input(op, 1, "second operand").map_err(at)?) } else { None };
             // The layer reads our tensor `src` with the shape TFLite gives the operand: a RESHAPE
             // in between changes only the shape (the memory is flat NHWC either way).
             let in_shape = self.hwc(main).map_err(at)?;
@@ -753,22 +780,54 @@ impl<'m> Graph<'m> {
                     );
                     (QOp::Mean { multiplier: p.requant.multiplier, shift: p.requant.shift }, [i8::MIN, i8::MAX])
                 }
-                (B::Add, opts) => {
-                    let skip_t = other.ok_or_else(|| anyhow!("operator {i}: ADD without a second operand"))?;
-                    let skip = produced(skip_t)?;
-                    if self.hwc(skip_t).map_err(at)? != in_shape {
-                        bail!(
-                            "operator {i} (ADD): operands {:?} and {:?}: broadcasting is not supported yet",
-                            in_shape,
-                            self.hwc(skip_t)?
-                        );
-                    }
-                    let skip_q = tens[skip].1;
+                (B::Add | B::Sub | B::Mul, opts) => {
+                    let b = other.ok_or_else(|| anyhow!("operator {i}: no second operand"))?;
                     let fused = match opts {
                         Some(fb::BuiltinOptions::AddOptions(o)) => o.fused_activation_function,
+                        Some(fb::BuiltinOptions::SubOptions(o)) => o.fused_activation_function,
+                        Some(fb::BuiltinOptions::MulOptions(o)) => o.fused_activation_function,
                         _ => fb::ActivationFunctionType::None,
                     };
-                    (QOp::Add { skip, skip_q }, act(fused))
+                    let b_shape = self.hwc(b).map_err(at)?;
+                    let tensor = id.get(&b).copied();
+                    match tensor {
+                        // The residual form: two tensors of one shape.
+                        Some(skip) if code == B::Add && b_shape == in_shape && tens[skip].0 == b_shape => {
+                            (QOp::Add { skip, skip_q: tens[skip].1 }, act(fused))
+                        }
+                        _ => {
+                            let kind = match code {
+                                B::Add => BinaryKind::Add,
+                                B::Sub => BinaryKind::Sub,
+                                _ => BinaryKind::Mul,
+                            };
+                            let (other_q, constant) = match tensor {
+                                Some(t) => (tens[t].1, Vec::new()),
+                                None => {
+                                    let data = self.data(b).map_err(at)?;
+                                    if self.tensors[b].type_ != fb::TensorType::Int8
+                                        || data.len() != b_shape.iter().product::<usize>()
+                                    {
+                                        bail!(
+                                            "operator {i} ({}): the constant operand is not {} int8 values",
+                                            tflite_op_name(code),
+                                            b_shape.iter().product::<usize>()
+                                        );
+                                    }
+                                    (self.act_q(b).map_err(at)?, data.iter().map(|&v| v as i8).collect())
+                                }
+                            };
+                            if let Some(t) = tensor {
+                                if tens[t].0 != b_shape {
+                                    bail!(
+                                        "operator {i} ({}): the second operand is a reshaped view; not supported yet",
+                                        tflite_op_name(code)
+                                    );
+                                }
+                            }
+                            (QOp::Binary { kind, other: tensor, other_shape: b_shape, other_q, constant }, act(fused))
+                        }
+                    }
                 }
                 (B::Softmax, opts) => {
                     let beta = match opts {
@@ -840,6 +899,8 @@ impl<'m> Graph<'m> {
                 B::AveragePool2d => "avgpool",
                 B::Mean => "mean",
                 B::Add => "add",
+                B::Sub => "sub",
+                B::Mul => "mul",
                 B::Softmax => "softmax",
                 B::Pad | B::Padv2 => "pad",
                 B::Concatenation => "concat",

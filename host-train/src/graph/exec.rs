@@ -160,6 +160,16 @@ pub fn run_layer(l: &QLayer, ins: &[&[i8]], dst: &mut [i8]) -> Result<(), microc
             };
             microcnn::activation::relu_i8(&p, src, dst)
         }
+        QOp::Binary { kind, other, other_shape, constant, .. } => {
+            let b: &[i8] = if other.is_some() { ins.get(1).copied().unwrap_or(&[]) } else { constant };
+            let b_shape = img(*other_shape);
+            match kind {
+                BinaryKind::Mul => microcnn::add::mul_broadcast_i8(&mul_params(l), src, ishape, b, b_shape, dst),
+                k => {
+                    microcnn::add::add_broadcast_i8(&add_params(l), *k == BinaryKind::Sub, src, ishape, b, b_shape, dst)
+                }
+            }
+        }
         QOp::LeakyRelu { .. } => microcnn::activation::leaky_relu_i8(&leaky_params(l), src, dst),
         QOp::Tanh => microcnn::activation::tanh_i8(&squash_params(l)?, src, dst),
         QOp::Softmax { input_multiplier, input_left_shift, diff_min, .. } => {
@@ -172,6 +182,20 @@ pub fn run_layer(l: &QLayer, ins: &[&[i8]], dst: &mut [i8]) -> Result<(), microc
             softmax_i8(&p, src, l.output[2], dst)
         }
     }
+}
+
+/// The parameters of a `MUL`, derived from the three quantizations as TFLite Micro does.
+pub fn mul_params(l: &QLayer) -> microcnn::add::MulParams {
+    let other_q = if let QOp::Binary { other_q, .. } = &l.op { *other_q } else { l.input_q };
+    microcnn::add::MulParams::new(
+        l.input_q.scale,
+        l.input_q.zero_point,
+        other_q.scale,
+        other_q.zero_point,
+        l.output_q.scale,
+        l.output_q.zero_point,
+        ActivationRange { min: l.act[0], max: l.act[1] },
+    )
 }
 
 /// The multipliers of `LEAKY_RELU`, derived as TFLite Micro derives them.
@@ -202,7 +226,7 @@ pub fn concat_outer(shape: [usize; 3], axis: usize) -> usize {
 /// other layer.
 pub fn add_params(l: &QLayer) -> microcnn::add::AddParams {
     let skip_q = match &l.op {
-        QOp::Add { skip_q, .. } => *skip_q,
+        QOp::Add { skip_q, .. } | QOp::Binary { other_q: skip_q, .. } => *skip_q,
         _ => l.input_q,
     };
     microcnn::add::AddParams::new(

@@ -16,7 +16,7 @@ mod plan;
 pub mod quantize;
 mod validate;
 
-pub use exec::{add_params, concat_outer, leaky_params, run_layer, squash_params, window};
+pub use exec::{add_params, concat_outer, leaky_params, mul_params, run_layer, squash_params, window};
 pub use plan::ArenaPlan;
 pub use quantize::{evaluate, quantize, Calibration};
 pub use validate::MAX_MODEL_ACTIVATIONS;
@@ -154,6 +154,22 @@ pub enum QOp {
         /// Shift.
         shift: i32,
     },
+    /// TFLite's int8 `ADD`, `SUB` or `MUL` of the layer's input and a second operand — another
+    /// tensor or a constant — with broadcasting (each axis equal or 1 in one of them).
+    Binary {
+        /// `add`, `sub` or `mul`.
+        kind: BinaryKind,
+        /// The second operand's tensor id; absent for a constant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        other: Option<usize>,
+        /// The second operand's shape `[h, w, c]`.
+        other_shape: [usize; 3],
+        /// The second operand's quantization.
+        other_q: QParams,
+        /// The constant operand's values (empty for a tensor).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        constant: Vec<i8>,
+    },
     /// TFLite's int8 `LEAKY_RELU` with slope `alpha` (≥ 0) below zero.
     LeakyRelu {
         /// The slope for negative inputs.
@@ -181,6 +197,18 @@ pub enum QOp {
 
 fn one() -> f32 {
     1.0
+}
+
+/// The element-wise binary ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BinaryKind {
+    /// `a + b`.
+    Add,
+    /// `a − b`.
+    Sub,
+    /// `a · b`.
+    Mul,
 }
 
 /// One int8 layer.
@@ -279,6 +307,7 @@ impl QModel {
         match &self.layers[i].op {
             QOp::Add { skip, .. } => vec![src, *skip],
             QOp::Concat { others, .. } => std::iter::once(src).chain(others.iter().copied()).collect(),
+            QOp::Binary { other: Some(t), .. } => vec![src, *t],
             _ => vec![src],
         }
     }

@@ -265,6 +265,37 @@ impl QModel {
                     bail!("{at}.multiplier/shift: {multiplier}/{shift}, but the quantizations give {}/{}; regenerate the file", derived.multiplier, derived.shift);
                 }
             }
+            QOp::Binary { kind: _, other, other_shape, other_q, constant } => {
+                check_qparams(*other_q, &format!("{at}.other_q"))?;
+                let b = img(*other_shape);
+                let b_len = b
+                    .checked_nonempty_len()
+                    .map_err(|_| anyhow::anyhow!("{at}.other_shape: {other_shape:?} must be non-zero"))?;
+                match other {
+                    Some(t) => {
+                        if *t > i {
+                            bail!("{at}.other: tensor {t} does not exist yet (0 is the model input, j + 1 the output of layer j < {i})");
+                        }
+                        if self.tensor_len(*t) != b_len {
+                            bail!("{at}.other_shape: {other_shape:?}, but tensor {t} is {:?}", self.tensor_shape(*t));
+                        }
+                        if self.tensor_q(*t) != *other_q {
+                            bail!("{at}.other_q: {other_q:?}, but tensor {t} is quantized as {:?}", self.tensor_q(*t));
+                        }
+                        if !constant.is_empty() {
+                            bail!("{at}.constant: a tensor operand takes no constant values");
+                        }
+                    }
+                    None => {
+                        if constant.len() != b_len {
+                            bail!("{at}.constant: {} values for other_shape {other_shape:?}", constant.len());
+                        }
+                    }
+                }
+                let out = microcnn::add::broadcast_shape(ishape, b)
+                    .map_err(|_| anyhow::anyhow!("{at}: {:?} and {other_shape:?} do not broadcast", l.input))?;
+                expect_out(out)?;
+            }
             QOp::LeakyRelu { alpha } => {
                 expect_out(ishape)?;
                 if !(alpha.is_finite() && *alpha >= 0.0) {

@@ -98,6 +98,9 @@ pub fn op_label(l: &crate::graph::QLayer) -> &'static str {
         Tanh => "tanh",
         Requantize { .. } => "requantize",
         LeakyRelu { .. } => "leaky relu",
+        Binary { kind: crate::graph::BinaryKind::Add, .. } => "add",
+        Binary { kind: crate::graph::BinaryKind::Sub, .. } => "sub",
+        Binary { kind: crate::graph::BinaryKind::Mul, .. } => "mul",
     }
 }
 
