@@ -200,6 +200,32 @@ def broadcast_ops():
     return tf.keras.Model(inp, x)
 
 
+def hard_swish_codes():
+    """HARD_SWISH alone on 256 values (after a dense layer, so its input scale is the
+    converter's): every int8 code in the ramp sample."""
+    inp = tf.keras.Input((256,), batch_size=1)
+    return tf.keras.Model(inp, L.Activation("hard_swish")(L.Dense(256)(inp)))
+
+
+def mobilenet_v3_block():
+    """A MobileNetV3-style block: expansion 1×1 + hard swish, depthwise + hard swish, squeeze-and-
+    excitation with a hard sigmoid gate (MUL), projection, residual ADD."""
+    x = inp = tf.keras.Input((12, 12, 8), batch_size=1)
+    y = L.Conv2D(24, 1)(x)
+    y = L.Activation("hard_swish")(y)
+    y = L.DepthwiseConv2D(3, padding="same")(y)
+    y = L.Activation("hard_swish")(y)
+    s = L.GlobalAveragePooling2D(keepdims=True)(y)
+    s = L.Conv2D(8, 1, activation="relu")(s)
+    s = L.Conv2D(24, 1, activation="hard_sigmoid")(s)
+    y = L.Multiply()([y, s])
+    y = L.Conv2D(8, 1)(y)
+    x = L.Add()([x, y])
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(5)(x)
+    return tf.keras.Model(inp, x)
+
+
 MODELS = {
     "cnn_residual": cnn_residual,
     "lenet_valid": lenet_valid,
@@ -213,6 +239,8 @@ MODELS = {
     "tanh_codes": tanh_codes,
     "requant_leaky": requant_leaky,
     "broadcast_ops": broadcast_ops,
+    "hard_swish_codes": hard_swish_codes,
+    "mobilenet_v3_block": mobilenet_v3_block,
 }
 FLOAT_IO = {"dscnn_float_io"}
 

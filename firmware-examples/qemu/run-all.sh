@@ -82,6 +82,14 @@ IMPORTED=(
   "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_mobilenet_v1_025"
   "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_mobilenet_v1_025"
   "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_fc_autoencoder"
+  "M0  microbit     thumbv6m-none-eabi        classify      imported_broadcast_ops"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_broadcast_ops"
+  "M0  microbit     thumbv6m-none-eabi        classify      imported_squash"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_squash"
+  "M0  microbit     thumbv6m-none-eabi        classify      imported_requant_leaky"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_requant_leaky"
+  "M0  microbit     thumbv6m-none-eabi        classify      imported_mobilenet_v3_block"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_mobilenet_v3_block"
   "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_fc_autoencoder"
 )
 mkdir -p target/imported/elf

@@ -150,6 +150,135 @@ pub fn leaky_relu_i8(p: &LeakyReluParams, input: &[i8], output: &mut [i8]) -> Re
     Ok(())
 }
 
+/// TFLite Micro's int8 `HARD_SWISH`, `x · ReLU6(x + 3) / 6`, computed as TFLite does in 16-bit
+/// fixed point: the input on a 2^7-finer scale, a "ReLU-ish" factor in [0, 1] from it, their
+/// product shifted to the output scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct HardSwishParams {
+    /// Input zero point.
+    pub input_zero_point: i8,
+    /// Output zero point.
+    pub output_zero_point: i8,
+    /// Q15 multiplier from the fine input scale to the output scale.
+    pub output_multiplier: i16,
+    /// Its exponent (≤ 0: a right shift).
+    pub output_exponent: i32,
+    /// Q15 multiplier from the fine input scale to the scale where 3.0 is 2^15.
+    pub reluish_multiplier: i16,
+    /// Its exponent (either sign).
+    pub reluish_exponent: i32,
+}
+
+/// TFLite's `DownScaleInt32ToInt16Multiplier`: a Q31 multiplier rounded to Q15.
+const fn down_scale_to_i16(m: i32) -> i16 {
+    if m >= i32::MAX - (1 << 15) {
+        return i16::MAX;
+    }
+    ((m + (1 << 15)) >> 16) as i16
+}
+
+impl HardSwishParams {
+    /// Derives the parameters as TFLite Micro's `HardSwishPrepare` does (the real multipliers
+    /// in `f32`). Build-time helper.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidQuantization`] if a scale is not a positive finite number or the output
+    /// multiplier needs a left shift (an output scale below 1/128 of the input's; TFLite refuses
+    /// it too).
+    pub fn new(s_in: f32, zp_in: i8, s_out: f32, zp_out: i8) -> Result<Self> {
+        if !(s_in.is_finite() && s_in > 0.0 && s_out.is_finite() && s_out > 0.0) {
+            return Err(Error::InvalidQuantization);
+        }
+        let hires = (1.0f32 / 128.0) * s_in;
+        let reluish_scale = 3.0f32 / 32768.0;
+        let out = quantize_multiplier((hires / s_out) as f64);
+        let reluish = quantize_multiplier((hires / reluish_scale) as f64);
+        if out.shift > 0 || out.multiplier <= 0 || reluish.multiplier <= 0 {
+            return Err(Error::InvalidQuantization);
+        }
+        Ok(HardSwishParams {
+            input_zero_point: zp_in,
+            output_zero_point: zp_out,
+            output_multiplier: down_scale_to_i16(out.multiplier),
+            output_exponent: out.shift,
+            reluish_multiplier: down_scale_to_i16(reluish.multiplier),
+            reluish_exponent: reluish.shift,
+        })
+    }
+}
+
+/// gemmlowp's 16-bit `SaturatingRoundingDoublingHighMul`.
+const fn srdhm16(a: i16, b: i16) -> i16 {
+    if a == i16::MIN && b == i16::MIN {
+        return i16::MAX;
+    }
+    let ab = a as i32 * b as i32;
+    let nudge = if ab >= 0 { 1 << 14 } else { 1 - (1 << 14) };
+    ((ab + nudge) / (1 << 15)) as i16
+}
+
+/// TFLite's `SaturatingDoublingHighMul` (no rounding: it cancels the bias of the rounding one).
+const fn sdhm16(a: i16, b: i16) -> i16 {
+    if a == i16::MIN && b == i16::MIN {
+        return i16::MAX;
+    }
+    ((a as i32 * b as i32) / (1 << 15)) as i16
+}
+
+/// `value · 2^amount` saturated to i16 (`amount` in 0..=31 here).
+const fn saturating_left_shift16(value: i16, amount: i32) -> i16 {
+    let r = (value as i64) << amount;
+    if r > i16::MAX as i64 {
+        i16::MAX
+    } else if r < i16::MIN as i64 {
+        i16::MIN
+    } else {
+        r as i16
+    }
+}
+
+/// TFLite Micro's int8 `HARD_SWISH` bit for bit.
+///
+/// # Errors
+///
+/// [`Error::LengthMismatch`] if the lengths differ; [`Error::InvalidQuantization`] for an output
+/// exponent outside −31..=0, a reluish exponent outside −31..=31, or a negative multiplier.
+pub fn hard_swish_i8(p: &HardSwishParams, input: &[i8], output: &mut [i8]) -> Result<()> {
+    if !(-31..=0).contains(&p.output_exponent)
+        || !(-31..=31).contains(&p.reluish_exponent)
+        || p.output_multiplier < 0
+        || p.reluish_multiplier < 0
+    {
+        return Err(Error::InvalidQuantization);
+    }
+    if input.len() != output.len() {
+        return Err(Error::LengthMismatch { expected: output.len(), actual: input.len() });
+    }
+    for (o, &x) in output.iter_mut().zip(input) {
+        // |x − zp| ≤ 255, so ·2^7 fits i16.
+        let hires = ((x as i32 - p.input_zero_point as i32) * (1 << 7)) as i16;
+        let preshift = srdhm16(hires, p.output_multiplier);
+        let mut reluish = hires;
+        if p.reluish_exponent > 0 {
+            reluish = saturating_left_shift16(reluish, p.reluish_exponent - 1);
+        }
+        reluish = srdhm16(reluish, p.reluish_multiplier);
+        if p.reluish_exponent > 0 {
+            reluish = saturating_left_shift16(reluish, 1);
+        }
+        if p.reluish_exponent < 0 {
+            reluish = crate::quant::rounding_divide_by_pot(reluish as i32, -p.reluish_exponent) as i16;
+        }
+        let reluish = ((reluish as i32 + (1 << 15)) >> 1) as i16;
+        let pre = sdhm16(reluish, preshift);
+        let v = crate::quant::rounding_divide_by_pot(pre as i32, -p.output_exponent) + p.output_zero_point as i32;
+        *o = v.clamp(-128, 127) as i8;
+    }
+    Ok(())
+}
+
 /// The input side of TFLite Micro's int8 `LOGISTIC` and `TANH`: inputs are brought to Q4.27
 /// fixed point by `MultiplyByQuantizedMultiplier(x − zp, multiplier, left_shift)`; inputs at
 /// least `input_range_radius` away from the zero point saturate without being rescaled.

@@ -718,6 +718,21 @@ pub fn check_elementwise(data: &[u8]) -> bool {
             input_left_shift: inp.shift(),
         },
     };
+    let hs = match microcnn::activation::HardSwishParams::new(inp.f32(), inp.i8(), inp.f32(), inp.i8()) {
+        Ok(p) => p,
+        Err(_) => microcnn::activation::HardSwishParams {
+            input_zero_point: inp.i8(),
+            output_zero_point: inp.i8(),
+            output_multiplier: inp.i32() as i16,
+            output_exponent: inp.shift(),
+            reluish_multiplier: inp.i32() as i16,
+            reluish_exponent: inp.shift(),
+        },
+    };
+    let mut out = poisoned(olen);
+    if microcnn::activation::hard_swish_i8(&hs, &a, &mut out).is_err() {
+        assert!(out.iter().all(|&v| v == 0x5a), "hard swish wrote output before failing");
+    }
     for f in [logistic_i8, tanh_i8] {
         let mut out = poisoned(olen);
         if f(&sq, &a, &mut out).is_err() {

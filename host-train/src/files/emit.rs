@@ -185,10 +185,12 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
             "microcnn::activation",
             &[
                 "clamp_in_place_i8",
+                "hard_swish_i8",
                 "leaky_relu_i8",
                 "logistic_i8",
                 "relu_i8",
                 "tanh_i8",
+                "HardSwishParams",
                 "LeakyReluParams",
                 "ReluParams",
                 "SquashParams",
@@ -259,6 +261,7 @@ fn op_name(op: &QOp) -> &'static str {
         QOp::Pad { .. } => "pad",
         QOp::Concat { .. } => "concatenation",
         QOp::Logistic => "logistic",
+        QOp::HardSwish => "hard swish",
         QOp::Tanh => "tanh",
         QOp::Requantize { .. } => "requantize",
         QOp::LeakyRelu { .. } => "leaky relu",
@@ -389,6 +392,11 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             let _ = writeln!(s, "const {name}: LeakyReluParams = LeakyReluParams {{ input_zero_point: {zi}, output_zero_point: {zo}, identity: Requant {{ multiplier: {}, shift: {} }}, alpha: Requant {{ multiplier: {}, shift: {} }} }};", p.identity.multiplier, p.identity.shift, p.alpha.multiplier, p.alpha.shift);
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
+        QOp::HardSwish => {
+            let p = crate::graph::hard_swish_params(l).expect("validated");
+            let _ = writeln!(s, "const {name}: HardSwishParams = HardSwishParams {{ input_zero_point: {}, output_zero_point: {}, output_multiplier: {}, output_exponent: {}, reluish_multiplier: {}, reluish_exponent: {} }};", p.input_zero_point, p.output_zero_point, p.output_multiplier, p.output_exponent, p.reluish_multiplier, p.reluish_exponent);
+            let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
+        }
         QOp::Logistic | QOp::Tanh => {
             let p = crate::graph::squash_params(l).expect("validated");
             let _ = writeln!(s, "const {name}: SquashParams = SquashParams {{ input_zero_point: {}, input_range_radius: {}, input_multiplier: {}, input_left_shift: {} }};", p.input_zero_point, p.input_range_radius, p.input_multiplier, p.input_left_shift);
@@ -437,6 +445,7 @@ fn call(i: usize, l: &QLayer) -> String {
         QOp::Add { .. } => format!("add_i8(&{name}, src, in1, dst)?;"),
         QOp::Pad { .. } => format!("pad_i8(&{name}, L{i}_IN, src, dst)?;"),
         QOp::Logistic => format!("logistic_i8(&{name}, src, dst)?;"),
+        QOp::HardSwish => format!("hard_swish_i8(&{name}, src, dst)?;"),
         QOp::Requantize { .. } => format!("relu_i8(&{name}, src, dst)?;"),
         QOp::LeakyRelu { .. } => format!("leaky_relu_i8(&{name}, src, dst)?;"),
         QOp::Binary { kind, other, .. } => {

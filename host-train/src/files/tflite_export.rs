@@ -265,6 +265,7 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
                 (B::Concatenation, inputs, Some(O::ConcatenationOptions(Box::new(options))))
             }
             QOp::Logistic => (B::Logistic, vec![cur], None),
+            QOp::HardSwish => (B::HardSwish, vec![cur], None),
             QOp::Requantize { .. } => {
                 if l.act == [i8::MIN, i8::MAX] {
                     (B::Quantize, vec![cur], None)

@@ -264,11 +264,12 @@ impl<'m> Graph<'m> {
             })
     }
 
-    /// `[h, w, c]` of an activation tensor of batch 1 (rank 4 NHWC, rank 2 `[1, n]`, rank 1).
+    /// `[h, w, c]` of a tensor of batch 1 (rank 4 NHWC, rank 2 `[1, n]`, rank 1, a scalar).
     fn hwc(&self, t: usize) -> Result<[usize; 3]> {
         match self.shape(t)?.as_slice() {
             [1, h, w, c] => Ok([*h, *w, *c]),
             [1, n] | [n] => Ok([1, 1, *n]),
+            [] => Ok([1, 1, 1]), // a scalar (a constant operand)
             [1, w, c] => Ok([1, *w, *c]),
             other => bail!("tensor {t} has shape {other:?}: only batch 1 and ranks 1 to 4 are supported"),
         }
@@ -477,9 +478,10 @@ impl<'m> Graph<'m> {
                 | B::Quantize
                 | B::Sub
                 | B::Mul
+                | B::HardSwish
         );
         if !supported {
-            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, SUB, MUL (with broadcasting), CONCATENATION, PAD, PADV2, LOGISTIC, TANH, SOFTMAX, RELU, RELU6, LEAKY_RELU, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
+            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, SUB, MUL (with broadcasting), CONCATENATION, PAD, PADV2, LOGISTIC, TANH, HARD_SWISH, SOFTMAX, RELU, RELU6, LEAKY_RELU, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
         }
         let out = self.output_of(op)?;
         self.act_q(out).context("output")?;
@@ -592,6 +594,18 @@ impl<'m> Graph<'m> {
             }
             (B::Relu6, _) if self.act_q(x)? != self.act_q(out)? => {
                 bail!("a RELU6 whose output quantization differs from its input's is not supported (TFLite Micro clamps without rescaling there)");
+            }
+            (B::HardSwish, _) => {
+                let (i, o) = (self.act_q(x)?, self.act_q(out)?);
+                microcnn::activation::HardSwishParams::new(i.scale, i.zero_point, o.scale, o.zero_point).map_err(
+                    |_| {
+                        anyhow!(
+                            "input scale {} and output scale {}: the output multiplier would need a left shift",
+                            i.scale,
+                            o.scale
+                        )
+                    },
+                )?;
             }
             (B::Softmax | B::Reshape | B::Squeeze | B::Relu | B::Relu6 | B::Quantize, _) => {}
             (_, other) => bail!("unexpected options {:?}", other.map(|_| "…")),
@@ -872,6 +886,7 @@ impl<'m> Graph<'m> {
                     (QOp::Concat { axis, others }, [i8::MIN, i8::MAX])
                 }
                 (B::Logistic, _) => (QOp::Logistic, [i8::MIN, i8::MAX]),
+                (B::HardSwish, _) => (QOp::HardSwish, [i8::MIN, i8::MAX]),
                 (B::Tanh, _) => (QOp::Tanh, [i8::MIN, i8::MAX]),
                 (B::Relu, _) | (B::Quantize, _) if out_q != in_q || code == B::Quantize => {
                     let r = microcnn::quant::quantize_multiplier(in_q.scale as f64 / out_q.scale as f64);
@@ -906,6 +921,7 @@ impl<'m> Graph<'m> {
                 B::Concatenation => "concat",
                 B::Logistic => "logistic",
                 B::Tanh => "tanh",
+                B::HardSwish => "hswish",
                 B::LeakyRelu => "leaky",
                 B::Quantize => "requant",
                 _ => "relu",

@@ -151,6 +151,7 @@ pub fn run_layer(l: &QLayer, ins: &[&[i8]], dst: &mut [i8]) -> Result<(), microc
         }
         QOp::Concat { axis, .. } => microcnn::layout::concat_i8(ins, concat_outer(l.output, *axis), dst),
         QOp::Logistic => microcnn::activation::logistic_i8(&squash_params(l)?, src, dst),
+        QOp::HardSwish => microcnn::activation::hard_swish_i8(&hard_swish_params(l)?, src, dst),
         QOp::Requantize { multiplier, shift } => {
             let p = microcnn::activation::ReluParams {
                 input_zero_point: zi,
@@ -207,6 +208,16 @@ pub fn leaky_params(l: &QLayer) -> microcnn::activation::LeakyReluParams {
         l.output_q.scale,
         l.output_q.zero_point,
         alpha,
+    )
+}
+
+/// The parameters of `HARD_SWISH`, derived as TFLite Micro derives them.
+pub fn hard_swish_params(l: &QLayer) -> Result<microcnn::activation::HardSwishParams, microcnn::Error> {
+    microcnn::activation::HardSwishParams::new(
+        l.input_q.scale,
+        l.input_q.zero_point,
+        l.output_q.scale,
+        l.output_q.zero_point,
     )
 }
 

@@ -16,7 +16,9 @@ mod plan;
 pub mod quantize;
 mod validate;
 
-pub use exec::{add_params, concat_outer, leaky_params, mul_params, run_layer, squash_params, window};
+pub use exec::{
+    add_params, concat_outer, hard_swish_params, leaky_params, mul_params, run_layer, squash_params, window,
+};
 pub use plan::ArenaPlan;
 pub use quantize::{evaluate, quantize, Calibration};
 pub use validate::MAX_MODEL_ACTIVATIONS;
@@ -175,6 +177,9 @@ pub enum QOp {
         /// The slope for negative inputs.
         alpha: f32,
     },
+    /// TFLite's int8 `HARD_SWISH`, `x · ReLU6(x + 3) / 6`; its parameters derive from the
+    /// input and output quantizations.
+    HardSwish,
     /// TFLite's int8 `LOGISTIC` (output scale 1/256, zero point −128); its parameters derive
     /// from the input quantization.
     Logistic,

@@ -86,11 +86,9 @@ impl QModel {
             }
             self.validate_op(i, l, &at)?;
         }
-        let last = self.layers.last().expect("non-empty");
-        if last.output[0] != 1 || last.output[1] != 1 {
-            bail!("layers[{}].output: {:?}; a classifier ends in 1×1×classes", self.layers.len() - 1, last.output);
-        }
-        let k = last.output[2];
+        // The output may have any shape (a feature map, a decoder's image); `classes` names its
+        // elements when the model is a classifier.
+        let k = self.num_classes();
         if !self.classes.is_empty() && self.classes.len() != k {
             bail!("classes: {} names for {k} outputs", self.classes.len());
         }
@@ -306,6 +304,19 @@ impl QModel {
                 check_requant_field(p.alpha.multiplier, p.alpha.shift, &format!("{at}: alpha · s_in / s_out"))?;
                 if l.act != [i8::MIN, i8::MAX] {
                     bail!("{at}.act: {:?}; leaky ReLU takes no fused activation ([-128, 127])", l.act);
+                }
+            }
+            QOp::HardSwish => {
+                expect_out(ishape)?;
+                hard_swish_params(l).map_err(|_| {
+                    anyhow::anyhow!(
+                        "{at}.output_q: hard swish needs an output scale of at least 1/128 of the input's ({} and {})",
+                        l.input_q.scale,
+                        l.output_q.scale
+                    )
+                })?;
+                if l.act != [i8::MIN, i8::MAX] {
+                    bail!("{at}.act: {:?}; hard swish takes no fused activation ([-128, 127])", l.act);
                 }
             }
             QOp::Logistic | QOp::Tanh => {

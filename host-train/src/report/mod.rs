@@ -95,6 +95,7 @@ pub fn op_label(l: &crate::graph::QLayer) -> &'static str {
         Pad { .. } => "pad",
         Concat { .. } => "concat",
         Logistic => "logistic",
+        HardSwish => "hard swish",
         Tanh => "tanh",
         Requantize { .. } => "requantize",
         LeakyRelu { .. } => "leaky relu",
