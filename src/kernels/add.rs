@@ -63,16 +63,7 @@ const fn mul_smaller_than_one(x: i32, r: Requant) -> i32 {
 /// `left_shift` outside 0..=20, a negative multiplier, a shift outside −31..=0 or an inverted
 /// activation range.
 pub fn add_i8(p: &AddParams, a: &[i8], b: &[i8], output: &mut [i8]) -> Result<()> {
-    p.activation.check()?;
-    for r in [p.input1, p.input2, p.output] {
-        r.check()?;
-        if r.shift > 0 {
-            return Err(Error::InvalidQuantization);
-        }
-    }
-    if !(0..=20).contains(&p.left_shift) {
-        return Err(Error::InvalidQuantization);
-    }
+    check_add(p)?;
     if b.len() != a.len() {
         return Err(Error::LengthMismatch { expected: a.len(), actual: b.len() });
     }
@@ -167,6 +158,7 @@ fn broadcast(
     Ok(())
 }
 
+/// The parameter ranges [`add_i8`] and [`add_broadcast_i8`] rely on.
 fn check_add(p: &AddParams) -> Result<()> {
     p.activation.check()?;
     for r in [p.input1, p.input2, p.output] {
