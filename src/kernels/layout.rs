@@ -126,6 +126,49 @@ pub fn concat_i8(inputs: &[&[i8]], outer: usize, output: &mut [i8]) -> Result<()
     Ok(())
 }
 
+/// Permutes the three axes of an `[d0, d1, d2]` tensor: output axis `k` is input axis
+/// `perm[k]` (TFLite's int8 `TRANSPOSE` for a batch of one; PyTorch models converted to TFLite
+/// carry them around NCHW code).
+///
+/// # Errors
+///
+/// [`Error::ShapeMismatch`] if `perm` is not a permutation of `0, 1, 2`;
+/// [`Error::LengthMismatch`] if a slice does not hold `d0·d1·d2` values; [`Error::TooLarge`] on
+/// overflow.
+pub fn transpose_i8(input: &[i8], dims: [usize; 3], perm: [usize; 3], output: &mut [i8]) -> Result<()> {
+    if perm[0] > 2 || perm[1] > 2 || perm[2] > 2 || perm[0] == perm[1] || perm[1] == perm[2] || perm[0] == perm[2] {
+        return Err(Error::ShapeMismatch);
+    }
+    // An empty tensor is empty whatever its other extents (and in any axis order).
+    let n = if dims.contains(&0) {
+        0
+    } else {
+        dims[0].checked_mul(dims[1]).and_then(|v| v.checked_mul(dims[2])).ok_or(Error::TooLarge)?
+    };
+    if input.len() != n {
+        return Err(Error::LengthMismatch { expected: n, actual: input.len() });
+    }
+    if output.len() != n {
+        return Err(Error::LengthMismatch { expected: n, actual: output.len() });
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let stride = [dims[1] * dims[2], dims[2], 1];
+    let out_dims = [dims[perm[0]], dims[perm[1]], dims[perm[2]]];
+    let mut k = 0;
+    for a in 0..out_dims[0] {
+        for b in 0..out_dims[1] {
+            let base = a * stride[perm[0]] + b * stride[perm[1]];
+            for c in 0..out_dims[2] {
+                output[k] = input[base + c * stride[perm[2]]];
+                k += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +197,19 @@ mod tests {
         assert!(pad_i8(&p, Shape::image(1, 1, 1), &[0], &mut [0, 0]).is_err());
         let mut none: [i8; 0] = [];
         assert_eq!(pad_i8(&p, Shape::image(0, 1, 1), &[], &mut none), Ok(()));
+    }
+
+    #[test]
+    fn transpose_permutes_axes() {
+        let x: [i8; 6] = [1, 2, 3, 4, 5, 6]; // [2, 3, 1]: rows (1 2 3), (4 5 6)
+        let mut out = [0i8; 6];
+        transpose_i8(&x, [2, 3, 1], [1, 0, 2], &mut out).unwrap();
+        assert_eq!(out, [1, 4, 2, 5, 3, 6]);
+        transpose_i8(&x, [2, 3, 1], [0, 1, 2], &mut out).unwrap();
+        assert_eq!(out, x);
+        assert_eq!(transpose_i8(&x, [2, 3, 1], [0, 0, 2], &mut out), Err(Error::ShapeMismatch));
+        assert!(transpose_i8(&x, [usize::MAX, 2, 1], [0, 1, 2], &mut out).is_err());
+        assert_eq!(transpose_i8(&[], [0, usize::MAX, 5], [2, 1, 0], &mut []), Ok(()));
     }
 
     #[test]

@@ -792,6 +792,22 @@ fn check_layout(inp: &mut Input, a: &[i8], b: &[i8]) {
             assert_eq!(pad_i8(&p, shape, &input, &mut poisoned(4)), Err(Error::TooLarge));
         }
     }
+    // Transpose: any dims and permutation; a valid one is its own inverse's inverse.
+    let perm = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0], [0, 0, 1]][inp.byte() as usize % 7];
+    let dims = [h, w, c];
+    let mut t = poisoned(input.len());
+    if microcnn::layout::transpose_i8(&input, dims, perm, &mut t).is_ok() {
+        let inv = {
+            let mut v = [0usize; 3];
+            for (k, &p) in perm.iter().enumerate() {
+                v[p] = k;
+            }
+            v
+        };
+        let mut back = poisoned(input.len());
+        microcnn::layout::transpose_i8(&t, [dims[perm[0]], dims[perm[1]], dims[perm[2]]], inv, &mut back).unwrap();
+        assert_eq!(back, input, "transpose then its inverse");
+    }
     // Concatenation: `outer` blocks of each operand, in turn.
     let outer = inp.dim();
     let total = a.len().saturating_add(b.len());

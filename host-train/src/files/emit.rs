@@ -203,7 +203,7 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
         ("microcnn::memory", &["arena_io"]),
         ("microcnn::conv", &["conv2d_i8", "conv2d_output_shape", "ConvParams", "ConvWeights"]),
         ("microcnn::dense", &["dense_i8", "DenseParams", "DenseWeights"]),
-        ("microcnn::layout", &["concat_i8", "pad_i8", "PadParams"]),
+        ("microcnn::layout", &["concat_i8", "pad_i8", "transpose_i8", "PadParams"]),
         ("microcnn::depthwise", &["depthwise_conv2d_i8", "depthwise_conv2d_output_shape"]),
         (
             "microcnn::pool",
@@ -262,6 +262,7 @@ fn op_name(op: &QOp) -> &'static str {
         QOp::Concat { .. } => "concatenation",
         QOp::Logistic => "logistic",
         QOp::HardSwish => "hard swish",
+        QOp::Transpose { .. } => "transpose",
         QOp::Tanh => "tanh",
         QOp::Requantize { .. } => "requantize",
         QOp::LeakyRelu { .. } => "leaky relu",
@@ -392,6 +393,10 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             let _ = writeln!(s, "const {name}: LeakyReluParams = LeakyReluParams {{ input_zero_point: {zi}, output_zero_point: {zo}, identity: Requant {{ multiplier: {}, shift: {} }}, alpha: Requant {{ multiplier: {}, shift: {} }} }};", p.identity.multiplier, p.identity.shift, p.alpha.multiplier, p.alpha.shift);
             let _ = writeln!(s, "const L{i}_OUT: Shape = L{i}_IN;");
         }
+        QOp::Transpose { .. } => {
+            let _ =
+                writeln!(s, "const L{i}_OUT: Shape = Shape::image({}, {}, {});", l.output[0], l.output[1], l.output[2]);
+        }
         QOp::HardSwish => {
             let p = crate::graph::hard_swish_params(l).expect("validated");
             let _ = writeln!(s, "const {name}: HardSwishParams = HardSwishParams {{ input_zero_point: {}, output_zero_point: {}, output_multiplier: {}, output_exponent: {}, reluish_multiplier: {}, reluish_exponent: {} }};", p.input_zero_point, p.output_zero_point, p.output_multiplier, p.output_exponent, p.reluish_multiplier, p.reluish_exponent);
@@ -446,6 +451,9 @@ fn call(i: usize, l: &QLayer) -> String {
         QOp::Pad { .. } => format!("pad_i8(&{name}, L{i}_IN, src, dst)?;"),
         QOp::Logistic => format!("logistic_i8(&{name}, src, dst)?;"),
         QOp::HardSwish => format!("hard_swish_i8(&{name}, src, dst)?;"),
+        QOp::Transpose { perm } => {
+            format!("transpose_i8(src, [{}, {}, {}], {perm:?}, dst)?;", l.input[0], l.input[1], l.input[2])
+        }
         QOp::Requantize { .. } => format!("relu_i8(&{name}, src, dst)?;"),
         QOp::LeakyRelu { .. } => format!("leaky_relu_i8(&{name}, src, dst)?;"),
         QOp::Binary { kind, other, .. } => {

@@ -266,6 +266,11 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
             }
             QOp::Logistic => (B::Logistic, vec![cur], None),
             QOp::HardSwish => (B::HardSwish, vec![cur], None),
+            QOp::Transpose { perm } => {
+                let perm4: Vec<i32> = [0].into_iter().chain(perm.iter().map(|&a| a as i32 + 1)).collect();
+                let t = p.constant(format!("{}/perm", l.name), vec![4], fb::TensorType::Int32, le(&perm4), vec![], 0);
+                (B::Transpose, vec![cur, t], None)
+            }
             QOp::Requantize { .. } => {
                 if l.act == [i8::MIN, i8::MAX] {
                     (B::Quantize, vec![cur], None)

@@ -413,6 +413,26 @@ impl<'m> Graph<'m> {
         Ok((before, after))
     }
 
+    /// TRANSPOSE's permutation of `[h, w, c]`: a rank-4 permutation that keeps the batch axis
+    /// first (or a rank-2 one that keeps it, the identity).
+    fn transpose_perm(&self, op: &fb::Operator) -> Result<[usize; 3]> {
+        let t = self.need_input(op, 1, "permutation")?;
+        let v = self.int_data(t).context("permutation")?;
+        match v.as_slice() {
+            [0, a, b, c] => {
+                let p = [*a, *b, *c].map(|x| x - 1);
+                let mut sorted = p;
+                sorted.sort_unstable();
+                if sorted != [0, 1, 2] {
+                    bail!("permutation {v:?} is not a permutation");
+                }
+                Ok(p.map(|x| x as usize))
+            }
+            [0, 1] => Ok([0, 1, 2]),
+            other => bail!("permutation {other:?}: only rank-4 (or rank-2) permutations that keep the batch axis first are supported"),
+        }
+    }
+
     /// Whether `op` (a QUANTIZE) maps int8 to int8: a requantization inside the model.
     fn int8_requantize(&self, op: &fb::Operator) -> bool {
         let int8 = |t: Result<usize>| t.is_ok_and(|t| self.tensors[t].type_ == fb::TensorType::Int8);
@@ -479,9 +499,10 @@ impl<'m> Graph<'m> {
                 | B::Sub
                 | B::Mul
                 | B::HardSwish
+                | B::Transpose
         );
         if !supported {
-            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, SUB, MUL (with broadcasting), CONCATENATION, PAD, PADV2, LOGISTIC, TANH, HARD_SWISH, SOFTMAX, RELU, RELU6, LEAKY_RELU, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
+            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, SUB, MUL (with broadcasting), CONCATENATION, PAD, PADV2, LOGISTIC, TANH, HARD_SWISH, TRANSPOSE, SOFTMAX, RELU, RELU6, LEAKY_RELU, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
         }
         let out = self.output_of(op)?;
         self.act_q(out).context("output")?;
@@ -594,6 +615,12 @@ impl<'m> Graph<'m> {
             }
             (B::Relu6, _) if self.act_q(x)? != self.act_q(out)? => {
                 bail!("a RELU6 whose output quantization differs from its input's is not supported (TFLite Micro clamps without rescaling there)");
+            }
+            (B::Transpose, _) => {
+                self.transpose_perm(op)?;
+                if self.act_q(x)? != self.act_q(out)? {
+                    bail!("a TRANSPOSE that changes the quantization");
+                }
             }
             (B::HardSwish, _) => {
                 let (i, o) = (self.act_q(x)?, self.act_q(out)?);
@@ -887,6 +914,9 @@ impl<'m> Graph<'m> {
                 }
                 (B::Logistic, _) => (QOp::Logistic, [i8::MIN, i8::MAX]),
                 (B::HardSwish, _) => (QOp::HardSwish, [i8::MIN, i8::MAX]),
+                (B::Transpose, _) => {
+                    (QOp::Transpose { perm: self.transpose_perm(op).map_err(at)? }, [i8::MIN, i8::MAX])
+                }
                 (B::Tanh, _) => (QOp::Tanh, [i8::MIN, i8::MAX]),
                 (B::Relu, _) | (B::Quantize, _) if out_q != in_q || code == B::Quantize => {
                     let r = microcnn::quant::quantize_multiplier(in_q.scale as f64 / out_q.scale as f64);
@@ -922,6 +952,7 @@ impl<'m> Graph<'m> {
                 B::Logistic => "logistic",
                 B::Tanh => "tanh",
                 B::HardSwish => "hswish",
+                B::Transpose => "transpose",
                 B::LeakyRelu => "leaky",
                 B::Quantize => "requant",
                 _ => "relu",

@@ -151,6 +151,7 @@ pub fn run_layer(l: &QLayer, ins: &[&[i8]], dst: &mut [i8]) -> Result<(), microc
         }
         QOp::Concat { axis, .. } => microcnn::layout::concat_i8(ins, concat_outer(l.output, *axis), dst),
         QOp::Logistic => microcnn::activation::logistic_i8(&squash_params(l)?, src, dst),
+        QOp::Transpose { perm } => microcnn::layout::transpose_i8(src, l.input, *perm, dst),
         QOp::HardSwish => microcnn::activation::hard_swish_i8(&hard_swish_params(l)?, src, dst),
         QOp::Requantize { multiplier, shift } => {
             let p = microcnn::activation::ReluParams {

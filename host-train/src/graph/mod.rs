@@ -177,6 +177,12 @@ pub enum QOp {
         /// The slope for negative inputs.
         alpha: f32,
     },
+    /// TFLite's `TRANSPOSE` of the three axes `[h, w, c]`: output axis `k` is input axis
+    /// `perm[k]` (what PyTorch models converted to TFLite carry around NCHW code).
+    Transpose {
+        /// A permutation of 0, 1, 2.
+        perm: [usize; 3],
+    },
     /// TFLite's int8 `HARD_SWISH`, `x · ReLU6(x + 3) / 6`; its parameters derive from the
     /// input and output quantizations.
     HardSwish,

@@ -306,6 +306,20 @@ impl QModel {
                     bail!("{at}.act: {:?}; leaky ReLU takes no fused activation ([-128, 127])", l.act);
                 }
             }
+            QOp::Transpose { perm } => {
+                let mut seen = [false; 3];
+                for &a in perm {
+                    if a > 2 || seen[a] {
+                        bail!("{at}.perm: {perm:?} is not a permutation of 0, 1, 2");
+                    }
+                    seen[a] = true;
+                }
+                let d = l.input;
+                expect_out(img([d[perm[0]], d[perm[1]], d[perm[2]]]))?;
+                if l.output_q != l.input_q || l.act != [i8::MIN, i8::MAX] {
+                    bail!("{at}: a transpose keeps the quantization and takes no clamp");
+                }
+            }
             QOp::HardSwish => {
                 expect_out(ishape)?;
                 hard_swish_params(l).map_err(|_| {

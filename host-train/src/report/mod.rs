@@ -96,6 +96,7 @@ pub fn op_label(l: &crate::graph::QLayer) -> &'static str {
         Concat { .. } => "concat",
         Logistic => "logistic",
         HardSwish => "hard swish",
+        Transpose { .. } => "transpose",
         Tanh => "tanh",
         Requantize { .. } => "requantize",
         LeakyRelu { .. } => "leaky relu",
