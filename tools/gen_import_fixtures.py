@@ -226,6 +226,17 @@ def mobilenet_v3_block():
     return tf.keras.Model(inp, x)
 
 
+def dense_variants():
+    """FULLY_CONNECTED with keep_num_dims (a Keras Dense on a feature map: per pixel), and a
+    Dense without bias."""
+    x = inp = tf.keras.Input((6, 6, 4), batch_size=1)
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = L.Dense(5, activation="relu")(x)
+    x = L.Flatten()(x)
+    x = L.Dense(7, use_bias=False)(x)
+    return tf.keras.Model(inp, x)
+
+
 MODELS = {
     "cnn_residual": cnn_residual,
     "lenet_valid": lenet_valid,
@@ -241,6 +252,7 @@ MODELS = {
     "broadcast_ops": broadcast_ops,
     "hard_swish_codes": hard_swish_codes,
     "mobilenet_v3_block": mobilenet_v3_block,
+    "dense_variants": dense_variants,
 }
 FLOAT_IO = {"dscnn_float_io"}
 

@@ -774,28 +774,52 @@ impl<'m> Graph<'m> {
                     let depth: usize = in_shape.iter().product();
                     let f = self.need_input(op, 1, "weights").map_err(at)?;
                     let fs = self.shape(f).map_err(at)?;
-                    if fs != [units, depth] {
+                    // keep_num_dims on a feature map: the dense layer applies to every pixel,
+                    // which is exactly a 1×1 convolution (TFLM's arithmetic is the same).
+                    let per_pixel = fs == [units, in_shape[2]]
+                        && depth != in_shape[2]
+                        && out_shape == [in_shape[0], in_shape[1], units];
+                    if fs != [units, depth] && !per_pixel {
                         bail!("operator {i}: weights {fs:?} for {depth} inputs → {units} units");
                     }
                     let (weights, mut weight_scales) = self.weights(f, units).map_err(at)?;
-                    // Per-tensor weights (TFLite's converter before 2.21) keep one scale, so the
-                    // runtime gets one multiplier, as TFLM does.
-                    if self.quant(f).map_err(at)?.scales.len() == 1 {
-                        weight_scales.truncate(1);
-                    }
-                    let bias = self.bias(self.input(op, 2).map_err(at)?, units).map_err(at)?;
-                    let rq = multipliers(in_q.scale, &weight_scales, out_q.scale)?;
-                    (
-                        QOp::Dense {
-                            units,
+                    if per_pixel {
+                        let bias = self.bias(self.input(op, 2).map_err(at)?, units).map_err(at)?;
+                        let rq = multipliers(in_q.scale, &weight_scales, out_q.scale)?;
+                        notes.push(format!("operator {i}: FULLY_CONNECTED applied to every pixel of a {in_shape:?} map (keep_num_dims): imported as a 1×1 convolution"));
+                        let conv = QOp::Conv {
+                            filter_shape: [units, 1, 1, in_shape[2]],
+                            stride: [1, 1],
+                            dilation: [1, 1],
+                            padding: PadSpec::Named(PadName::Valid),
+                            depth_multiplier: None,
                             weights,
                             weight_scales,
                             bias,
                             multiplier: rq.iter().map(|r| r.multiplier).collect(),
                             shift: rq.iter().map(|r| r.shift).collect(),
-                        },
-                        act(o.fused_activation_function),
-                    )
+                        };
+                        (conv, act(o.fused_activation_function))
+                    } else {
+                        // Per-tensor weights (TFLite's converter before 2.21) keep one scale, so the
+                        // runtime gets one multiplier, as TFLM does.
+                        if self.quant(f).map_err(at)?.scales.len() == 1 {
+                            weight_scales.truncate(1);
+                        }
+                        let bias = self.bias(self.input(op, 2).map_err(at)?, units).map_err(at)?;
+                        let rq = multipliers(in_q.scale, &weight_scales, out_q.scale)?;
+                        (
+                            QOp::Dense {
+                                units,
+                                weights,
+                                weight_scales,
+                                bias,
+                                multiplier: rq.iter().map(|r| r.multiplier).collect(),
+                                shift: rq.iter().map(|r| r.shift).collect(),
+                            },
+                            act(o.fused_activation_function),
+                        )
+                    }
                 }
                 (B::MaxPool2d | B::AveragePool2d, Some(fb::BuiltinOptions::Pool2DOptions(o))) => {
                     if out_q != in_q {
@@ -959,7 +983,7 @@ impl<'m> Graph<'m> {
             };
             let layer_name = format!("{short}{}", layers.len());
             // A dense layer reads its input flattened, as the trainer's models record it.
-            let in_shape = if code == B::FullyConnected { [1, 1, in_shape.iter().product()] } else { in_shape };
+            let in_shape = if matches!(op_q, QOp::Dense { .. }) { [1, 1, in_shape.iter().product()] } else { in_shape };
             layers.push(QLayer {
                 name: layer_name,
                 input: in_shape,
