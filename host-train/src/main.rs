@@ -874,12 +874,14 @@ fn run(cli: Cli) -> Result<()> {
             let q = host_train::report::load_qmodel(&model_dir)?;
             let bytes = std::fs::read(&input).with_context(|| format!("cannot read {}", input.display()))?;
             let items = host_train::files::npy::read_inputs(&bytes, &input.display().to_string(), &q)?;
-            let mut arena = vec![0i8; q.plan().bytes];
+            let plan = q.plan();
+            let mut arena = vec![0i8; plan.bytes];
             let width = q.num_classes();
             let mut rows = Vec::with_capacity(items.len());
             for (k, x) in items.iter().enumerate() {
                 let mut y = vec![0i8; width];
-                q.run(x, &mut arena, &mut y).map_err(|e| anyhow::anyhow!("item {k}: runtime error: {e}"))?;
+                q.run_planned(&plan, x, &mut arena, &mut y)
+                    .map_err(|e| anyhow::anyhow!("item {k}: runtime error: {e}"))?;
                 rows.push(y);
             }
             let last = q.layers.last().map(|l| l.output_q).unwrap_or(q.input_q);

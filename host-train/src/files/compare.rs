@@ -195,11 +195,12 @@ pub fn compare(q: &QModel, tflite: &Path, input: &Path, python: &str) -> Result<
         );
     }
     let last = q.layers.last().map(|l| l.output_q).unwrap_or(q.input_q);
-    let mut arena = vec![0i8; q.plan().bytes];
+    let plan = q.plan();
+    let mut arena = vec![0i8; plan.bytes];
     let mut out = Comparison { items: Vec::new(), first_difference: None };
     for (k, (x, want)) in items.iter().zip(tflm.chunks_exact(n_out)).enumerate() {
         let mut y = vec![0i8; n_out];
-        q.run(x, &mut arena, &mut y).map_err(|e| anyhow::anyhow!("item {k}: runtime error: {e}"))?;
+        q.run_planned(&plan, x, &mut arena, &mut y).map_err(|e| anyhow::anyhow!("item {k}: runtime error: {e}"))?;
         let got: Vec<u32> = if float_out {
             y.iter().map(|&v| microcnn::quant::dequantize_i8(v, last.scale, last.zero_point).to_bits()).collect()
         } else {

@@ -33,7 +33,17 @@ impl QModel {
     /// input is copied to its place in the arena, every layer reads and writes arena regions
     /// through the checked splitter, and the scores are copied out.
     pub fn run(&self, input: &[i8], arena: &mut [i8], scores: &mut [i8]) -> Result<(), microcnn::Error> {
-        let plan = self.plan();
+        self.run_planned(&self.plan(), input, arena, scores)
+    }
+
+    /// As [`QModel::run`] with a plan made once ([`QModel::plan`]), for running many inputs.
+    pub fn run_planned(
+        &self,
+        plan: &ArenaPlan,
+        input: &[i8],
+        arena: &mut [i8],
+        scores: &mut [i8],
+    ) -> Result<(), microcnn::Error> {
         let region = |t: usize| (plan.offset[t], self.tensor_len(t));
         let (o, len) = region(0);
         let arena_len = arena.len();

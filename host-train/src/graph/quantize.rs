@@ -295,13 +295,15 @@ fn quantize_chain(
 
 /// int8 accuracy and predictions on a data set, through the runtime kernels.
 pub fn evaluate(q: &QModel, data: &Dataset) -> Result<(f32, Vec<Vec<i8>>)> {
-    let mut arena = vec![0i8; q.plan().bytes];
+    let plan = q.plan();
+    let mut arena = vec![0i8; plan.bytes];
     let mut scores = vec![0i8; q.num_classes()];
     let mut correct = 0;
     let mut outputs = Vec::with_capacity(data.len());
     for i in 0..data.len() {
         let x = q.quantize_input(data.image(i));
-        q.run(&x, &mut arena, &mut scores).map_err(|e| anyhow::anyhow!("runtime error in image {i}: {e}"))?;
+        q.run_planned(&plan, &x, &mut arena, &mut scores)
+            .map_err(|e| anyhow::anyhow!("runtime error in image {i}: {e}"))?;
         if microcnn::classify::argmax_i8(&scores).map_err(|e| anyhow::anyhow!("{e}"))? == data.labels[i] as usize {
             correct += 1;
         }
