@@ -125,6 +125,8 @@ pub mod quant;
 pub mod shape;
 
 pub use error::{Error, Result};
-pub use kernels::{activation, add, classify, conv, dense, depthwise, layout, pool, simd, softmax};
+pub use kernels::{
+    activation, add, classify, conv, dense, depthwise, layout, pool, postprocess, resize, simd, softmax, transpose_conv,
+};
 pub use quant::{ActivationRange, Requant};
 pub use shape::{Padding, Shape, Window};

@@ -51,6 +51,18 @@ fn depthwise_extremes() {
 }
 
 #[test]
+fn upsample_extremes() {
+    let share = run(harness::check_upsample, 10);
+    assert!(share > 0.2 || cfg!(miri), "only {share} of the transpose-conv cases got past the argument checks");
+}
+
+#[test]
+fn postprocess_extremes() {
+    let share = run(harness::check_postprocess, 11);
+    assert!(share > 0.2 || cfg!(miri), "only {share} of the post-processing cases got past the argument checks");
+}
+
+#[test]
 fn dense_extremes() {
     let share = run(harness::check_dense, 3);
     assert!(share > 0.2 || cfg!(miri), "only {share} of the dense cases got past the argument checks");
@@ -144,11 +156,11 @@ fn fuzz_regressions_stay_fixed() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
     type Check = fn(&[u8]) -> bool;
     let checks: [(&str, Check); 7] = [
-        ("conv", harness::check_conv),
+        ("conv", |d| harness::check_upsample(d) | harness::check_conv(d)),
         ("depthwise", harness::check_depthwise),
         ("dense", harness::check_dense),
         ("pool", harness::check_pool),
-        ("elementwise", harness::check_elementwise),
+        ("elementwise", |d| harness::check_postprocess(d) | harness::check_elementwise(d)),
         ("quant", harness::check_quant),
         ("geometry", harness::check_geometry),
     ];

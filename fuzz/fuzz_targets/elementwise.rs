@@ -1,4 +1,4 @@
-//! Fuzz target: `harness::check_elementwise` (see `tests/harness/mod.rs` for what it asserts).
+//! Fuzz target: `harness::check_elementwise` and `harness::check_postprocess` (see `tests/harness/mod.rs` for what it asserts).
 #![no_main]
 
 #[path = "../../tests/harness/mod.rs"]
@@ -6,4 +6,5 @@ mod harness;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     harness::check_elementwise(data);
+    harness::check_postprocess(data);
 });

@@ -10,5 +10,8 @@ pub mod dense;
 pub mod depthwise;
 pub mod layout;
 pub mod pool;
+pub mod postprocess;
+pub mod resize;
 pub mod simd;
 pub mod softmax;
+pub mod transpose_conv;

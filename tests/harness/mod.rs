@@ -28,8 +28,10 @@ use microcnn::pool::{
     avg_pool2d_i8, avg_pool2d_i8_reference, global_avg_pool_i8, isqrt_rounded, l2_pool2d_i8, max_pool2d_i8,
     max_pool2d_i8_reference, L2PoolParams, MeanParams, PoolParams, MAX_WINDOW,
 };
+use microcnn::resize::{nearest_source, resize_nearest_i8, resize_output_shape, ResizeParams};
 use microcnn::shape::MAX_EXTENT;
 use microcnn::softmax::{softmax_i8, SoftmaxParams};
+use microcnn::transpose_conv::{transpose_conv2d_i8, TransposeConvParams};
 use microcnn::{ActivationRange, Error, Padding, Requant, Shape, Window};
 
 /// The most elements the harness allocates for one buffer.
@@ -992,4 +994,253 @@ pub fn check_all(data: &[u8]) {
     check_elementwise(data);
     check_quant(data);
     check_geometry(data);
+    check_upsample(data);
+    check_postprocess(data);
+}
+
+/// The scatter TFLite Micro runs for `TRANSPOSE_CONV`, summed in `i64` (cannot overflow): the
+/// definition the gathering kernel must equal.
+fn transpose_conv_by_scatter(
+    p: &TransposeConvParams,
+    w: &ConvWeights<'_>,
+    input: &[i8],
+    s: Shape,
+    top: usize,
+    left: usize,
+) -> Vec<i8> {
+    let f = w.filter_shape;
+    let mut acc = vec![0i64; s.n * p.out_h * p.out_w * f.n];
+    for b in 0..s.n {
+        for iy in 0..s.h {
+            for ix in 0..s.w {
+                for ky in 0..f.h {
+                    for kx in 0..f.w {
+                        let oy = (iy * p.stride_h + ky) as isize - top as isize;
+                        let ox = (ix * p.stride_w + kx) as isize - left as isize;
+                        if oy < 0 || ox < 0 || oy >= p.out_h as isize || ox >= p.out_w as isize {
+                            continue;
+                        }
+                        for c in 0..f.n {
+                            for i in 0..s.c {
+                                let x = input[((b * s.h + iy) * s.w + ix) * s.c + i] as i64 - p.input_zero_point as i64;
+                                let wt = w.filter[((c * f.h + ky) * f.w + kx) * s.c + i] as i64;
+                                acc[((b * p.out_h + oy as usize) * p.out_w + ox as usize) * f.n + c] += x * wt;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    acc.iter()
+        .enumerate()
+        .map(|(j, &a)| {
+            let c = j % f.n;
+            let a = i32::try_from(a).expect("the tap limit keeps every sum inside i32");
+            let a = a.wrapping_add(w.bias.map_or(0, |b| b[c]));
+            microcnn::quant::requantize(
+                a,
+                w.requant[c].multiplier,
+                w.requant[c].shift,
+                p.output_zero_point,
+                p.activation,
+            )
+        })
+        .collect()
+}
+
+/// TFLite's padding rule for `TRANSPOSE_CONV` along one axis, written out: the padding a forward
+/// convolution of the output would need, halved.
+fn transpose_crop(padding: Padding, vertical: bool, stride: usize, k: usize, out: usize) -> usize {
+    match padding {
+        Padding::Explicit { top, left, .. } => {
+            if vertical {
+                top
+            } else {
+                left
+            }
+        }
+        Padding::Same => ((out.div_ceil(stride).max(1) - 1) * stride + k).saturating_sub(out) / 2,
+        _ => {
+            let conv_out = if out >= k { (out - k) / stride + 1 } else { 0 };
+            (conv_out.saturating_sub(1) * stride + k).saturating_sub(out) / 2
+        }
+    }
+}
+
+/// Upsampling: `TRANSPOSE_CONV` equals its scatter definition; `RESIZE_NEAREST_NEIGHBOR` copies
+/// the pixel its index rule names, with indices in range and non-decreasing. Both write nothing
+/// on error.
+pub fn check_upsample(data: &[u8]) -> bool {
+    let mut inp = Input::new(data);
+    let input_shape = inp.shape();
+    let mut filter_shape = inp.shape();
+    if inp.byte() < 220 || !inp.hostile() {
+        filter_shape.c = input_shape.c;
+    }
+    let (sh, sw) = (inp.step().max(if inp.hostile() { 0 } else { 1 }), inp.step());
+    let same = inp.bool();
+    let mut p = TransposeConvParams {
+        stride_h: sh,
+        stride_w: sw,
+        out_h: 0,
+        out_w: 0,
+        padding: if same { Padding::Same } else { Padding::Valid },
+        input_zero_point: inp.i8(),
+        output_zero_point: inp.i8(),
+        activation: inp.act(),
+    };
+    // The sizes Keras gives (`in·S` for SAME, `(in − 1)·S + K` for VALID), or any.
+    let keras = |n: usize, s: usize, k: usize| {
+        if same {
+            n.saturating_mul(s)
+        } else {
+            n.saturating_sub(1).saturating_mul(s).saturating_add(k)
+        }
+    };
+    if inp.byte() < 200 {
+        p.out_h = keras(input_shape.h, sh, filter_shape.h);
+        p.out_w = keras(input_shape.w, sw, filter_shape.w);
+    } else {
+        p.out_h = inp.dim();
+        p.out_w = inp.dim();
+        if inp.byte() < 64 {
+            p.padding = inp.padding();
+        }
+    }
+    let x = inp.buffer(input_shape.len());
+    let f = inp.buffer(filter_shape.len());
+    let oc = filter_shape.n;
+    let bias = inp.vec(oc, Input::i32);
+    let rq = inp.vec(oc, Input::requant);
+    let w = ConvWeights { filter: &f, filter_shape, bias: if inp.bool() { Some(&bias) } else { None }, requant: &rq };
+    let want = Shape::new(input_shape.n, p.out_h, p.out_w, oc).checked_len().ok();
+    let olen =
+        output_len(&mut inp, want.map(|_| Shape::new(input_shape.n, p.out_h, p.out_w, oc)).ok_or(Error::TooLarge));
+    let mut out = poisoned(olen);
+    let r = transpose_conv2d_i8(&p, &w, &x, input_shape, &mut out);
+    let ok = r.is_ok();
+    match r {
+        Ok(s) => {
+            assert_eq!(s, Shape::new(input_shape.n, p.out_h, p.out_w, oc));
+            let top = transpose_crop(p.padding, true, p.stride_h, filter_shape.h, p.out_h);
+            let left = transpose_crop(p.padding, false, p.stride_w, filter_shape.w, p.out_w);
+            // The definition costs taps·K_h·K_w per output: only for small cases.
+            if s.len() * filter_shape.len() <= 1 << 16 {
+                assert_eq!(out, transpose_conv_by_scatter(&p, &w, &x, input_shape, top, left), "transpose conv");
+            }
+        }
+        Err(_) => assert!(out.iter().all(|&v| v == 0x5a), "transpose conv wrote output before failing"),
+    }
+
+    let rp = ResizeParams {
+        out_h: if inp.byte() < 200 { 1 + inp.byte() as usize % 12 } else { inp.dim() },
+        out_w: if inp.byte() < 200 { 1 + inp.byte() as usize % 12 } else { inp.dim() },
+        align_corners: inp.byte() < 80,
+        half_pixel_centers: inp.byte() < 128,
+    };
+    let rs = if inp.hostile() {
+        inp.shape()
+    } else {
+        Shape::new(1, 1 + inp.byte() as usize % 12, 1 + inp.byte() as usize % 12, inp.dim())
+    };
+    let rx = inp.buffer(rs.len());
+    let rlen = output_len(&mut inp, resize_output_shape(&rp, rs));
+    let mut rout = poisoned(rlen);
+    match resize_nearest_i8(&rp, &rx, rs, &mut rout) {
+        Ok(os) => {
+            let src = |o: usize, i: usize, n: usize| nearest_source(o, i, n, rp.align_corners, rp.half_pixel_centers);
+            for (dim_in, dim_out) in [(rs.h, os.h), (rs.w, os.w)] {
+                let idx: Vec<usize> = (0..dim_out.min(4096)).map(|o| src(o, dim_in, dim_out)).collect();
+                assert!(idx.iter().all(|&i| i < dim_in), "resize index out of range");
+                assert!(idx.windows(2).all(|p| p[0] <= p[1]), "resize indices not monotone");
+                if dim_in == dim_out && !rp.align_corners {
+                    assert!(
+                        idx.iter().enumerate().all(|(o, &i)| o == i),
+                        "resize to the same size is not the identity"
+                    );
+                }
+            }
+            for b in 0..os.n {
+                for y in 0..os.h {
+                    let iy = src(y, rs.h, os.h);
+                    for x in 0..os.w {
+                        let ix = src(x, rs.w, os.w);
+                        let o = ((b * os.h + y) * os.w + x) * os.c;
+                        let i = ((b * rs.h + iy) * rs.w + ix) * rs.c;
+                        assert_eq!(rout[o..o + os.c], rx[i..i + rs.c], "resize copies the wrong pixel");
+                    }
+                }
+            }
+        }
+        Err(_) => assert!(rout.iter().all(|&v| v == 0x5a), "resize wrote output before failing"),
+    }
+    ok
+}
+
+/// Post-processing: the class map equals a naive argmax, peaks equal their definition (checked by
+/// brute force over every cell), a decoded box lies inside the image; nothing panics.
+pub fn check_postprocess(data: &[u8]) -> bool {
+    use microcnn::postprocess::{argmax_map_i8, decode_box, find_peaks_i8, BoxFormat, PeakParams};
+    let mut inp = Input::new(data);
+    let classes = if inp.hostile() { inp.dim() } else { 1 + inp.byte() as usize % 12 };
+    let (h, w) = (1 + inp.byte() as usize % 9, 1 + inp.byte() as usize % 9);
+    let want = h.checked_mul(w).and_then(|p| p.checked_mul(classes)).unwrap_or(usize::MAX);
+    let heat = inp.buffer(want);
+    let mut map = vec![0xa5u8; if inp.byte() < 16 { h * w + 1 } else { h * w }];
+    let before = map.clone();
+    let ok = match argmax_map_i8(&heat, classes, &mut map) {
+        Ok(()) => {
+            for (px, &m) in heat.chunks_exact(classes).zip(&map) {
+                let best = (0..classes).rev().max_by_key(|&c| px[c]).unwrap();
+                assert_eq!(m as usize, best, "argmax map is not the first best class");
+            }
+            true
+        }
+        Err(_) => {
+            assert_eq!(map, before, "argmax map wrote output before failing");
+            false
+        }
+    };
+    let p = PeakParams {
+        threshold: inp.i8(),
+        background: if inp.bool() { Some(if inp.hostile() { inp.small() } else { 0 }) } else { None },
+    };
+    let shape = Shape::image(h, w, classes);
+    if let Ok(r) = find_peaks_i8::<4>(&heat, shape, &p) {
+        let at = |y: usize, x: usize, k: usize| heat[(y * w + x) * classes + k];
+        let mut all = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let px = &heat[(y * w + x) * classes..][..classes];
+                let class = (0..classes).rev().max_by_key(|&c| px[c]).unwrap();
+                let s = px[class];
+                let local = (0..h).all(|ny| {
+                    (0..w).all(|nx| {
+                        ny.abs_diff(y) > 1
+                            || nx.abs_diff(x) > 1
+                            || at(ny, nx, class) < s
+                            || (at(ny, nx, class) == s && (ny, nx) >= (y, x))
+                    })
+                });
+                if Some(class) != p.background && s >= p.threshold && local {
+                    all.push((y, x, class, s));
+                }
+            }
+        }
+        assert_eq!(r.total, all.len(), "peak count differs from the definition");
+        all.sort_by_key(|&(y, x, _, s)| (std::cmp::Reverse(s), y, x));
+        let got: Vec<_> = r.peaks.iter().map(|q| (q.y, q.x, q.class, q.score)).collect();
+        assert_eq!(got, all.into_iter().take(4).collect::<Vec<_>>(), "kept peaks differ from the definition");
+    }
+    let q = [inp.i8(), inp.i8(), inp.i8(), inp.i8()];
+    let (bw, bh) = (inp.dim(), inp.dim());
+    let fmt = if inp.bool() { BoxFormat::CxCyWh } else { BoxFormat::Xyxy };
+    if let Ok(b) = decode_box(q, inp.f32(), inp.i8(), fmt, bw, bh) {
+        assert!(b.x0 >= 0.0 && b.x0 <= b.x1 && b.x1 <= bw as f32, "box outside the image: {b:?}");
+        assert!(b.y0 >= 0.0 && b.y0 <= b.y1 && b.y1 <= bh as f32, "box outside the image: {b:?}");
+        let iou = b.iou(&b);
+        assert!(iou == 0.0 || (iou - 1.0).abs() < 1e-5, "IoU with itself is {iou}");
+    }
+    ok
 }
