@@ -237,6 +237,58 @@ def dense_variants():
     return tf.keras.Model(inp, x)
 
 
+def unet_tiny():
+    """A small segmentation encoder–decoder on 32×32×1: learned upsampling (TRANSPOSE_CONV),
+    tf.image.resize(method='nearest') (RESIZE_NEAREST_NEIGHBOR, half-pixel centres; Keras 3's
+    UpSampling2D converts to TILE instead), skip connections by
+    CONCATENATION, and a per-pixel softmax over 11 classes."""
+    x = inp = tf.keras.Input((32, 32, 1), batch_size=1)
+    e1 = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = L.MaxPooling2D(2)(e1)
+    e2 = L.Conv2D(12, 3, padding="same", activation="relu")(x)
+    x = L.MaxPooling2D(2)(e2)
+    x = L.Conv2D(16, 3, padding="same", activation="relu")(x)
+    x = L.Conv2DTranspose(12, 2, strides=2, padding="same", activation="relu")(x)
+    x = L.Concatenate()([x, e2])
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = L.Lambda(lambda t: tf.image.resize(t, (32, 32), method="nearest"))(x)
+    x = L.Concatenate()([x, e1])
+    x = L.Conv2D(11, 1)(x)
+    x = L.Softmax()(x)
+    return tf.keras.Model(inp, x)
+
+
+def upsample_variants():
+    """RESIZE_NEAREST_NEIGHBOR to sizes that are not multiples (up and down, align_corners,
+    half-pixel centres, neither) and TRANSPOSE_CONV with 3×3 and 4×4 windows, strides 1–3, SAME
+    and VALID, with and without bias, and a window over more than 512 values per output."""
+    x = inp = tf.keras.Input((5, 6, 3), batch_size=1)
+    a = L.Lambda(lambda t: tf.compat.v1.image.resize_nearest_neighbor(t, (9, 7), align_corners=True))(x)
+    b = L.Lambda(lambda t: tf.compat.v1.image.resize_nearest_neighbor(t, (9, 7), half_pixel_centers=True))(x)
+    c = L.Lambda(lambda t: tf.compat.v1.image.resize_nearest_neighbor(t, (9, 7)))(x)
+    x = L.Concatenate()([a, b, c])
+    x = L.Conv2DTranspose(6, 3, strides=2, padding="same", activation="relu")(x)
+    x = L.Conv2DTranspose(5, 4, strides=3, padding="valid", use_bias=False)(x)
+    x = L.Lambda(lambda t: tf.compat.v1.image.resize_nearest_neighbor(t, (11, 13), half_pixel_centers=True))(x)
+    x = L.Conv2DTranspose(4, 3, strides=1, padding="same")(x)
+    x = L.Conv2D(64, 1, activation="relu")(x)
+    x = L.Conv2DTranspose(3, 3, strides=2, padding="same")(x)
+    return tf.keras.Model(inp, x)
+
+
+def tconv_odd():
+    """TRANSPOSE_CONV geometries beyond a doubling: output_padding, unequal strides and windows,
+    a window smaller than the stride (outputs no tap reaches get the bias alone), and a resize
+    down to fewer rows than the input."""
+    x = inp = tf.keras.Input((5, 4, 6), batch_size=1)
+    x = L.Conv2DTranspose(5, 3, strides=2, padding="same", output_padding=1)(x)
+    x = L.Conv2DTranspose(4, (5, 2), strides=(1, 2), padding="same", activation="relu")(x)
+    x = L.Conv2DTranspose(3, 1, strides=3, padding="valid")(x)
+    x = L.Lambda(lambda t: tf.compat.v1.image.resize_nearest_neighbor(t, (7, 5), align_corners=True))(x)
+    x = L.Conv2DTranspose(2, 4, strides=2, padding="valid", output_padding=1)(x)
+    return tf.keras.Model(inp, x)
+
+
 MODELS = {
     "cnn_residual": cnn_residual,
     "lenet_valid": lenet_valid,
@@ -253,6 +305,9 @@ MODELS = {
     "hard_swish_codes": hard_swish_codes,
     "mobilenet_v3_block": mobilenet_v3_block,
     "dense_variants": dense_variants,
+    "unet_tiny": unet_tiny,
+    "upsample_variants": upsample_variants,
+    "tconv_odd": tconv_odd,
 }
 FLOAT_IO = {"dscnn_float_io"}
 

@@ -155,7 +155,7 @@ fn prepare(
 
 /// Refuses a call needing more than [`MAX_WORK_PER_ITEM`] steps per batch item:
 /// `outputs_per_item · steps_per_output` (both fit `usize`, their product `u64` or saturates).
-pub(crate) fn check_work(outputs_per_item: usize, steps_per_output: usize) -> Result<()> {
+pub(crate) const fn check_work(outputs_per_item: usize, steps_per_output: usize) -> Result<()> {
     if (outputs_per_item as u64).saturating_mul(steps_per_output as u64) > MAX_WORK_PER_ITEM {
         Err(Error::TooLarge)
     } else {

@@ -38,8 +38,16 @@ pub struct TransposeConvParams {
 }
 
 /// Rows (or columns) cropped before the output along one axis: TFLite Micro's
-/// `ComputePaddingHeightWidth` over the *output* size, or the explicit crop, checked.
-fn crop_before(padding: Padding, vertical: bool, stride: usize, k: usize, inp: usize, out: usize) -> Result<usize> {
+/// `ComputePaddingHeightWidth` over the *output* size, or the explicit crop, checked. All
+/// arguments are at most [`MAX_EXTENT`] and `stride, k, inp ≥ 1`.
+const fn crop_before(
+    padding: Padding,
+    vertical: bool,
+    stride: usize,
+    k: usize,
+    inp: usize,
+    out: usize,
+) -> Result<usize> {
     let (before, after) = match padding {
         Padding::Explicit { top, bottom, left, right } => {
             if vertical {
@@ -50,7 +58,7 @@ fn crop_before(padding: Padding, vertical: bool, stride: usize, k: usize, inp: u
         }
         Padding::Same | Padding::Valid | Padding::ValidFloor => {
             // The size a forward convolution of the output would have, then its padding.
-            let conv_out = if padding == Padding::Same {
+            let conv_out = if matches!(padding, Padding::Same) {
                 out.div_ceil(stride)
             } else if out >= k {
                 (out - k) / stride + 1
@@ -61,9 +69,9 @@ fn crop_before(padding: Padding, vertical: bool, stride: usize, k: usize, inp: u
             return Ok(span.saturating_sub(out) / 2);
         }
     };
-    // Explicit: (in − 1)·S + K − before − after must be the output size.
-    let full = (inp - 1) * stride + k;
-    if before.checked_add(after).and_then(|c| full.checked_sub(c)) != Some(out) {
+    // Explicit: (in − 1)·S + K − before − after must be the output size (all below 2^57).
+    let full = (inp - 1) as u64 * stride as u64 + k as u64;
+    if before as u64 + after as u64 + out as u64 != full {
         return Err(Error::ShapeMismatch);
     }
     Ok(before)
@@ -81,6 +89,63 @@ pub const fn transpose_conv_taps(p: &TransposeConvParams, filter: Shape) -> Opti
     }
 }
 
+const fn any_above(v: &[usize], limit: usize) -> bool {
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] > limit {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The output shape `[n, out_h, out_w, out_c]` of a transposed convolution of `input` by
+/// `filter` (OHWI), with every geometry check the kernel makes — usable in a `const` so generated
+/// code refuses a bad layer at compile time.
+///
+/// # Errors
+///
+/// [`Error::ZeroParameter`] for a zero stride, size or dimension; [`Error::TooLarge`] for an
+/// extent over [`MAX_EXTENT`], more than [`MAX_TAPS`] taps into one output, an element count that
+/// overflows or more than [`crate::shape::MAX_WORK_PER_ITEM`] steps; [`Error::ShapeMismatch`] if
+/// the filter's input channels differ from the input's or an explicit crop does not give the
+/// output size.
+pub const fn transpose_conv2d_output_shape(p: &TransposeConvParams, input: Shape, filter: Shape) -> Result<Shape> {
+    if p.stride_h == 0 || p.stride_w == 0 || input.is_empty() || filter.is_empty() || p.out_h == 0 || p.out_w == 0 {
+        return Err(Error::ZeroParameter);
+    }
+    if any_above(&[input.h, input.w, filter.h, filter.w, p.stride_h, p.stride_w, p.out_h, p.out_w], MAX_EXTENT) {
+        return Err(Error::TooLarge);
+    }
+    if let Padding::Explicit { top, bottom, left, right } = p.padding {
+        if any_above(&[top, bottom, left, right], MAX_EXTENT) {
+            return Err(Error::TooLarge);
+        }
+    }
+    if filter.c != input.c {
+        return Err(Error::ShapeMismatch);
+    }
+    let out = Shape::new(input.n, p.out_h, p.out_w, filter.n);
+    if let Err(e) = out.checked_len() {
+        return Err(e);
+    }
+    let taps = match transpose_conv_taps(p, filter) {
+        Some(t) if t <= MAX_TAPS => t,
+        _ => return Err(Error::TooLarge),
+    };
+    if let Err(e) = check_work(out.item_len(), taps) {
+        return Err(e);
+    }
+    if let Err(e) = crop_before(p.padding, true, p.stride_h, filter.h, input.h, p.out_h) {
+        return Err(e);
+    }
+    if let Err(e) = crop_before(p.padding, false, p.stride_w, filter.w, input.w, p.out_w) {
+        return Err(e);
+    }
+    Ok(out)
+}
+
 /// Checks everything and returns the output shape and the rows/columns cropped before.
 fn prepare(
     p: &TransposeConvParams,
@@ -91,32 +156,10 @@ fn prepare(
 ) -> Result<(Shape, usize, usize)> {
     p.activation.check()?;
     let f = w.filter_shape;
-    if p.stride_h == 0 || p.stride_w == 0 || input_shape.is_empty() || f.is_empty() || p.out_h == 0 || p.out_w == 0 {
-        return Err(Error::ZeroParameter);
-    }
-    let extents = [input_shape.h, input_shape.w, f.h, f.w, p.stride_h, p.stride_w, p.out_h, p.out_w];
-    if extents.iter().any(|&e| e > MAX_EXTENT) {
-        return Err(Error::TooLarge);
-    }
-    if let Padding::Explicit { top, bottom, left, right } = p.padding {
-        if [top, bottom, left, right].iter().any(|&e| e > MAX_EXTENT) {
-            return Err(Error::TooLarge);
-        }
-    }
-    if f.c != input_shape.c {
-        return Err(Error::ShapeMismatch);
-    }
-    input_shape.checked_nonempty_len()?;
+    let out_shape = transpose_conv2d_output_shape(p, input_shape, f)?;
     input_shape.expect_len(input.len())?;
-    let out_shape = Shape::new(input_shape.n, p.out_h, p.out_w, f.n);
-    out_shape.checked_len()?;
     w.check(f.n)?;
     out_shape.expect_len(output.len())?;
-    let taps = transpose_conv_taps(p, f).ok_or(Error::TooLarge)?;
-    if taps > MAX_TAPS {
-        return Err(Error::TooLarge);
-    }
-    check_work(out_shape.item_len(), taps)?;
     let top = crop_before(p.padding, true, p.stride_h, f.h, input_shape.h, p.out_h)?;
     let left = crop_before(p.padding, false, p.stride_w, f.w, input_shape.w, p.out_w)?;
     Ok((out_shape, top, left))

@@ -180,7 +180,7 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
     s.push_str("    Ok(())\n}\n");
     // Import exactly what the body uses (no unused-import warnings under -D warnings).
     let body = s.split_off(header_len);
-    const ITEMS: [(&str, &[&str]); 10] = [
+    const ITEMS: [(&str, &[&str]); 12] = [
         (
             "microcnn::activation",
             &[
@@ -219,6 +219,8 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
             ],
         ),
         ("microcnn::softmax", &["softmax_i8", "SoftmaxParams"]),
+        ("microcnn::resize", &["resize_nearest_i8", "resize_output_shape", "ResizeParams"]),
+        ("microcnn::transpose_conv", &["transpose_conv2d_i8", "transpose_conv2d_output_shape", "TransposeConvParams"]),
         ("microcnn", &["const_unwrap", "ActivationRange", "Error", "Padding", "Requant", "Shape", "Window"]),
     ];
     let used = |name: &str| {
@@ -251,6 +253,8 @@ fn op_name(op: &QOp) -> &'static str {
         QOp::Conv { filter_shape, .. } if filter_shape[1] == 1 && filter_shape[2] == 1 => "1×1 convolution",
         QOp::Conv { .. } => "convolution",
         QOp::Dense { .. } => "dense",
+        QOp::TransposeConv { .. } => "transposed convolution",
+        QOp::Resize { .. } => "nearest-neighbour resize",
         QOp::Pool { max: true, .. } => "max pool",
         QOp::Pool { .. } => "average pool",
         QOp::L2Pool { .. } => "L2 pool",
@@ -275,7 +279,9 @@ fn op_name(op: &QOp) -> &'static str {
 /// Flash bytes of a layer's constant tables.
 pub fn weight_bytes(l: &QLayer) -> usize {
     match &l.op {
-        QOp::Conv { weights, bias, multiplier, shift, .. } | QOp::Dense { weights, bias, multiplier, shift, .. } => {
+        QOp::Conv { weights, bias, multiplier, shift, .. }
+        | QOp::TransposeConv { weights, bias, multiplier, shift, .. }
+        | QOp::Dense { weights, bias, multiplier, shift, .. } => {
             weights.len() + 4 * (bias.len() + multiplier.len() + shift.len())
         }
         _ => 0,
@@ -313,6 +319,23 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
                 None => format!("conv2d_output_shape(&{name}, L{i}_IN, {name}_FILTER)"),
             };
             let _ = writeln!(s, "const L{i}_OUT: Shape = const_unwrap!({shape_fn});");
+        }
+        QOp::TransposeConv { filter_shape: f, stride, padding: p, weights, bias, multiplier, shift, .. } => {
+            let _ = write!(s, "static {name}_W: [i8; {} * {} * {} * {}] = ", f[0], f[1], f[2], f[3]);
+            array(s, weights);
+            let _ = write!(s, ";\nstatic {name}_B: [i32; {}] = ", bias.len());
+            array(s, bias);
+            requant_array(s, &name, multiplier, shift);
+            let _ = writeln!(s, ";\nconst {name}_FILTER: Shape = Shape::new({}, {}, {}, {});", f[0], f[1], f[2], f[3]);
+            let _ = writeln!(s, "const {name}: TransposeConvParams = TransposeConvParams {{ stride_h: {}, stride_w: {}, out_h: {}, out_w: {}, padding: {}, input_zero_point: {zi}, output_zero_point: {zo}, activation: {act} }};", stride[0], stride[1], l.output[0], l.output[1], padding(p));
+            let _ = writeln!(
+                s,
+                "const L{i}_OUT: Shape = const_unwrap!(transpose_conv2d_output_shape(&{name}, L{i}_IN, {name}_FILTER));"
+            );
+        }
+        QOp::Resize { align_corners, half_pixel_centers } => {
+            let _ = writeln!(s, "const {name}: ResizeParams = ResizeParams {{ out_h: {}, out_w: {}, align_corners: {align_corners}, half_pixel_centers: {half_pixel_centers} }};", l.output[0], l.output[1]);
+            let _ = writeln!(s, "const L{i}_OUT: Shape = const_unwrap!(resize_output_shape(&{name}, L{i}_IN));");
         }
         QOp::Dense { units, weights, bias, multiplier, shift, .. } => {
             let depth: usize = l.input.iter().product();
@@ -445,6 +468,8 @@ fn call(i: usize, l: &QLayer) -> String {
             format!("depthwise_conv2d_i8(&{name}, {m}, &{}, src, L{i}_IN, dst)?;", w("conv"))
         }
         QOp::Conv { .. } => format!("conv2d_i8(&{name}, &{}, src, L{i}_IN, dst)?;", w("conv")),
+        QOp::TransposeConv { .. } => format!("transpose_conv2d_i8(&{name}, &{}, src, L{i}_IN, dst)?;", w("conv")),
+        QOp::Resize { .. } => format!("resize_nearest_i8(&{name}, src, L{i}_IN, dst)?;"),
         QOp::Dense { .. } => format!("dense_i8(&{name}, &{}, src, L{i}_IN, dst)?;", w("dense")),
         QOp::Pool { max: true, .. } => format!("max_pool2d_i8(&{name}, src, L{i}_IN, dst)?;"),
         QOp::Add { .. } => format!("add_i8(&{name}, src, in1, dst)?;"),

@@ -125,7 +125,7 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
     for (i, l) in q.layers.iter().enumerate() {
         let cur = tensor_ids[q.source_of(i)];
         let last = i + 1 == q.layers.len();
-        let out_shape = if matches!(l.op, QOp::Dense { .. } | QOp::Softmax { .. }) {
+        let out_shape = if matches!(l.op, QOp::Dense { .. } | QOp::Softmax { .. }) && l.output[..2] == [1, 1] {
             vec![1, l.output[2] as i32]
         } else {
             shape4(l.output)
@@ -192,6 +192,56 @@ pub fn export(q: &QModel) -> Result<Vec<u8>> {
                     ),
                 };
                 (code, vec![cur, w, b], Some(options))
+            }
+            QOp::TransposeConv { filter_shape: f, stride, padding: pad, weights, weight_scales, bias, .. } => {
+                // TFLite's operand order: output shape, filter, input, bias.
+                let shape = p.constant(
+                    format!("{}/output_shape", l.name),
+                    vec![4],
+                    fb::TensorType::Int32,
+                    le(&[1, l.output[0] as i32, l.output[1] as i32, l.output[2] as i32]),
+                    vec![],
+                    0,
+                );
+                let w = p.constant(
+                    format!("{}/filter", l.name),
+                    f.iter().map(|&d| d as i32).collect(),
+                    fb::TensorType::Int8,
+                    weights.iter().map(|&v| v as u8).collect(),
+                    weight_scales.clone(),
+                    0,
+                );
+                let b = p.constant(
+                    format!("{}/bias", l.name),
+                    vec![bias.len() as i32],
+                    fb::TensorType::Int32,
+                    le(bias),
+                    bias_scales(weight_scales),
+                    0,
+                );
+                let options = fb::TransposeConvOptions {
+                    padding: padding(pad, &l.name)?,
+                    stride_w: stride[1] as i32,
+                    stride_h: stride[0] as i32,
+                    fused_activation_function: fused,
+                    ..Default::default()
+                };
+                (B::TransposeConv, vec![shape, w, cur, b], Some(O::TransposeConvOptions(Box::new(options))))
+            }
+            QOp::Resize { align_corners, half_pixel_centers } => {
+                let size = p.constant(
+                    format!("{}/size", l.name),
+                    vec![2],
+                    fb::TensorType::Int32,
+                    le(&[l.output[0] as i32, l.output[1] as i32]),
+                    vec![],
+                    0,
+                );
+                let options = fb::ResizeNearestNeighborOptions {
+                    align_corners: *align_corners,
+                    half_pixel_centers: *half_pixel_centers,
+                };
+                (B::ResizeNearestNeighbor, vec![cur, size], Some(O::ResizeNearestNeighborOptions(Box::new(options))))
             }
             QOp::Dense { units, weights, weight_scales, bias, .. } => {
                 let depth = weights.len() / units;

@@ -500,15 +500,45 @@ impl<'m> Graph<'m> {
                 | B::Mul
                 | B::HardSwish
                 | B::Transpose
+                | B::TransposeConv
+                | B::ResizeNearestNeighbor
         );
         if !supported {
-            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, SUB, MUL (with broadcasting), CONCATENATION, PAD, PADV2, LOGISTIC, TANH, HARD_SWISH, TRANSPOSE, SOFTMAX, RELU, RELU6, LEAKY_RELU, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
+            bail!("not supported yet (microcnn imports CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, AVERAGE_POOL_2D, MEAN, ADD, SUB, MUL (with broadcasting), CONCATENATION, PAD, PADV2, LOGISTIC, TANH, HARD_SWISH, TRANSPOSE, TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR, SOFTMAX, RELU, RELU6, LEAKY_RELU, RESHAPE, SQUEEZE, and QUANTIZE/DEQUANTIZE at float edges)");
         }
         let out = self.output_of(op)?;
         self.act_q(out).context("output")?;
-        let x = self.need_input(op, 0, "input")?;
+        let x = self.need_input(op, data_operand(code), "input")?;
         self.act_q(x).context("input")?;
         match (code, Self::options(op)) {
+            (B::TransposeConv, Some(fb::BuiltinOptions::TransposeConvOptions(o))) => {
+                activation_ok(o.fused_activation_function)?;
+                if o.quantized_bias_type != fb::TensorType::Float32 && o.quantized_bias_type != fb::TensorType::Int32 {
+                    bail!("quantized_bias_type {} (int32 biases only)", type_name(o.quantized_bias_type));
+                }
+                let s = self.need_input(op, 0, "output shape")?;
+                let v = self
+                    .int_data(s)
+                    .context("output shape (a computed output shape is not supported; convert with a fixed batch)")?;
+                let want: Vec<i64> = self.shape(out)?.iter().map(|&d| d as i64).collect();
+                if v != want {
+                    bail!("output shape tensor {v:?} differs from the output tensor's shape {want:?}");
+                }
+            }
+            (B::ResizeNearestNeighbor, Some(fb::BuiltinOptions::ResizeNearestNeighborOptions(o))) => {
+                if o.align_corners && o.half_pixel_centers {
+                    bail!("align_corners and half_pixel_centers together (TFLite refuses that too)");
+                }
+                let s = self.need_input(op, 1, "size")?;
+                let v = self.int_data(s).context("size (a computed size is not supported)")?;
+                let [h, w, _] = self.hwc(out)?;
+                if v != [h as i64, w as i64] {
+                    bail!("size {v:?} differs from the output tensor's {}×{}", h, w);
+                }
+                if self.act_q(x)? != self.act_q(out)? {
+                    bail!("a resize that changes the quantization (TFLite Micro copies the values)");
+                }
+            }
             (B::Conv2d, Some(fb::BuiltinOptions::Conv2DOptions(o))) => {
                 activation_ok(o.fused_activation_function)?;
                 if o.quantized_bias_type != fb::TensorType::Float32 && o.quantized_bias_type != fb::TensorType::Int32 {
@@ -677,7 +707,7 @@ impl<'m> Graph<'m> {
                     ))
                 })
             };
-            let mut main = self.need_input(op, 0, "input").map_err(at)?;
+            let mut main = self.need_input(op, data_operand(code), "input").map_err(at)?;
             // A binary op's second operand; ADD and MUL take a constant first operand second.
             let mut other = None;
             if matches!(code, B::Add | B::Sub | B::Mul) {
@@ -769,6 +799,41 @@ impl<'m> Graph<'m> {
                         act(fused),
                     )
                 }
+                (B::TransposeConv, Some(fb::BuiltinOptions::TransposeConvOptions(o))) => {
+                    let stride = positive2([o.stride_h, o.stride_w]).map_err(|e| at(e.context("stride")))?;
+                    let f = self.need_input(op, 1, "filter").map_err(at)?;
+                    let fs = self.shape(f).map_err(at)?;
+                    let [fo, fh, fw, fi] = fs[..] else { bail!("operator {i}: filter shape {fs:?} is not 4-D") };
+                    let oc = out_shape[2];
+                    if fo != oc || fi != in_shape[2] {
+                        bail!("operator {i}: filter {fs:?} for {} → {oc} channels", in_shape[2]);
+                    }
+                    let (weights, weight_scales) = self.weights(f, oc).map_err(at)?;
+                    let bias = match self.input(op, 3).map_err(at)? {
+                        Some(b) => self.bias(Some(b), oc).map_err(at)?,
+                        None => vec![0; oc],
+                    };
+                    let rq = multipliers(in_q.scale, &weight_scales, out_q.scale)?;
+                    let padding =
+                        PadSpec::Named(if o.padding == fb::Padding::Same { PadName::Same } else { PadName::Valid });
+                    (
+                        QOp::TransposeConv {
+                            filter_shape: [fo, fh, fw, fi],
+                            stride,
+                            padding,
+                            weights,
+                            weight_scales,
+                            bias,
+                            multiplier: rq.iter().map(|r| r.multiplier).collect(),
+                            shift: rq.iter().map(|r| r.shift).collect(),
+                        },
+                        act(o.fused_activation_function),
+                    )
+                }
+                (B::ResizeNearestNeighbor, Some(fb::BuiltinOptions::ResizeNearestNeighborOptions(o))) => (
+                    QOp::Resize { align_corners: o.align_corners, half_pixel_centers: o.half_pixel_centers },
+                    [i8::MIN, i8::MAX],
+                ),
                 (B::FullyConnected, Some(fb::BuiltinOptions::FullyConnectedOptions(o))) => {
                     let units = out_shape[2];
                     let depth: usize = in_shape.iter().product();
@@ -977,6 +1042,8 @@ impl<'m> Graph<'m> {
                 B::Tanh => "tanh",
                 B::HardSwish => "hswish",
                 B::Transpose => "transpose",
+                B::TransposeConv => "tconv",
+                B::ResizeNearestNeighbor => "resize",
                 B::LeakyRelu => "leaky",
                 B::Quantize => "requant",
                 _ => "relu",
@@ -1086,6 +1153,15 @@ impl<'m> Graph<'m> {
             ));
             PadSpec::Named(PadName::ValidFloor)
         }
+    }
+}
+
+/// The operand that carries the data: TRANSPOSE_CONV lists its output shape and filter first.
+fn data_operand(code: fb::BuiltinOperator) -> usize {
+    if code == fb::BuiltinOperator::TransposeConv {
+        2
+    } else {
+        0
     }
 }
 

@@ -115,6 +115,34 @@ pub fn run_layer(l: &QLayer, ins: &[&[i8]], dst: &mut [i8]) -> Result<(), microc
                 None => conv2d_i8(&p, &w, src, ishape, dst).map(|_| ()),
             }
         }
+        QOp::TransposeConv { filter_shape: f, stride, padding, weights, bias, multiplier, shift, .. } => {
+            let p = microcnn::transpose_conv::TransposeConvParams {
+                stride_h: stride[0],
+                stride_w: stride[1],
+                out_h: l.output[0],
+                out_w: l.output[1],
+                padding: padding.padding(),
+                input_zero_point: zi,
+                output_zero_point: zo,
+                activation,
+            };
+            let w = ConvWeights {
+                filter: weights,
+                filter_shape: Shape::new(f[0], f[1], f[2], f[3]),
+                bias: Some(bias),
+                requant: &requant_table(multiplier, shift),
+            };
+            microcnn::transpose_conv::transpose_conv2d_i8(&p, &w, src, ishape, dst).map(|_| ())
+        }
+        QOp::Resize { align_corners, half_pixel_centers } => {
+            let p = microcnn::resize::ResizeParams {
+                out_h: l.output[0],
+                out_w: l.output[1],
+                align_corners: *align_corners,
+                half_pixel_centers: *half_pixel_centers,
+            };
+            microcnn::resize::resize_nearest_i8(&p, src, ishape, dst).map(|_| ())
+        }
         QOp::Dense { units, weights, bias, multiplier, shift, .. } => {
             let p = DenseParams { input_zero_point: zi, output_zero_point: zo, activation };
             let w =

@@ -72,6 +72,37 @@ pub enum QOp {
         /// Shifts.
         shift: Vec<i32>,
     },
+    /// TFLite's `TRANSPOSE_CONV` (learned upsampling) to the layer's `output` size: every input
+    /// pixel scatters the filter times its value onto the output, `stride` apart.
+    TransposeConv {
+        /// OHWI filter shape `[out_c, k_h, k_w, in_c]` (TFLite's layout).
+        filter_shape: [usize; 4],
+        /// Stride `[h, w]`.
+        stride: [usize; 2],
+        /// TFLite's `same`/`valid` (the crop a forward convolution of the output would pad), or
+        /// explicit `[top, bottom, left, right]` crops as PyTorch's `ConvTranspose2d(padding)`.
+        padding: PadSpec,
+        /// Weights.
+        weights: Vec<i8>,
+        /// Per-channel weight scales.
+        weight_scales: Vec<f32>,
+        /// Biases (zeros for a layer without).
+        bias: Vec<i32>,
+        /// Multipliers.
+        multiplier: Vec<i32>,
+        /// Shifts.
+        shift: Vec<i32>,
+    },
+    /// TFLite's `RESIZE_NEAREST_NEIGHBOR` to the layer's `output` rows and columns (values copied;
+    /// the same quantization in and out).
+    Resize {
+        /// Scale by `(in − 1)/(out − 1)` and round, lining up the corners.
+        #[serde(default)]
+        align_corners: bool,
+        /// Sample at pixel centres (what `tf.image.resize` and Keras use).
+        #[serde(default)]
+        half_pixel_centers: bool,
+    },
     /// Dense.
     Dense {
         /// Units.

@@ -171,6 +171,35 @@ impl QModel {
                 expect_out(out)?;
                 tables(out.c, weight_scales, bias, multiplier, shift, &[out.c])?;
             }
+            QOp::TransposeConv { filter_shape: f, weights, weight_scales, bias, multiplier, shift, .. } => {
+                let fs = Shape::new(f[0], f[1], f[2], f[3]);
+                let flen = fs
+                    .checked_nonempty_len()
+                    .map_err(|_| anyhow::anyhow!("{at}.filter_shape: {f:?} must be non-zero"))?;
+                if weights.len() != flen {
+                    bail!("{at}.weights: {} values for filter_shape {f:?} ({flen})", weights.len());
+                }
+                if f[3] != l.input[2] {
+                    bail!("{at}.filter_shape: {f:?} reads {} channels, the input has {}", f[3], l.input[2]);
+                }
+                if l.output[2] != f[0] {
+                    bail!("{at}.output: {:?}, but the filter makes {} channels", l.output, f[0]);
+                }
+                tables(f[0], weight_scales, bias, multiplier, shift, &[f[0]])?;
+                // Geometry (strides, the explicit crop against the output size, tap limits) is the
+                // kernel's: checked when the layer runs once below.
+            }
+            QOp::Resize { align_corners, half_pixel_centers } => {
+                if *align_corners && *half_pixel_centers {
+                    bail!("{at}: align_corners and half_pixel_centers exclude each other (TFLite refuses both)");
+                }
+                if l.output[2] != l.input[2] {
+                    bail!("{at}.output: {:?}; resizing keeps the {} channels", l.output, l.input[2]);
+                }
+                if l.output_q != l.input_q || l.act != [i8::MIN, i8::MAX] {
+                    bail!("{at}: resizing keeps the quantization {:?} and takes no clamp", l.input_q);
+                }
+            }
             QOp::Dense { units, weights, weight_scales, bias, multiplier, shift } => {
                 let depth = ishape.len();
                 if *units == 0 || weights.len() != units.saturating_mul(depth) {

@@ -15,6 +15,8 @@ fn macs(l: &crate::graph::QLayer) -> usize {
         crate::graph::QOp::Conv { filter_shape: f, depth_multiplier: None, .. } => out * f[1] * f[2] * f[3],
         crate::graph::QOp::Conv { filter_shape: f, .. } => out * f[1] * f[2],
         crate::graph::QOp::Dense { weights, .. } => weights.len(),
+        // Every input value meets K_h·K_w·C_out weights (the taps cropped at the border included).
+        crate::graph::QOp::TransposeConv { weights, .. } => l.input[0] * l.input[1] * weights.len(),
         _ => 0,
     }
 }
@@ -85,6 +87,8 @@ pub fn op_label(l: &crate::graph::QLayer) -> &'static str {
         Conv { filter_shape: f, .. } if f[1] == 1 && f[2] == 1 => "1x1 conv",
         Conv { .. } => "conv",
         Dense { .. } => "dense",
+        TransposeConv { .. } => "transpose conv",
+        Resize { .. } => "resize nearest",
         Pool { max: true, .. } => "max pool",
         Pool { .. } => "avg pool",
         L2Pool { .. } => "l2 pool",
