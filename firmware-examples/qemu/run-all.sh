@@ -92,6 +92,8 @@ IMPORTED=(
   "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_mobilenet_v3_block"
   "M0  microbit     thumbv6m-none-eabi        classify      imported_torch_cnn"
   "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_torch_cnn"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      imported_unet_tiny"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_unet_tiny"
   "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_fc_autoencoder"
 )
 mkdir -p target/imported/elf

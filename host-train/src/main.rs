@@ -196,6 +196,44 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Build a localization / detection / segmentation data set from a classification one:
+    /// objects scaled and placed at random on larger canvases, written as PNG images with YOLO
+    /// boxes, COCO annotations (boxes and centres) and PNG class masks. Seeded: the same command
+    /// gives the same files. Writes nothing unless every file was made.
+    MakeDataset {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Output folder (new or empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Canvas side in pixels.
+        #[arg(long, default_value_t = 64)]
+        canvas: usize,
+        /// Training canvases.
+        #[arg(long, default_value_t = 4000)]
+        train: usize,
+        /// Test canvases.
+        #[arg(long, default_value_t = 1000)]
+        test: usize,
+        /// Fewest objects per canvas.
+        #[arg(long, default_value_t = 1)]
+        min_objects: usize,
+        /// Most objects per canvas.
+        #[arg(long, default_value_t = 1)]
+        max_objects: usize,
+        /// Smallest scale of a 28×28 object.
+        #[arg(long, default_value_t = 0.8)]
+        min_scale: f32,
+        /// Largest scale.
+        #[arg(long, default_value_t = 1.5)]
+        max_scale: f32,
+        /// Background of the canvases.
+        #[arg(long, value_enum, default_value_t = host_train::data::scenes::Background::Clutter)]
+        background: host_train::data::scenes::Background,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -992,6 +1030,57 @@ fn run(cli: Cli) -> Result<()> {
             out.add(png.clone(), plot::image_grid(&tiles, d.h, d.w, d.c, 8, 3)?);
             out.commit()?;
             println!("wrote {} (each row: original, then 7 augmented versions)", png.display());
+        }
+        Cmd::MakeDataset {
+            data,
+            out: dir,
+            canvas,
+            train,
+            test,
+            min_objects,
+            max_objects,
+            min_scale,
+            max_scale,
+            background,
+            seed,
+        } => {
+            use host_train::data::scenes;
+            let recipe = scenes::Recipe {
+                canvas,
+                train,
+                test,
+                min_objects,
+                max_objects,
+                min_scale,
+                max_scale,
+                background,
+                seed,
+            };
+            recipe.check()?;
+            scenes::check_out_dir(&dir)?;
+            let (train_src, test_src) = load_data(&data, [28, 28, 1])?;
+            // A CSV or folder has one split: its last fifth gives the test canvases' objects.
+            let (train_src, test_src) = match test_src {
+                Some(t) => (train_src, t),
+                None => {
+                    let n = train_src.len();
+                    if n < 10 {
+                        bail!("{}: {n} images; at least 10 are needed to split", data_name(&data));
+                    }
+                    let cut = n - n / 5;
+                    let (a, b): (Vec<usize>, Vec<usize>) = ((0..cut).collect(), (cut..n).collect());
+                    (train_src.subset(&a), train_src.subset(&b))
+                }
+            };
+            let (files, summary) = scenes::generate(&train_src, &test_src, &recipe, &data_name(&data))?;
+            let mut out = Outputs::new();
+            out.forbid_overwriting(data_inputs(&data));
+            for (rel, bytes) in files {
+                out.add(dir.join(rel), bytes);
+            }
+            out.check()?;
+            out.commit()?;
+            println!("wrote {} ({summary}; recipe in {})", dir.display(), dir.join("dataset.toml").display());
         }
     }
     Ok(())

@@ -44,7 +44,7 @@ macro_rules! check_model {
             for i in 0..$vectors::COUNT {
                 // Generated code, compiled on the host.
                 let mut arena = [0i8; $model::ARENA_BYTES];
-                let mut scores = [0i8; $model::NUM_CLASSES];
+                let mut scores = [0i8; $model::OUTPUT_LEN];
                 $model::run(&$vectors::IMAGES[i], &mut arena, &mut scores).unwrap();
                 assert_eq!(
                     scores,

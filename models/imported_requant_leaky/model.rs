@@ -27,7 +27,12 @@ pub const INPUT_ZERO_POINT: i8 = 0;
 pub const OUTPUT_SCALE: f32 = f32::from_bits(0x3ce48f50) /* 2.7900368e-2 */;
 /// Output zero point.
 pub const OUTPUT_ZERO_POINT: i8 = -74;
-/// Number of classes.
+/// Output shape `[h, w, c]`: `[1, 1, n]` for a vector of scores; a map (segmentation,
+/// heat map) has a class per channel.
+pub const OUTPUT_SHAPE: [usize; 3] = [1, 1, 3];
+/// Number of output values.
+pub const OUTPUT_LEN: usize = 3;
+/// Number of classes (the output's channels for a map, every output value otherwise).
 pub const NUM_CLASSES: usize = 3;
 /// Class names.
 pub const LABELS: [&str; NUM_CLASSES] = ["0", "1", "2"];
@@ -151,7 +156,7 @@ const _: () = assert!(L4_IN.len() == L3_OUT.len());
 const _: () = assert!(L5_IN.len() == L4_OUT.len());
 const _: () = assert!(L6_IN.len() == L5_OUT.len());
 const _: () = assert!(L7_IN.len() == L6_OUT.len());
-const _: () = assert!(L7_OUT.len() == NUM_CLASSES);
+const _: () = assert!(L7_OUT.len() == OUTPUT_LEN);
 const _: () = assert!(INPUT_OFFSET + INPUT_LEN <= ARENA_BYTES);
 const _: () = assert!(800 + L0_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(0 + L1_OUT.len() <= ARENA_BYTES);
@@ -169,7 +174,7 @@ const _: () = assert!(0 + L7_OUT.len() <= ARENA_BYTES);
 /// # Errors
 ///
 /// Only if a kernel rejects its arguments, which the compile-time checks above rule out.
-pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES]) -> Result<(), Error> {
+pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; OUTPUT_LEN]) -> Result<(), Error> {
     run_observed(input, arena, scores, |_| {})
 }
 
@@ -178,15 +183,15 @@ pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut 
 /// # Errors
 ///
 /// As [`run`].
-pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], after_layer: impl FnMut(usize)) -> Result<(), Error> {
+pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; OUTPUT_LEN], after_layer: impl FnMut(usize)) -> Result<(), Error> {
     arena[INPUT_OFFSET..INPUT_OFFSET + INPUT_LEN].copy_from_slice(input);
     run_in_place(arena, after_layer)?;
-    scores.copy_from_slice(&arena[OUTPUT_OFFSET..OUTPUT_OFFSET + NUM_CLASSES]);
+    scores.copy_from_slice(&arena[OUTPUT_OFFSET..OUTPUT_OFFSET + OUTPUT_LEN]);
     Ok(())
 }
 
 /// Runs one inference on the input already in `arena[INPUT_OFFSET..][..INPUT_LEN]`, leaving the
-/// scores in `arena[OUTPUT_OFFSET..][..NUM_CLASSES]` (the input is overwritten once it is dead):
+/// scores in `arena[OUTPUT_OFFSET..][..OUTPUT_LEN]` (the input is overwritten once it is dead):
 /// all activation memory in one arena, as TFLite Micro keeps it. Calls `after_layer(i)` after
 /// layer `i`.
 ///

@@ -28,7 +28,12 @@ pub const INPUT_ZERO_POINT: i8 = -128;
 pub const OUTPUT_SCALE: f32 = f32::from_bits(0x3b800000) /* 3.90625e-3 */;
 /// Output zero point.
 pub const OUTPUT_ZERO_POINT: i8 = -128;
-/// Number of classes.
+/// Output shape `[h, w, c]`: `[1, 1, n]` for a vector of scores; a map (segmentation,
+/// heat map) has a class per channel.
+pub const OUTPUT_SHAPE: [usize; 3] = [1, 1, 10];
+/// Number of output values.
+pub const OUTPUT_LEN: usize = 10;
+/// Number of classes (the output's channels for a map, every output value otherwise).
 pub const NUM_CLASSES: usize = 10;
 /// Class names.
 pub const LABELS: [&str; NUM_CLASSES] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
@@ -267,7 +272,7 @@ const _: () = assert!(L6_IN.len() == L5_OUT.len());
 const _: () = assert!(L7_IN.len() == L6_OUT.len());
 const _: () = assert!(L8_IN.len() == L7_OUT.len());
 const _: () = assert!(L9_IN.len() == L8_OUT.len());
-const _: () = assert!(L9_OUT.len() == NUM_CLASSES);
+const _: () = assert!(L9_OUT.len() == OUTPUT_LEN);
 const _: () = assert!(INPUT_OFFSET + INPUT_LEN <= ARENA_BYTES);
 const _: () = assert!(0 + L0_OUT.len() <= ARENA_BYTES);
 const _: () = assert!(1568 + L1_OUT.len() <= ARENA_BYTES);
@@ -287,7 +292,7 @@ const _: () = assert!(0 + L9_OUT.len() <= ARENA_BYTES);
 /// # Errors
 ///
 /// Only if a kernel rejects its arguments, which the compile-time checks above rule out.
-pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES]) -> Result<(), Error> {
+pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; OUTPUT_LEN]) -> Result<(), Error> {
     run_observed(input, arena, scores, |_| {})
 }
 
@@ -296,15 +301,15 @@ pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut 
 /// # Errors
 ///
 /// As [`run`].
-pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], after_layer: impl FnMut(usize)) -> Result<(), Error> {
+pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; OUTPUT_LEN], after_layer: impl FnMut(usize)) -> Result<(), Error> {
     arena[INPUT_OFFSET..INPUT_OFFSET + INPUT_LEN].copy_from_slice(input);
     run_in_place(arena, after_layer)?;
-    scores.copy_from_slice(&arena[OUTPUT_OFFSET..OUTPUT_OFFSET + NUM_CLASSES]);
+    scores.copy_from_slice(&arena[OUTPUT_OFFSET..OUTPUT_OFFSET + OUTPUT_LEN]);
     Ok(())
 }
 
 /// Runs one inference on the input already in `arena[INPUT_OFFSET..][..INPUT_LEN]`, leaving the
-/// scores in `arena[OUTPUT_OFFSET..][..NUM_CLASSES]` (the input is overwritten once it is dead):
+/// scores in `arena[OUTPUT_OFFSET..][..OUTPUT_LEN]` (the input is overwritten once it is dead):
 /// all activation memory in one arena, as TFLite Micro keeps it. Calls `after_layer(i)` after
 /// layer `i`.
 ///

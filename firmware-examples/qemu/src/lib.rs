@@ -7,10 +7,53 @@ pub use microcnn_fw_support::{exit, InstructionCounter, StackMeter};
 
 include!(concat!(env!("OUT_DIR"), "/stack_reserve.rs"));
 
+/// The most frequent class of a class map (the lowest of equals). Not inlined: its counts would
+/// otherwise stay in `main`'s frame during every inference.
+#[inline(never)]
+pub fn majority_class(map: &[u8], classes: usize) -> usize {
+    let mut counts = [0usize; 256];
+    for &c in map {
+        counts[c as usize] += 1;
+    }
+    (0..classes.min(256)).rev().max_by_key(|&c| counts[c]).unwrap_or(0)
+}
+
+/// Prints a class map as text, at most 32 columns (each character the most frequent class of
+/// its block): `.` for class 0 (background), then `1`–`9`, `a`–`z`.
+#[inline(never)]
+pub fn print_class_map(map: &[u8], h: usize, w: usize) {
+    let step = w.div_ceil(32).max(1);
+    // Characters are about twice as tall as wide: take twice as many pixels per row.
+    let step_y = 2 * step;
+    defmt::info!("class map {=usize}x{=usize} (one character per {=usize}x{=usize} pixels):", h, w, step_y, step);
+    let mut y = 0;
+    while y < h {
+        let mut line = [b' '; 32];
+        for (k, x) in (0..w).step_by(step).enumerate().take(32) {
+            let mut counts = [0u16; 36];
+            for yy in y..(y + step_y).min(h) {
+                for xx in x..(x + step).min(w) {
+                    counts[(map[yy * w + xx] as usize).min(35)] += 1;
+                }
+            }
+            let c = (0..36).rev().max_by_key(|&c| counts[c]).unwrap_or(0);
+            line[k] = match c {
+                0 => b'.',
+                1..=9 => b'0' + c as u8,
+                _ => b'a' + (c - 10) as u8,
+            };
+        }
+        let n = w.div_ceil(step).min(32);
+        defmt::info!("  {=str}", core::str::from_utf8(&line[..n]).unwrap_or("?"));
+        y += step_y;
+    }
+}
+
 /// Defines the `main` of a classification app for a generated model module `$model` and its
 /// test vectors `$vectors`: runs every embedded test image, prints each prediction, checks each
 /// output against the host's bit for bit, reports accuracy and per-layer instruction counts, and
-/// exits non-zero on any mismatch.
+/// exits non-zero on any mismatch. A model whose output is a map (segmentation) gets a per-pixel
+/// class map, printed as text for the first image; its prediction is the map's majority class.
 #[macro_export]
 macro_rules! classify_app {
     ($model:ident, $vectors:ident) => {
@@ -27,7 +70,14 @@ macro_rules! classify_app {
             static ARENA: static_cell::ConstStaticCell<[i8; model::ARENA_BYTES]> =
                 static_cell::ConstStaticCell::new([0; model::ARENA_BYTES]);
             let Some(arena) = ARENA.try_take() else { $crate::exit(false) };
-            let mut scores = [0i8; model::NUM_CLASSES];
+            // Static, not on the stack: a segmentation map's scores are kilobytes.
+            static SCORES: static_cell::ConstStaticCell<[i8; model::OUTPUT_LEN]> =
+                static_cell::ConstStaticCell::new([0; model::OUTPUT_LEN]);
+            let Some(scores) = SCORES.try_take() else { $crate::exit(false) };
+            // A map output (segmentation, heat map): one class per pixel, from its channels.
+            const PIXELS: usize = model::OUTPUT_LEN / model::NUM_CLASSES;
+            static MAP: static_cell::ConstStaticCell<[u8; PIXELS]> = static_cell::ConstStaticCell::new([0; PIXELS]);
+            let Some(map) = MAP.try_take() else { $crate::exit(false) };
             let mut per_layer = [0u64; model::LAYER_NAMES.len()];
             let (mut correct, mut mismatches, mut total) = (0usize, 0usize, 0u64);
             defmt::info!(
@@ -41,7 +91,7 @@ macro_rules! classify_app {
             for i in 0..vectors::COUNT {
                 let start = counter.ticks();
                 let mut last = start;
-                let r = model::run_observed(&vectors::IMAGES[i], arena, &mut scores, |l| {
+                let r = model::run_observed(&vectors::IMAGES[i], arena, scores, |l| {
                     let now = counter.ticks();
                     per_layer[l] += counter.instructions(last, now);
                     last = now;
@@ -51,9 +101,19 @@ macro_rules! classify_app {
                     defmt::error!("image {=usize}: runtime error {}", i, e);
                     $crate::exit(false);
                 }
-                let pred = microcnn::classify::argmax_i8(&scores).unwrap_or(0);
+                let pred = if PIXELS > 1 {
+                    if microcnn::postprocess::argmax_map_i8(scores, model::NUM_CLASSES, map).is_err() {
+                        $crate::exit(false);
+                    }
+                    if i == 0 {
+                        $crate::print_class_map(map, model::OUTPUT_SHAPE[0], model::OUTPUT_SHAPE[1]);
+                    }
+                    $crate::majority_class(map, model::NUM_CLASSES)
+                } else {
+                    microcnn::classify::argmax_i8(scores).unwrap_or(0)
+                };
                 let label = vectors::LABELS[i] as usize;
-                let exact = scores == vectors::EXPECTED[i];
+                let exact = *scores == vectors::EXPECTED[i];
                 correct += (pred == label) as usize;
                 mismatches += (!exact) as usize;
                 defmt::info!(

@@ -2,6 +2,7 @@
 //! PNG/JPEG images with one sub-folder per class. Pixels become `f32` in `[0, 1]`, NHWC.
 
 pub mod augment;
+pub mod scenes;
 
 use anyhow::{bail, Context, Result};
 use std::io::Read;

@@ -96,9 +96,13 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
     let last = q.layers.last().map(|l| l.output_q).unwrap_or(q.input_q);
     let _ = writeln!(s, "/// Output scale.\npub const OUTPUT_SCALE: f32 = {};", f32_lit(last.scale));
     let _ = writeln!(s, "/// Output zero point.\npub const OUTPUT_ZERO_POINT: i8 = {};", last.zero_point);
-    let _ = writeln!(s, "/// Number of classes.\npub const NUM_CLASSES: usize = {k};");
+    let [oh, ow, oc] = q.output_shape();
+    let _ = writeln!(s, "/// Output shape `[h, w, c]`: `[1, 1, n]` for a vector of scores; a map (segmentation,\n/// heat map) has a class per channel.\npub const OUTPUT_SHAPE: [usize; 3] = [{oh}, {ow}, {oc}];");
+    let _ = writeln!(s, "/// Number of output values.\npub const OUTPUT_LEN: usize = {k};");
+    let nc = q.class_count();
+    let _ = writeln!(s, "/// Number of classes (the output's channels for a map, every output value otherwise).\npub const NUM_CLASSES: usize = {nc};");
     let labels: Vec<String> =
-        (0..k).map(|i| format!("{:?}", q.classes.get(i).cloned().unwrap_or_else(|| i.to_string()))).collect();
+        (0..nc).map(|i| format!("{:?}", q.classes.get(i).cloned().unwrap_or_else(|| i.to_string()))).collect();
     let _ = writeln!(s, "/// Class names.\npub const LABELS: [&str; NUM_CLASSES] = [{}];", labels.join(", "));
     let _ = writeln!(s, "/// Bytes of arena `run` needs: every activation tensor, the input and the scores included, placed\n/// by the planner so that tensors alive at the same time never overlap.\npub const ARENA_BYTES: usize = {};", plan.bytes);
     let _ = writeln!(
@@ -139,7 +143,7 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
             }
         }
     }
-    let _ = writeln!(s, "const _: () = assert!(L{}_OUT.len() == NUM_CLASSES);", q.layers.len() - 1);
+    let _ = writeln!(s, "const _: () = assert!(L{}_OUT.len() == OUTPUT_LEN);", q.layers.len() - 1);
     let _ = writeln!(s, "const _: () = assert!(INPUT_OFFSET + INPUT_LEN <= ARENA_BYTES);");
     for (t, o) in plan.offset.iter().enumerate().skip(1) {
         let _ = writeln!(s, "const _: () = assert!({o} + L{}_OUT.len() <= ARENA_BYTES);", t - 1);
@@ -149,15 +153,15 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
     s.push_str("/// scores in `scores`, using only `arena` as working memory (the input is copied in and the\n");
     s.push_str("/// scores out; [`run_in_place`] avoids both copies). No heap, no set-up.\n///\n");
     s.push_str("/// # Errors\n///\n/// Only if a kernel rejects its arguments, which the compile-time checks above rule out.\n");
-    s.push_str("pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES]) -> Result<(), Error> {\n");
+    s.push_str("pub fn run(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; OUTPUT_LEN]) -> Result<(), Error> {\n");
     s.push_str("    run_observed(input, arena, scores, |_| {})\n}\n\n");
     s.push_str("/// As [`run`], calling `after_layer(i)` after layer `i` (for per-layer timing on a target).\n///\n/// # Errors\n///\n/// As [`run`].\n");
-    s.push_str("pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; NUM_CLASSES], after_layer: impl FnMut(usize)) -> Result<(), Error> {\n");
+    s.push_str("pub fn run_observed(input: &[i8; INPUT_LEN], arena: &mut [i8; ARENA_BYTES], scores: &mut [i8; OUTPUT_LEN], after_layer: impl FnMut(usize)) -> Result<(), Error> {\n");
     s.push_str("    arena[INPUT_OFFSET..INPUT_OFFSET + INPUT_LEN].copy_from_slice(input);\n");
     s.push_str("    run_in_place(arena, after_layer)?;\n");
-    s.push_str("    scores.copy_from_slice(&arena[OUTPUT_OFFSET..OUTPUT_OFFSET + NUM_CLASSES]);\n    Ok(())\n}\n\n");
+    s.push_str("    scores.copy_from_slice(&arena[OUTPUT_OFFSET..OUTPUT_OFFSET + OUTPUT_LEN]);\n    Ok(())\n}\n\n");
     s.push_str("/// Runs one inference on the input already in `arena[INPUT_OFFSET..][..INPUT_LEN]`, leaving the\n");
-    s.push_str("/// scores in `arena[OUTPUT_OFFSET..][..NUM_CLASSES]` (the input is overwritten once it is dead):\n");
+    s.push_str("/// scores in `arena[OUTPUT_OFFSET..][..OUTPUT_LEN]` (the input is overwritten once it is dead):\n");
     s.push_str("/// all activation memory in one arena, as TFLite Micro keeps it. Calls `after_layer(i)` after\n/// layer `i`.\n///\n/// # Errors\n///\n/// As [`run`].\n");
     s.push_str("pub fn run_in_place(arena: &mut [i8; ARENA_BYTES], mut after_layer: impl FnMut(usize)) -> Result<(), Error> {\n");
     for (i, l) in q.layers.iter().enumerate() {

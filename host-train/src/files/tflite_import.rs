@@ -1068,7 +1068,10 @@ impl<'m> Graph<'m> {
         if id.get(&self.output) != Some(&layers.len()) {
             bail!("the model's output (tensor {}) is not the last operator's output", self.output);
         }
-        let classes = (0..tens[layers.len()].0.iter().product::<usize>()).map(|k| k.to_string()).collect();
+        // A map output (segmentation, heat map) names its channels; a vector every value.
+        let out = tens[layers.len()].0;
+        let n_classes = if out[0] * out[1] > 1 { out[2] } else { out.iter().product::<usize>() };
+        let classes = (0..n_classes).map(|k| k.to_string()).collect();
         let mut model = QModel {
             name: default_name.to_string(),
             classes,

@@ -354,9 +354,30 @@ impl QModel {
         }
     }
 
-    /// Number of classes.
+    /// Number of output values (every element of the last layer's output).
     pub fn num_classes(&self) -> usize {
         self.layers.last().map(|l| l.output.iter().product()).unwrap_or(0)
+    }
+
+    /// Shape `[h, w, c]` of the model's output.
+    pub fn output_shape(&self) -> [usize; 3] {
+        self.layers.last().map_or(self.input, |l| l.output)
+    }
+
+    /// Whether the output is a map (more than one pixel: a segmentation or heat map), whose
+    /// channels are the classes, rather than one vector of scores.
+    pub fn is_map(&self) -> bool {
+        let [h, w, _] = self.output_shape();
+        h * w > 1
+    }
+
+    /// How many classes `classes` names: the channels of a map output, every value otherwise.
+    pub fn class_count(&self) -> usize {
+        if self.is_map() {
+            self.output_shape()[2]
+        } else {
+            self.num_classes()
+        }
     }
 
     /// Quantizes `[0, 1]` pixels to the model's input.

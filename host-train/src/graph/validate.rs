@@ -88,9 +88,10 @@ impl QModel {
         }
         // The output may have any shape (a feature map, a decoder's image); `classes` names its
         // elements when the model is a classifier.
-        let k = self.num_classes();
+        let k = self.class_count();
         if !self.classes.is_empty() && self.classes.len() != k {
-            bail!("classes: {} names for {k} outputs", self.classes.len());
+            let what = if self.is_map() { "channels of the output map" } else { "outputs" };
+            bail!("classes: {} names for {k} {what}", self.classes.len());
         }
         for (i, n) in self.classes.iter().enumerate() {
             crate::data::check_class_name(n, &format!("classes[{i}]"))?;

@@ -443,7 +443,7 @@ pub fn rust_ident(name: &str) -> String {
 pub const IDENT_SUFFIXES: [&str; 6] = ["", "_W", "_B", "_Q", "_FILTER", "_WINDOW"];
 
 /// Items every generated model defines, which no layer may shadow.
-pub const RESERVED_IDENTS: [&str; 11] = [
+pub const RESERVED_IDENTS: [&str; 15] = [
     "INPUT_LEN",
     "INPUT_SHAPE",
     "INPUT_SCALE",
@@ -451,6 +451,10 @@ pub const RESERVED_IDENTS: [&str; 11] = [
     "OUTPUT_SCALE",
     "OUTPUT_ZERO_POINT",
     "NUM_CLASSES",
+    "OUTPUT_SHAPE",
+    "OUTPUT_LEN",
+    "INPUT_OFFSET",
+    "OUTPUT_OFFSET",
     "LABELS",
     "ARENA_BYTES",
     "WEIGHT_BYTES",

@@ -46,9 +46,9 @@ pub fn table(q: &QModel, acc: Option<(f32, f32, usize)>) -> String {
     let tensor = |t: usize| if t == 0 { "input".to_string() } else { format!("L{}", t - 1) };
     for (i, l) in q.layers.iter().enumerate() {
         let params = match &l.op {
-            crate::graph::QOp::Conv { weights, bias, .. } | crate::graph::QOp::Dense { weights, bias, .. } => {
-                weights.len() + bias.len()
-            }
+            crate::graph::QOp::Conv { weights, bias, .. }
+            | crate::graph::QOp::TransposeConv { weights, bias, .. }
+            | crate::graph::QOp::Dense { weights, bias, .. } => weights.len() + bias.len(),
             _ => 0,
         };
         tp += params;
@@ -217,8 +217,25 @@ pub fn test_vectors(q: &QModel, data: &crate::data::Dataset) -> Result<(String, 
     Ok((s, acc))
 }
 
+/// The label an output stands for: the best class of a score vector, the most frequent class
+/// of a map's per-pixel argmax (the first of equals).
+pub fn top_label(q: &QModel, y: &[i8]) -> Result<u8> {
+    let top = if q.is_map() {
+        let mut map = vec![0u8; y.len() / q.class_count()];
+        microcnn::postprocess::argmax_map_i8(y, q.class_count(), &mut map).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut counts = vec![0usize; q.class_count()];
+        for &c in &map {
+            counts[c as usize] += 1;
+        }
+        (0..counts.len()).rev().max_by_key(|&c| counts[c]).unwrap_or(0)
+    } else {
+        microcnn::classify::argmax_i8(y).map_err(|e| anyhow::anyhow!("{e}"))?
+    };
+    u8::try_from(top).map_err(|_| anyhow::anyhow!("more than 256 classes"))
+}
+
 /// `test_vectors.rs` from given int8 inputs (a `.npy` batch) instead of a labelled data set:
-/// the host's int8 outputs as `EXPECTED`, and as `LABELS` the host's top class per input (the
+/// the host's int8 outputs as `EXPECTED`, and as `LABELS` the host's top class per input ([`top_label`]; the
 /// file has no labels, so the firmware's "accuracy" then measures agreement with the host).
 pub fn test_vectors_from_inputs(q: &QModel, items: &[Vec<i8>], from: &str) -> Result<String> {
     let n = items.len();
@@ -228,8 +245,7 @@ pub fn test_vectors_from_inputs(q: &QModel, items: &[Vec<i8>], from: &str) -> Re
     for (k, x) in items.iter().enumerate() {
         let mut y = vec![0i8; q.num_classes()];
         q.run(x, &mut arena, &mut y).map_err(|e| anyhow::anyhow!("input {k}: runtime error: {e}"))?;
-        let top = microcnn::classify::argmax_i8(&y).map_err(|e| anyhow::anyhow!("{e}"))?;
-        labels.push(u8::try_from(top).map_err(|_| anyhow::anyhow!("more than 256 outputs"))?);
+        labels.push(top_label(q, &y)?);
         outputs.push(y);
     }
     let mut s = format!(

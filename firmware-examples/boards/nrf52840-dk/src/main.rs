@@ -64,7 +64,7 @@ fn main() -> ! {
     static ARENA: static_cell::ConstStaticCell<[i8; model::ARENA_BYTES]> =
         static_cell::ConstStaticCell::new([0; model::ARENA_BYTES]);
     let Some(arena) = ARENA.try_take() else { panic!("arena already taken") };
-    let mut scores = [0i8; model::NUM_CLASSES];
+    let mut scores = [0i8; model::OUTPUT_LEN];
     defmt::info!("microcnn on nRF52840-DK: press button 1 to classify the next image");
     let mut i = 0;
     loop {
