@@ -252,6 +252,9 @@ struct Coco {
     categories: Vec<CocoCategory>,
 }
 
+/// One file of a data set: its path relative to the output folder, and its bytes.
+pub type DatasetFile = (String, Vec<u8>);
+
 /// Every file of the data set, `(path relative to OUT, bytes)`, and a summary line. `train_src`
 /// and `test_src` are the source splits the two halves draw objects from.
 pub fn generate(
@@ -259,7 +262,7 @@ pub fn generate(
     test_src: &Dataset,
     r: &Recipe,
     source_name: &str,
-) -> Result<(Vec<(String, Vec<u8>)>, String)> {
+) -> Result<(Vec<DatasetFile>, String)> {
     r.check()?;
     for (d, what) in [(train_src, "training"), (test_src, "test")] {
         if d.c != 1 || d.h < 12 || d.w != d.h || d.is_empty() {
