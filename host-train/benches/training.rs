@@ -56,6 +56,7 @@ fn main() {
         w: 28,
         c: 1,
         classes: vec![],
+        ..Default::default()
     };
     let spec = ModelSpec::from_toml(include_str!("../../models/fashion/model.toml")).unwrap();
     let cfg = TrainConfig {
@@ -70,6 +71,7 @@ fn main() {
         checkpoint: None,
         progress: false,
         threads: 1,
+        object_weight: 1.0,
     };
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut torch = Torch::start();

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use host_train::data::augment::Augment;
 use host_train::data::{self, Dataset};
 use host_train::files::fsio::Outputs;
-use host_train::model::spec::ModelSpec;
+use host_train::model::spec::{ModelSpec, Task};
 use host_train::report::plot;
 use host_train::train::checkpoint::{self, Progress};
 use host_train::train::net::Net;
@@ -247,6 +247,10 @@ struct DataArgs {
     /// Use a folder of images instead: FOLDER/CLASS_NAME/*.png or *.jpg, resized to the model input.
     #[arg(long)]
     folder: Option<PathBuf>,
+    /// Use a detection / segmentation data set instead (`make-dataset`'s layout: images/, COCO
+    /// annotations/ or YOLO labels/, masks/), for a model with `task = "detect"` or `"segment"`.
+    #[arg(long, conflicts_with_all = ["folder", "csv"])]
+    scenes: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -317,6 +321,10 @@ struct OptArgs {
     /// given thread count). Defaults to the number of CPU cores.
     #[arg(long)]
     threads: Option<usize>,
+    /// Detection and segmentation: loss weight of cells/pixels labelled with an object, against 1
+    /// for the background (FOMO weights objects up because they are a few cells among many).
+    #[arg(long, default_value_t = 1.0)]
+    object_weight: f32,
 }
 
 #[derive(Args)]
@@ -379,6 +387,22 @@ struct FinetuneArgs {
 
 /// Loads train and test splits for the chosen source.
 fn load_data(a: &DataArgs, input: [usize; 3]) -> Result<(Dataset, Option<Dataset>)> {
+    load_data_for(a, input, Task::Classify, [1, 1])
+}
+
+/// Loads train and test splits for a model with `task` and output grid `grid`.
+fn load_data_for(a: &DataArgs, input: [usize; 3], task: Task, grid: [usize; 2]) -> Result<(Dataset, Option<Dataset>)> {
+    if let Some(root) = &a.scenes {
+        if task == Task::Classify {
+            bail!("--scenes holds boxes and masks: train it with a model whose `task` is \"detect\" or \"segment\"");
+        }
+        let train = data::scenes::load_scenes(root, "train", task, input, grid)?;
+        let test = data::scenes::load_scenes(root, "test", task, input, grid)?;
+        return Ok((train, Some(test)));
+    }
+    if task != Task::Classify {
+        bail!("a {task:?} model needs --scenes DIR (boxes or masks; `microcnn make-dataset` makes one)");
+    }
     if let Some(csv) = &a.csv {
         if input[0] != input[1] || input[2] != 1 {
             bail!(
@@ -398,6 +422,9 @@ fn load_data(a: &DataArgs, input: [usize; 3]) -> Result<(Dataset, Option<Dataset
 
 /// The files a data source reads (for the "never overwrite an input" check).
 fn data_inputs(a: &DataArgs) -> Vec<PathBuf> {
+    if let Some(s) = &a.scenes {
+        return vec![s.clone()];
+    }
     match (&a.csv, &a.folder) {
         (Some(c), _) => vec![c.clone()],
         (_, Some(f)) => vec![f.clone()],
@@ -412,6 +439,9 @@ fn data_inputs(a: &DataArgs) -> Vec<PathBuf> {
 
 /// Describes a data source in messages.
 fn data_name(a: &DataArgs) -> String {
+    if let Some(s) = &a.scenes {
+        return s.display().to_string();
+    }
     match (&a.csv, &a.folder) {
         (Some(c), _) => c.display().to_string(),
         (_, Some(f)) => f.display().to_string(),
@@ -427,11 +457,12 @@ fn load_checked(
     input: [usize; 3],
     classes: usize,
     model_classes: &[String],
+    task: (Task, [usize; 2]),
 ) -> Result<(Dataset, Option<Dataset>)> {
-    let (train_set, test) = load_data(a, input)?;
+    let (train_set, test) = load_data_for(a, input, task.0, task.1)?;
     let name = data_name(a);
     let split = |s: &str| {
-        if a.csv.is_none() && a.folder.is_none() {
+        if a.csv.is_none() && a.folder.is_none() && a.scenes.is_none() {
             format!(
                 "{} ({} split)",
                 a.data.join(format!("{s}-*-ubyte.gz")).display(),
@@ -482,6 +513,7 @@ fn config(o: &OptArgs, aug: Augment, checkpoint: Option<PathBuf>) -> Result<Trai
         checkpoint,
         progress: !o.quiet,
         threads: o.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+        object_weight: o.object_weight,
     };
     cfg.check()?;
     Ok(cfg)
@@ -502,7 +534,9 @@ fn confusion(net: &mut Net, d: &Dataset) -> (Vec<Vec<usize>>, f32) {
     let k = net.num_classes();
     let pred = net.predict(&d.images, 256);
     let mut cm = vec![vec![0usize; k]; k];
-    for (p, &l) in pred.iter().zip(&d.labels) {
+    // Per image, or per cell/pixel of a dense task.
+    let truth: &[u8] = if d.targets.is_empty() { &d.labels } else { &d.targets };
+    for (p, &l) in pred.iter().zip(truth) {
         // Labels were checked against the class count when the data was loaded.
         if let Some(row) = cm.get_mut(l as usize) {
             if let Some(cell) = row.get_mut(*p) {
@@ -510,8 +544,8 @@ fn confusion(net: &mut Net, d: &Dataset) -> (Vec<Vec<usize>>, f32) {
             }
         }
     }
-    let right = pred.iter().zip(&d.labels).filter(|(p, &l)| **p == l as usize).count();
-    (cm, right as f32 / d.len().max(1) as f32)
+    let right = pred.iter().zip(truth).filter(|(p, &l)| **p == l as usize).count();
+    (cm, right as f32 / truth.len().max(1) as f32)
 }
 
 /// Stages curves, confusion matrix and history in `out`; prints the test accuracy.
@@ -537,13 +571,22 @@ fn report(net: &mut Net, hist: &[train::EpochStats], test: &Dataset, dir: &Path,
         }
         println!("   {:5.1}%", 100.0 * row[i] as f32 / n.max(1) as f32);
     }
+    let what = if test.targets.is_empty() { "images" } else { "images (accuracy over every cell/pixel)" };
     println!(
-        "\ntest accuracy: {:.2}% on {} images   (curves: {}, confusion: {})",
+        "\ntest accuracy: {:.2}% on {} {what}   (curves: {}, confusion: {})",
         100.0 * acc,
         test.len(),
         dir.join("curves.png").display(),
         dir.join("confusion.png").display()
     );
+    if net.spec.task != Task::Classify {
+        let outs = host_train::report::metrics::float_outputs_q(net, test);
+        println!(
+            "test {:?}: {}",
+            net.spec.task,
+            host_train::report::metrics::summary_line(net.spec.task, &outs, test, k)
+        );
+    }
     Ok(acc)
 }
 
@@ -581,7 +624,8 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         );
     }
     let k = net.num_classes();
-    let (mut train_set, test) = load_checked(&a.data, net.spec.input, k, &net.spec.classes)?;
+    let (mut train_set, test) =
+        load_checked(&a.data, net.spec.input, k, &net.spec.classes, (net.spec.task, net.output_grid()))?;
     if net.spec.classes.is_empty() && train_set.classes.len() == k {
         net.spec.classes = train_set.classes.clone();
     }
@@ -753,10 +797,19 @@ fn run(cli: Cli) -> Result<()> {
             }
             let (mut net, _) = checkpoint::load(&ckpt)?;
             let k = net.num_classes();
-            let (train_set, test) = load_checked(&data, net.spec.input, k, &net.spec.classes)?;
+            let (train_set, test) =
+                load_checked(&data, net.spec.input, k, &net.spec.classes, (net.spec.task, net.output_grid()))?;
             let d = test.unwrap_or(train_set);
             let (cm, acc) = confusion(&mut net, &d);
             println!("accuracy: {:.2}% on {} images", 100.0 * acc, d.len());
+            if net.spec.task != Task::Classify {
+                let outs = host_train::report::metrics::float_outputs_q(&mut net, &d);
+                println!(
+                    "{:?}: {}",
+                    net.spec.task,
+                    host_train::report::metrics::summary_line(net.spec.task, &outs, &d, k)
+                );
+            }
             if let Some(path) = cpath {
                 out.add(path.clone(), plot::confusion(&cm)?);
                 out.commit()?;
@@ -783,7 +836,8 @@ fn run(cli: Cli) -> Result<()> {
             out.check()?;
             let (mut net, _) = checkpoint::load(&ckpt)?;
             let k = net.num_classes();
-            let (train_set, test) = load_checked(&data, net.spec.input, k, &net.spec.classes)?;
+            let (train_set, test) =
+                load_checked(&data, net.spec.input, k, &net.spec.classes, (net.spec.task, net.output_grid()))?;
             let mut test = test.unwrap_or_else(|| train_set.clone());
             if let Some(n) = test_limit {
                 test = test.take(n);
@@ -798,8 +852,22 @@ fn run(cli: Cli) -> Result<()> {
             let q = host_train::graph::quantize(&mut net, &calib, calibration, source)?;
             q.validate().context("the quantized model is inconsistent (a bug: please report it)")?;
             let float_acc = train::accuracy(&mut net, &test);
-            let (int8_acc, _) = host_train::graph::evaluate(&q, &test)?;
-            let rep = host_train::report::table(&q, Some((float_acc, int8_acc, test.len())));
+            let (int8_acc, int8_outputs) = host_train::graph::evaluate(&q, &test)?;
+            let mut rep = host_train::report::table(&q, Some((float_acc, int8_acc, test.len())));
+            if q.task != Task::Classify {
+                use host_train::report::metrics::{float_outputs_q, summary_line};
+                let kc = q.class_count();
+                let float_outputs = float_outputs_q(&mut net, &test);
+                rep.push_str(&format!(
+                    "{:?} on {} test images: float {}\n{:?} on {} test images: int8  {}\n",
+                    q.task,
+                    test.len(),
+                    summary_line(q.task, &float_outputs, &test, kc),
+                    q.task,
+                    test.len(),
+                    summary_line(q.task, &int8_outputs, &test, kc)
+                ));
+            }
             print!("{rep}");
             if let Some(max) = max_accuracy_drop {
                 let drop = 100.0 * (float_acc - int8_acc);
@@ -824,7 +892,13 @@ fn run(cli: Cli) -> Result<()> {
                 out.add(model_dir.join("model.rs"), code);
             }
             if let Some(n) = test_images {
-                let (train_set, test) = load_checked(&data, q.input, q.num_classes(), &[])?;
+                let (train_set, test) = load_checked(
+                    &data,
+                    q.input,
+                    q.class_count(),
+                    &[],
+                    (q.task, [q.output_shape()[0], q.output_shape()[1]]),
+                )?;
                 let test = test.unwrap_or(train_set).take(n);
                 let (text, acc) = host_train::report::test_vectors(&q, &test)?;
                 out.add(model_dir.join("test_vectors.rs"), text);
@@ -1059,7 +1133,8 @@ fn run(cli: Cli) -> Result<()> {
             recipe.check()?;
             scenes::check_out_dir(&dir)?;
             let (train_src, test_src) = load_data(&data, [28, 28, 1])?;
-            // A CSV or folder has one split: its last fifth gives the test canvases' objects.
+            // A CSV or folder has one split (often sorted by class): every fifth image gives the
+            // test canvases' objects, so both halves see every class.
             let (train_src, test_src) = match test_src {
                 Some(t) => (train_src, t),
                 None => {
@@ -1067,8 +1142,7 @@ fn run(cli: Cli) -> Result<()> {
                     if n < 10 {
                         bail!("{}: {n} images; at least 10 are needed to split", data_name(&data));
                     }
-                    let cut = n - n / 5;
-                    let (a, b): (Vec<usize>, Vec<usize>) = ((0..cut).collect(), (cut..n).collect());
+                    let (b, a): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| i % 5 == 4);
                     (train_src.subset(&a), train_src.subset(&b))
                 }
             };

@@ -48,6 +48,7 @@ fn cfg(epochs: usize) -> TrainConfig {
         checkpoint: None,
         progress: false,
         threads: 1,
+        object_weight: 1.0,
     }
 }
 

@@ -18,6 +18,29 @@ pub fn majority_class(map: &[u8], classes: usize) -> usize {
     (0..classes.min(256)).rev().max_by_key(|&c| counts[c]).unwrap_or(0)
 }
 
+/// Prints the object centres a FOMO heat map (`[h, w, classes]`, softmax scores, background
+/// channel 0) holds: local maxima scoring at least 0.5, with their class and cell.
+#[inline(never)]
+pub fn print_centres(image: usize, heat: &[i8], shape: [usize; 3], labels: &[&str]) {
+    let p = microcnn::postprocess::PeakParams { threshold: 0, background: Some(0) };
+    let s = microcnn::Shape::image(shape[0], shape[1], shape[2]);
+    match microcnn::postprocess::find_peaks_i8::<8>(heat, s, &p) {
+        Ok(r) => {
+            defmt::info!("image {=usize}: {=usize} object centre(s)", image, r.total);
+            for q in &r.peaks {
+                defmt::info!(
+                    "  {=str} at cell ({=usize}, {=usize}), score {=u8}/255",
+                    labels.get(q.class).copied().unwrap_or("?"),
+                    q.y,
+                    q.x,
+                    (q.score as i16 + 128) as u8
+                );
+            }
+        }
+        Err(e) => defmt::error!("image {=usize}: peak finding failed: {}", image, e),
+    }
+}
+
 /// Prints a class map as text, at most 32 columns (each character the most frequent class of
 /// its block): `.` for class 0 (background), then `1`–`9`, `a`–`z`.
 #[inline(never)]
@@ -105,7 +128,9 @@ macro_rules! classify_app {
                     if microcnn::postprocess::argmax_map_i8(scores, model::NUM_CLASSES, map).is_err() {
                         $crate::exit(false);
                     }
-                    if i == 0 {
+                    if model::TASK == "detect" {
+                        $crate::print_centres(i, scores, model::OUTPUT_SHAPE, &model::LABELS);
+                    } else if i == 0 {
                         $crate::print_class_map(map, model::OUTPUT_SHAPE[0], model::OUTPUT_SHAPE[1]);
                     }
                     $crate::majority_class(map, model::NUM_CLASSES)

@@ -15,8 +15,24 @@ pub const FASHION_DIR: &str = "/usr/share/datasets/fashion-mnist";
 pub const FASHION_CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
+/// One labelled object of a detection image: class and box `[x0, y0, x1, y1]` in pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Object {
+    /// Class index (into the data set's object classes, background excluded).
+    pub class: usize,
+    /// Left, top, right, bottom, pixels.
+    pub bbox: [f32; 4],
+}
+
+impl Object {
+    /// The box centre `(x, y)` in pixels.
+    pub fn centre(&self) -> (f32, f32) {
+        ((self.bbox[0] + self.bbox[2]) / 2.0, (self.bbox[1] + self.bbox[3]) / 2.0)
+    }
+}
+
 /// An in-memory labelled image set.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Dataset {
     /// `n·h·w·c` pixels in `[0, 1]`.
     pub images: Vec<f32>,
@@ -30,6 +46,13 @@ pub struct Dataset {
     pub c: usize,
     /// Class names, indexed by label.
     pub classes: Vec<String>,
+    /// Dense tasks (detection, segmentation): a label per output position, `grid[0] × grid[1]`
+    /// per image in row-major order (0 is the background); empty for classification.
+    pub targets: Vec<u8>,
+    /// Rows and columns of the target grid (`[1, 1]` or unused for classification).
+    pub grid: [usize; 2],
+    /// Detection: each image's labelled objects (empty for other tasks).
+    pub objects: Vec<Vec<Object>>,
 }
 
 impl Dataset {
@@ -49,15 +72,53 @@ impl Dataset {
         &self.images[i * n..(i + 1) * n]
     }
 
+    /// Output positions per image a label is given for: 1 for classification, the grid's cells
+    /// for a dense task.
+    pub fn positions(&self) -> usize {
+        if self.targets.is_empty() {
+            1
+        } else {
+            self.grid[0] * self.grid[1]
+        }
+    }
+
+    /// The training labels of image `i`: its class, or its grid of per-position labels.
+    pub fn target_block(&self, i: usize) -> &[u8] {
+        if self.targets.is_empty() {
+            std::slice::from_ref(&self.labels[i])
+        } else {
+            let p = self.positions();
+            &self.targets[i * p..(i + 1) * p]
+        }
+    }
+
     /// A subset by indices.
     pub fn subset(&self, idx: &[usize]) -> Dataset {
         let mut images = Vec::with_capacity(idx.len() * self.h * self.w * self.c);
         let mut labels = Vec::with_capacity(idx.len());
+        let mut targets = Vec::new();
+        let mut objects = Vec::new();
         for &i in idx {
             images.extend_from_slice(self.image(i));
             labels.push(self.labels[i]);
+            if !self.targets.is_empty() {
+                targets.extend_from_slice(self.target_block(i));
+            }
+            if let Some(o) = self.objects.get(i) {
+                objects.push(o.clone());
+            }
         }
-        Dataset { images, labels, classes: self.classes.clone(), ..*self }
+        Dataset {
+            images,
+            labels,
+            classes: self.classes.clone(),
+            targets,
+            objects,
+            h: self.h,
+            w: self.w,
+            c: self.c,
+            grid: self.grid,
+        }
     }
 
     /// The first `n` images (or all).
@@ -166,6 +227,7 @@ pub fn parse_idx(im_raw: &[u8], lb_raw: &[u8], images_name: &str, labels_name: &
         w: w as usize,
         c: 1,
         classes: Vec::new(),
+        ..Default::default()
     })
 }
 
@@ -231,7 +293,15 @@ pub fn parse_csv(raw: &[u8], side: usize, name: &str) -> Result<Dataset> {
         bail!("{name}: no images");
     }
     let k = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0).max(10);
-    Ok(Dataset { images, labels, h: side, w: side, c: 1, classes: (0..k).map(|d| d.to_string()).collect() })
+    Ok(Dataset {
+        images,
+        labels,
+        h: side,
+        w: side,
+        c: 1,
+        classes: (0..k).map(|d| d.to_string()).collect(),
+        ..Default::default()
+    })
 }
 
 /// Checks a class name that may reach generated code (as a string literal) and reports: at
@@ -323,7 +393,7 @@ pub fn load_folder(root: &Path, h: usize, w: usize, c: usize) -> Result<Dataset>
             bail!("{}: class folder without PNG or JPEG images", dir.display());
         }
     }
-    Ok(Dataset { images, labels, h, w, c, classes: names })
+    Ok(Dataset { images, labels, h, w, c, classes: names, ..Default::default() })
 }
 
 impl Dataset {

@@ -14,10 +14,11 @@
 //!
 //! Everything derives from one seed; the same command writes the same files.
 
-use super::Dataset;
+use super::{Dataset, Object};
+use crate::model::spec::Task;
 use crate::rng::Rng;
-use anyhow::{bail, Result};
-use serde::Serialize;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -220,7 +221,7 @@ fn png(pixels: &[u8], side: usize) -> Result<Vec<u8>> {
     Ok(out.into_inner())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct CocoImage {
     id: usize,
     file_name: String,
@@ -228,24 +229,27 @@ struct CocoImage {
     height: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct CocoAnnotation {
     id: usize,
     image_id: usize,
     category_id: usize,
     bbox: [f32; 4],
+    #[serde(default)]
     area: f32,
+    #[serde(default)]
     iscrowd: u8,
+    #[serde(default)]
     centre: [f32; 2],
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct CocoCategory {
     id: usize,
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct Coco {
     images: Vec<CocoImage>,
     annotations: Vec<CocoAnnotation>,
@@ -338,6 +342,249 @@ pub fn generate(
     Ok((files, counts.join("; ")))
 }
 
+/// Reads one image, decoded with size limits, as `c` channels in `[0, 1]`; it must be `h × w`.
+fn read_image(path: &Path, h: usize, w: usize, c: usize) -> Result<Vec<f32>> {
+    let mut r = image::ImageReader::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(1 << 14);
+    limits.max_image_height = Some(1 << 14);
+    limits.max_alloc = Some(1 << 30);
+    r.limits(limits);
+    let img = r.decode().with_context(|| format!("{}: cannot decode the image", path.display()))?;
+    if (img.height() as usize, img.width() as usize) != (h, w) {
+        bail!("{}: {}×{} pixels, but the model input is {h}×{w}", path.display(), img.height(), img.width());
+    }
+    Ok(if c == 1 {
+        img.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0).collect()
+    } else {
+        img.to_rgb8().pixels().flat_map(|p| p.0).map(|v| v as f32 / 255.0).collect()
+    })
+}
+
+/// A label image (PNG, grey or palette: the value is the class, 0 the background), `h × w`.
+fn read_mask(path: &Path, h: usize, w: usize, classes: usize) -> Result<Vec<u8>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read {} (the mask of its image)", path.display()))?;
+    // Palette PNGs keep their indices only when decoded without expansion: the png crate does that.
+    let mut dec = png::Decoder::new(std::io::Cursor::new(&bytes));
+    dec.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = dec.read_info().with_context(|| format!("{}: not a PNG", path.display()))?;
+    let info = reader.info();
+    let (iw, ih, colour, depth) = (info.width as usize, info.height as usize, info.color_type, info.bit_depth);
+    if (ih, iw) != (h, w) {
+        bail!("{}: the mask is {ih}×{iw}, its image {h}×{w}", path.display());
+    }
+    if depth != png::BitDepth::Eight || !matches!(colour, png::ColorType::Grayscale | png::ColorType::Indexed) {
+        bail!(
+            "{}: a mask must be an 8-bit grey or palette PNG (class index per pixel), not {colour:?} {depth:?}",
+            path.display()
+        );
+    }
+    let mut buf = vec![0u8; reader.output_buffer_size().unwrap_or(0)];
+    let frame = reader.next_frame(&mut buf).with_context(|| format!("{}: cannot decode the mask", path.display()))?;
+    buf.truncate(frame.buffer_size());
+    if let Some((i, &v)) = buf.iter().enumerate().find(|(_, &v)| v as usize >= classes) {
+        bail!(
+            "{}: pixel ({}, {}) has class {v}, but there are {classes} classes with the background (0–{})",
+            path.display(),
+            i / w,
+            i % w,
+            classes - 1
+        );
+    }
+    Ok(buf)
+}
+
+/// Reads the `split` (`train` or `test`) of a data set in `make-dataset`'s layout (COCO
+/// `annotations/SPLIT.json`, or YOLO `labels/SPLIT/*.txt` with `classes.txt` when there is no
+/// JSON; masks in `masks/SPLIT/`) for `task`, with per-position targets on a `grid` (the model's
+/// output rows and columns): detection marks the cell of each box centre with its class + 1,
+/// segmentation samples the mask at each cell's centre. Every box, class and mask is checked;
+/// errors name the file and the entry.
+pub fn load_scenes(root: &Path, split: &str, task: Task, input: [usize; 3], grid: [usize; 2]) -> Result<Dataset> {
+    let [h, w, c] = input;
+    let [gh, gw] = grid;
+    if gh == 0 || gw == 0 || gh > h || gw > w {
+        bail!("a {gh}×{gw} output grid does not fit a {h}×{w} input");
+    }
+    let coco_path = root.join("annotations").join(format!("{split}.json"));
+    let (images, names) = if coco_path.exists() {
+        let text =
+            std::fs::read_to_string(&coco_path).with_context(|| format!("cannot read {}", coco_path.display()))?;
+        let coco: Coco =
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not COCO JSON ({e})", coco_path.display()))?;
+        let mut ids: Vec<usize> = coco.categories.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        if ids != (1..=coco.categories.len()).collect::<Vec<_>>() {
+            bail!(
+                "{}: category ids must be 1, 2, … {} (0 is the background); found {ids:?}",
+                coco_path.display(),
+                coco.categories.len()
+            );
+        }
+        let mut names = vec![String::new(); coco.categories.len()];
+        for cat in &coco.categories {
+            super::check_class_name(&cat.name, &format!("{}: category {}", coco_path.display(), cat.id))?;
+            names[cat.id - 1] = cat.name.clone();
+        }
+        let mut per_image: std::collections::HashMap<usize, Vec<Object>> = std::collections::HashMap::new();
+        for (k, a) in coco.annotations.iter().enumerate() {
+            let at = || format!("{}: annotations[{k}] (id {})", coco_path.display(), a.id);
+            if a.category_id == 0 || a.category_id > names.len() {
+                bail!("{}: unknown category_id {} (categories are 1–{})", at(), a.category_id, names.len());
+            }
+            let [x, y, bw, bh] = a.bbox;
+            let inside = x.is_finite()
+                && y.is_finite()
+                && bw.is_finite()
+                && bh.is_finite()
+                && bw > 0.0
+                && bh > 0.0
+                && x >= -0.5
+                && y >= -0.5
+                && x + bw <= w as f32 + 0.5
+                && y + bh <= h as f32 + 0.5;
+            if !inside {
+                bail!("{}: bbox [{x}, {y}, {bw}, {bh}] is empty or outside the {w}×{h} image", at());
+            }
+            per_image
+                .entry(a.image_id)
+                .or_default()
+                .push(Object { class: a.category_id - 1, bbox: [x, y, x + bw, y + bh] });
+        }
+        let images: Vec<(String, Vec<Object>)> = coco
+            .images
+            .iter()
+            .map(|im| {
+                if (im.width, im.height) != (w, h) {
+                    bail!(
+                        "{}: image {} ({}) is {}×{}, the model input {w}×{h}",
+                        coco_path.display(),
+                        im.id,
+                        im.file_name,
+                        im.width,
+                        im.height
+                    );
+                }
+                Ok((im.file_name.clone(), per_image.remove(&im.id).unwrap_or_default()))
+            })
+            .collect::<Result<_>>()?;
+        if let Some(id) = per_image.keys().next() {
+            bail!("{}: annotations refer to image_id {id}, which `images` does not list", coco_path.display());
+        }
+        (images, names)
+    } else {
+        let dir = root.join("labels").join(split);
+        let classes_txt = root.join("classes.txt");
+        let names: Vec<String> = std::fs::read_to_string(&classes_txt)
+            .with_context(|| {
+                format!(
+                    "{} and {} are both missing: give COCO annotations or YOLO labels with class names",
+                    coco_path.display(),
+                    classes_txt.display()
+                )
+            })?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        for (i, n) in names.iter().enumerate() {
+            super::check_class_name(n, &format!("{} line {}", classes_txt.display(), i + 1))?;
+        }
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+            .collect();
+        files.sort();
+        let mut images = Vec::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+            let mut objects = Vec::new();
+            for (ln, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let at = || format!("{} line {}", f.display(), ln + 1);
+                let v: Vec<&str> = line.split_whitespace().collect();
+                let nums: Option<Vec<f32>> = v.get(1..5).and_then(|s| s.iter().map(|t| t.parse().ok()).collect());
+                let (Some(cls), Some(nums), 5) = (v.first().and_then(|t| t.parse::<usize>().ok()), nums, v.len())
+                else {
+                    bail!("{}: expected `class cx cy w h` (YOLO), got {line:?}", at());
+                };
+                if cls >= names.len() {
+                    bail!("{}: class {cls}, but {} names {} classes", at(), classes_txt.display(), names.len());
+                }
+                let (cx, cy, bw, bh) = (nums[0], nums[1], nums[2], nums[3]);
+                if !(bw > 0.0
+                    && bh > 0.0
+                    && cx - bw / 2.0 >= -1e-3
+                    && cy - bh / 2.0 >= -1e-3
+                    && cx + bw / 2.0 <= 1.001
+                    && cy + bh / 2.0 <= 1.001)
+                {
+                    bail!("{}: box ({cx}, {cy}, {bw}, {bh}) is empty or outside the image (fractions 0–1)", at());
+                }
+                let (x0, y0) = ((cx - bw / 2.0) * w as f32, (cy - bh / 2.0) * h as f32);
+                objects.push(Object { class: cls, bbox: [x0, y0, x0 + bw * w as f32, y0 + bh * h as f32] });
+            }
+            let stem = f.file_stem().unwrap_or_default().to_string_lossy().to_string();
+            images.push((format!("images/{split}/{stem}.png"), objects));
+        }
+        (images, names)
+    };
+    if images.is_empty() {
+        bail!("{}: no images in the {split} split", root.display());
+    }
+    let k = names.len() + 1;
+    if k > 255 {
+        bail!("{} classes: at most 254 object classes", names.len());
+    }
+    let mut d = Dataset {
+        h,
+        w,
+        c,
+        grid,
+        classes: std::iter::once("background".to_string()).chain(names).collect(),
+        ..Default::default()
+    };
+    for (file, objects) in images {
+        let path = root.join(&file);
+        d.images.extend(read_image(&path, h, w, c)?);
+        let mut cells = vec![0u8; gh * gw];
+        match task {
+            Task::Detect => {
+                for o in &objects {
+                    let (cx, cy) = o.centre();
+                    let gy = ((cy * gh as f32 / h as f32) as usize).min(gh - 1);
+                    let gx = ((cx * gw as f32 / w as f32) as usize).min(gw - 1);
+                    cells[gy * gw + gx] = o.class as u8 + 1;
+                }
+            }
+            Task::Segment => {
+                let rel = Path::new(&file);
+                let stem = rel.file_stem().unwrap_or_default();
+                let mask_path = root.join("masks").join(split).join(stem).with_extension("png");
+                let mask = read_mask(&mask_path, h, w, k)?;
+                for gy in 0..gh {
+                    for gx in 0..gw {
+                        let y = ((2 * gy + 1) * h) / (2 * gh);
+                        let x = ((2 * gx + 1) * w) / (2 * gw);
+                        cells[gy * gw + gx] = mask[y * w + x];
+                    }
+                }
+            }
+            Task::Classify => bail!("--scenes is for the detect and segment tasks"),
+        }
+        // The image's label: its first object's class (+1), for tables that want one.
+        d.labels.push(objects.first().map_or(0, |o| o.class as u8 + 1));
+        d.targets.extend(cells);
+        d.objects.push(objects);
+    }
+    Ok(d)
+}
+
 /// Checks that `out` is a new or empty folder (a data set is never written over another).
 pub fn check_out_dir(out: &Path) -> Result<()> {
     if out.exists() {
@@ -372,6 +619,7 @@ mod tests {
             w: 28,
             c: 1,
             classes: (0..10).map(|d| d.to_string()).collect(),
+            ..Default::default()
         }
     }
 
@@ -441,5 +689,96 @@ mod tests {
         let mut r = recipe();
         r.canvas = 8;
         assert!(r.check().unwrap_err().to_string().contains("--canvas"));
+    }
+
+    fn write(files: &[(String, Vec<u8>)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (rel, bytes) in files {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn loads_what_it_wrote_for_both_tasks() {
+        let src = source();
+        let (files, _) = generate(&src, &src, &recipe(), "squares").unwrap();
+        let dir = write(&files);
+        let d = load_scenes(dir.path(), "train", Task::Detect, [64, 64, 1], [8, 8]).unwrap();
+        assert_eq!((d.len(), d.positions(), d.classes.len()), (6, 64, 11));
+        // Every object's centre cell carries its class (unless a later object took the cell).
+        for i in 0..d.len() {
+            let cells = d.target_block(i);
+            assert!(cells.iter().filter(|&&c| c > 0).count() <= d.objects[i].len());
+            let last = d.objects[i].last().unwrap();
+            let (cx, cy) = last.centre();
+            assert_eq!(cells[(cy / 8.0) as usize * 8 + (cx / 8.0) as usize] as usize, last.class + 1);
+        }
+        let s = load_scenes(dir.path(), "test", Task::Segment, [64, 64, 1], [64, 64]).unwrap();
+        assert_eq!((s.len(), s.positions()), (2, 64 * 64));
+        assert!(s.targets.iter().any(|&t| t > 0));
+        // YOLO labels with classes.txt, when there is no COCO file.
+        std::fs::remove_file(dir.path().join("annotations/train.json")).unwrap();
+        let names: String = (0..10).map(|k| format!("{k}\n")).collect();
+        std::fs::write(dir.path().join("classes.txt"), names).unwrap();
+        let y = load_scenes(dir.path(), "train", Task::Detect, [64, 64, 1], [8, 8]).unwrap();
+        assert_eq!(y.targets, d.targets);
+    }
+
+    fn load_err(files: &[(String, Vec<u8>)], task: Task) -> String {
+        let dir = write(files);
+        format!("{:#}", load_scenes(dir.path(), "train", task, [64, 64, 1], [8, 8]).unwrap_err())
+    }
+
+    #[test]
+    fn bad_labels_are_named() {
+        let src = source();
+        let (files, _) = generate(&src, &src, &recipe(), "squares").unwrap();
+        let edit = |path: &str, f: &dyn Fn(&str) -> String| -> Vec<(String, Vec<u8>)> {
+            files
+                .iter()
+                .map(|(p, b)| {
+                    if p == path {
+                        (p.clone(), f(std::str::from_utf8(b).unwrap()).into_bytes())
+                    } else {
+                        (p.clone(), b.clone())
+                    }
+                })
+                .collect()
+        };
+        let coco = "annotations/train.json";
+        let outside = edit(coco, &|t| {
+            let mut v: serde_json::Value = serde_json::from_str(t).unwrap();
+            v["annotations"][0]["bbox"] = serde_json::json!([50.0, 50.0, 30.0, 5.0]);
+            v.to_string()
+        });
+        assert!(load_err(&outside, Task::Detect).contains("annotations[0]"), "{}", load_err(&outside, Task::Detect));
+        assert!(load_err(&outside, Task::Detect).contains("outside the 64×64 image"));
+        let unknown = edit(coco, &|t| {
+            let mut v: serde_json::Value = serde_json::from_str(t).unwrap();
+            v["annotations"][1]["category_id"] = serde_json::json!(42);
+            v.to_string()
+        });
+        assert!(load_err(&unknown, Task::Detect).contains("unknown category_id 42"));
+        assert!(load_err(&edit(coco, &|_| "{".into()), Task::Detect).contains("not COCO JSON"));
+        // A mask of the wrong size, and one with a class that does not exist.
+        let mut small = files.clone();
+        let m = small.iter_mut().find(|(p, _)| p == "masks/train/00000.png").unwrap();
+        m.1 = png(&[0u8; 32 * 32], 32).unwrap();
+        assert!(load_err(&small, Task::Segment).contains("the mask is 32×32, its image 64×64"));
+        let mut bad = files.clone();
+        let m = bad.iter_mut().find(|(p, _)| p == "masks/train/00001.png").unwrap();
+        m.1 = png(&[200u8; 64 * 64], 64).unwrap();
+        assert!(load_err(&bad, Task::Segment).contains("class 200"));
+        // YOLO: a line that is not five numbers, a class without a name.
+        let mut yolo: Vec<_> = files.iter().filter(|(p, _)| !p.starts_with("annotations")).cloned().collect();
+        yolo.push(("classes.txt".into(), b"a\nb\n".to_vec()));
+        let e = load_err(&yolo, Task::Detect);
+        assert!(e.contains("classes.txt names 2 classes"), "{e}");
+        let y = yolo.iter_mut().find(|(p, _)| p == "labels/train/00000.txt").unwrap();
+        y.1 = b"0 0.5 0.5\n".to_vec();
+        assert!(load_err(&yolo, Task::Detect).contains("expected `class cx cy w h`"));
     }
 }

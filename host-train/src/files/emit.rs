@@ -99,6 +99,12 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
     let [oh, ow, oc] = q.output_shape();
     let _ = writeln!(s, "/// Output shape `[h, w, c]`: `[1, 1, n]` for a vector of scores; a map (segmentation,\n/// heat map) has a class per channel.\npub const OUTPUT_SHAPE: [usize; 3] = [{oh}, {ow}, {oc}];");
     let _ = writeln!(s, "/// Number of output values.\npub const OUTPUT_LEN: usize = {k};");
+    let task = match q.task {
+        crate::model::spec::Task::Classify => "classify",
+        crate::model::spec::Task::Detect => "detect",
+        crate::model::spec::Task::Segment => "segment",
+    };
+    let _ = writeln!(s, "/// What the output means: `classify` (scores), `detect` (a heat map of object centres, channel 0\n/// the background) or `segment` (a class map).\npub const TASK: &str = {task:?};");
     let nc = q.class_count();
     let _ = writeln!(s, "/// Number of classes (the output's channels for a map, every output value otherwise).\npub const NUM_CLASSES: usize = {nc};");
     let labels: Vec<String> =

@@ -1079,6 +1079,7 @@ impl<'m> Graph<'m> {
             input_q,
             layers,
             source: format!("imported from a TensorFlow Lite flatbuffer ({} operators)", self.ops.len()),
+            task: Default::default(),
         };
         // A file microcnn exported names its layers and classes: keep them (checked below).
         if let Some(meta) = self.microcnn_metadata() {

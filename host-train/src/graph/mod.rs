@@ -294,6 +294,13 @@ pub struct QModel {
     pub layers: Vec<QLayer>,
     /// Where it came from (checkpoint path, calibration).
     pub source: String,
+    /// What the output means (classification unless trained for detection or segmentation).
+    #[serde(default, skip_serializing_if = "is_classify")]
+    pub task: crate::model::spec::Task,
+}
+
+fn is_classify(t: &crate::model::spec::Task) -> bool {
+    *t == crate::model::spec::Task::Classify
 }
 
 fn shape3(s: Shape) -> [usize; 3] {

@@ -81,6 +81,7 @@ pub fn quantize(net: &mut Net, calib: &Dataset, method: Calibration, source: Str
         input_q,
         layers,
         source,
+        task: net.spec.task,
     })
 }
 
@@ -293,7 +294,8 @@ fn quantize_chain(
     Ok((a, cur_q))
 }
 
-/// int8 accuracy and predictions on a data set, through the runtime kernels.
+/// int8 accuracy (of images, or of the cells/pixels of a dense task) and the outputs on a data
+/// set, through the runtime kernels.
 pub fn evaluate(q: &QModel, data: &Dataset) -> Result<(f32, Vec<Vec<i8>>)> {
     let plan = q.plan();
     let mut arena = vec![0i8; plan.bytes];
@@ -304,10 +306,15 @@ pub fn evaluate(q: &QModel, data: &Dataset) -> Result<(f32, Vec<Vec<i8>>)> {
         let x = q.quantize_input(data.image(i));
         q.run_planned(&plan, &x, &mut arena, &mut scores)
             .map_err(|e| anyhow::anyhow!("runtime error in image {i}: {e}"))?;
-        if microcnn::classify::argmax_i8(&scores).map_err(|e| anyhow::anyhow!("{e}"))? == data.labels[i] as usize {
-            correct += 1;
+        // One label per image, or per cell/pixel of a dense task: the share of them predicted.
+        let k = q.class_count();
+        for (row, &want) in scores.chunks_exact(k).zip(data.target_block(i)) {
+            if microcnn::classify::argmax_i8(row).map_err(|e| anyhow::anyhow!("{e}"))? == want as usize {
+                correct += 1;
+            }
         }
         outputs.push(scores.clone());
     }
-    Ok((correct as f32 / data.len().max(1) as f32, outputs))
+    let labels = data.len() * data.positions();
+    Ok((correct as f32 / labels.max(1) as f32, outputs))
 }

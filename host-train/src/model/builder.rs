@@ -35,7 +35,13 @@ impl ModelBuilder {
     /// A model called `name` taking `[height, width, channels]` images.
     pub fn new(name: &str, input: [usize; 3]) -> Self {
         ModelBuilder {
-            spec: ModelSpec { name: name.to_string(), input, classes: Vec::new(), layers: Vec::new() },
+            spec: ModelSpec {
+                name: name.to_string(),
+                input,
+                classes: Vec::new(),
+                task: Default::default(),
+                layers: Vec::new(),
+            },
             error: None,
         }
     }
@@ -43,6 +49,12 @@ impl ModelBuilder {
     /// Class names (their count must match the last layer).
     pub fn classes<S: AsRef<str>>(mut self, names: &[S]) -> Self {
         self.spec.classes = names.iter().map(|s| s.as_ref().to_string()).collect();
+        self
+    }
+
+    /// What the output means (detection heat map, segmentation map; default classification).
+    pub fn task(mut self, task: crate::model::spec::Task) -> Self {
+        self.spec.task = task;
         self
     }
 

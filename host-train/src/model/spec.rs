@@ -226,6 +226,29 @@ fn default_multiplier() -> usize {
     1
 }
 
+/// What a model's output means, and so which labels, loss and metrics it is trained and judged
+/// with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// One class per image: the output is a vector of class scores.
+    #[default]
+    Classify,
+    /// Object centres (FOMO): the output is a heat map, a grid of cells each scoring the
+    /// background (channel 0) and every class; an object's centre is the cell its box centre
+    /// falls in.
+    Detect,
+    /// A class for every pixel: the output is a map of per-position class scores (background
+    /// channel 0), at the input resolution or a fraction of it.
+    Segment,
+}
+
+impl Task {
+    fn is_classify(&self) -> bool {
+        *self == Task::Classify
+    }
+}
+
 /// A whole model description.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,9 +257,13 @@ pub struct ModelSpec {
     pub name: String,
     /// `[height, width, channels]` of the input.
     pub input: [usize; 3],
-    /// Class names (optional; their count must match the last layer).
+    /// Class names (optional; their count must match the last layer's channels — for
+    /// detection and segmentation the first is the background).
     #[serde(default)]
     pub classes: Vec<String>,
+    /// What the output means (default `classify`).
+    #[serde(default, skip_serializing_if = "Task::is_classify")]
+    pub task: Task,
     /// The layers, in order.
     pub layers: Vec<LayerSpec>,
 }
@@ -443,7 +470,8 @@ pub fn rust_ident(name: &str) -> String {
 pub const IDENT_SUFFIXES: [&str; 6] = ["", "_W", "_B", "_Q", "_FILTER", "_WINDOW"];
 
 /// Items every generated model defines, which no layer may shadow.
-pub const RESERVED_IDENTS: [&str; 15] = [
+pub const RESERVED_IDENTS: [&str; 16] = [
+    "TASK",
     "INPUT_LEN",
     "INPUT_SHAPE",
     "INPUT_SCALE",
@@ -544,13 +572,21 @@ impl ModelSpec {
         }
         budget(&out)?;
         let Some(last) = out.last() else { bail!("the model has no layers") };
-        if last.output.h != 1 || last.output.w != 1 {
+        if self.task == Task::Classify && (last.output.h != 1 || last.output.w != 1) {
             bail!(
-                "the last layer `{}` outputs {}×{}×{}; a classifier must end in a vector (dense or global_avg_pool)",
+                "the last layer `{}` outputs {}×{}×{}; a classifier must end in a vector (dense or global_avg_pool), or set `task = \"detect\"` or `\"segment\"` for a map",
                 last.name,
                 last.output.h,
                 last.output.w,
                 last.output.c
+            );
+        }
+        if self.task != Task::Classify && last.output.c < 2 {
+            bail!(
+                "the last layer `{}` outputs {} channel(s); a {:?} model needs the background and at least one class",
+                last.name,
+                last.output.c,
+                self.task
             );
         }
         if !self.classes.is_empty() && self.classes.len() != last.output.c {

@@ -1,5 +1,6 @@
 //! Per-model report (layer table, flash and RAM totals, accuracies) and the `emit` command.
 
+pub mod metrics;
 pub mod plot;
 
 use crate::files::emit::{emit, weight_bytes};
@@ -203,8 +204,16 @@ pub fn test_vectors(q: &QModel, data: &crate::data::Dataset) -> Result<(String, 
         let x = q.quantize_input(data.image(i));
         let _ = writeln!(s, "    {x:?},");
     }
-    s.push_str("];\n/// True labels.\n");
-    let _ = writeln!(s, "pub static LABELS: [u8; COUNT] = {:?};", data.labels);
+    if q.is_map() {
+        // A map has no one true label: the host's majority class, so the app's "accuracy"
+        // counts agreement with the host (the exactness check compares every value anyway).
+        let labels = outputs.iter().map(|y| top_label(q, y)).collect::<Result<Vec<u8>>>()?;
+        s.push_str("];\n/// The host's majority class of each output map (a map has no single true label).\n");
+        let _ = writeln!(s, "pub static LABELS: [u8; COUNT] = {labels:?};");
+    } else {
+        s.push_str("];\n/// True labels.\n");
+        let _ = writeln!(s, "pub static LABELS: [u8; COUNT] = {:?};", data.labels);
+    }
     let _ = writeln!(
         s,
         "/// Scores the host computed with the same runtime code.\npub static EXPECTED: [[i8; {}]; COUNT] = [",

@@ -8,7 +8,7 @@ pub mod transfer;
 use crate::data::augment::Augment;
 use crate::data::Dataset;
 use crate::rng::Rng;
-use crate::train::net::{softmax_cross_entropy, Net};
+use crate::train::net::{weighted_cross_entropy, Net};
 use anyhow::{bail, Result};
 use checkpoint::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -64,6 +64,9 @@ pub struct TrainConfig {
     /// Threads: each mini-batch is split into this many equal parts whose gradients are summed
     /// in a fixed order, so a run is reproducible for a given thread count.
     pub threads: usize,
+    /// Detection and segmentation: the loss weight of a position labelled with an object class,
+    /// against 1 for the background (FOMO's class weighting: objects are a few cells among many).
+    pub object_weight: f32,
 }
 
 /// Per-epoch figures.
@@ -102,6 +105,9 @@ impl TrainConfig {
         }
         if self.threads == 0 || self.threads > 256 {
             bail!("--threads {} must be from 1 to 256", self.threads);
+        }
+        if !(self.object_weight.is_finite() && self.object_weight > 0.0 && self.object_weight <= 1e4) {
+            bail!("--object-weight {} must be a positive number up to 10000", self.object_weight);
         }
         Ok(())
     }
@@ -158,6 +164,7 @@ pub fn step(net: &mut Net, cfg: &TrainConfig, lr: f32, t: u64) {
 /// parts; part 0 runs on this thread with `net`, the others on scoped threads with replicas
 /// holding a copy of the current weights. Gradients (each part's mean scaled by its share of the
 /// batch) are summed into `net` in part order, so the result does not depend on timing.
+#[allow(clippy::too_many_arguments)]
 fn parallel_step(
     net: &mut Net,
     replicas: &mut [Net],
@@ -165,9 +172,12 @@ fn parallel_step(
     labels: &[u8],
     il: usize,
     k: usize,
+    weights: Option<&[f32]>,
     rng: &mut Rng,
 ) -> (f32, usize) {
-    let n = labels.len();
+    // `labels` holds `positions` labels per image.
+    let positions = net.output_len() / k;
+    let n = labels.len() / positions;
     let parts = replicas.len() + 1;
     let bounds: Vec<(usize, usize)> = (0..parts).map(|p| (p * n / parts, (p + 1) * n / parts)).collect();
     for r in replicas.iter_mut() {
@@ -181,15 +191,13 @@ fn parallel_step(
         let m = b - a;
         let mut prng = Rng::new(seed);
         let logits = model.forward(&x[a * il..b * il], m, true, &mut prng);
-        let mut grad = vec![0.0f32; m * k];
-        let loss = softmax_cross_entropy(&logits, &labels[a..b], k, &mut grad);
+        let mut grad = vec![0.0f32; m * positions * k];
+        let lab = &labels[a * positions..b * positions];
+        let loss = weighted_cross_entropy(&logits, lab, k, weights, &mut grad);
         let share = m as f32 / n as f32;
         grad.iter_mut().for_each(|g| *g *= share);
-        let right = logits
-            .chunks_exact(k)
-            .zip(&labels[a..b])
-            .filter(|(r, &l)| crate::train::net::argmax(r) == l as usize)
-            .count();
+        let right =
+            logits.chunks_exact(k).zip(lab).filter(|(r, &l)| crate::train::net::argmax(r) == l as usize).count();
         model.backward(grad, m);
         (loss * share, right)
     };
@@ -213,10 +221,19 @@ fn parallel_step(
     results.iter().fold((0.0, 0), |(l, c), &(pl, pc)| (l + pl, c + pc))
 }
 
-/// Accuracy of `net` on `data`.
+/// The per-class loss weights of a dense task: 1 for the background (class 0), `object_weight`
+/// for every object class; `None` (all 1) for classification.
+pub fn class_weights(data: &Dataset, k: usize, object_weight: f32) -> Option<Vec<f32>> {
+    (!data.targets.is_empty() && object_weight != 1.0)
+        .then(|| (0..k).map(|c| if c == 0 { 1.0 } else { object_weight }).collect())
+}
+
+/// Accuracy of `net` on `data`: of the images for classification, of the positions (cells,
+/// pixels) for a dense task.
 pub fn accuracy(net: &mut Net, data: &Dataset) -> f32 {
     let pred = net.predict(&data.images, 256);
-    pred.iter().zip(&data.labels).filter(|(p, &l)| **p == l as usize).count() as f32 / data.len().max(1) as f32
+    let truth: &[u8] = if data.targets.is_empty() { &data.labels } else { &data.targets };
+    pred.iter().zip(truth).filter(|(p, &l)| **p == l as usize).count() as f32 / truth.len().max(1) as f32
 }
 
 /// The optimiser step count after training `cfg.epochs` epochs on `n` images from `start`:
@@ -251,9 +268,21 @@ pub fn train(
         bail!("the data is {}×{}×{} but the model expects {h}×{w}×{c}: resize the data or change `input` in the model file", train.h, train.w, train.c);
     }
     let k = net.num_classes();
-    if let Some(&bad) = train.labels.iter().find(|&&l| l as usize >= k) {
-        bail!("label {bad} found but the model has only {k} outputs: change the last dense layer's units");
+    let positions = net.output_len() / k.max(1);
+    if train.positions() != positions {
+        bail!(
+            "the data has {} labels per image but the model outputs {positions} positions of {k} classes: match the model's output grid to the data (--scenes loads it at the model's output size)",
+            train.positions()
+        );
     }
+    let truth: &[u8] = if train.targets.is_empty() { &train.labels } else { &train.targets };
+    if let Some(&bad) = truth.iter().find(|&&l| l as usize >= k) {
+        bail!("label {bad} found but the model has only {k} outputs: change the last layer's units or filters");
+    }
+    if positions > 1 && !cfg.augment.is_identity() {
+        bail!("--augment moves pixels, and does not move boxes, centres and masks yet: train detection and segmentation without it");
+    }
+    let weights = class_weights(train, k, cfg.object_weight);
     if let Some(v) = val {
         v.check_fits(net.spec.input, k, "the test split")?;
     }
@@ -286,11 +315,12 @@ pub fn train(
         );
         bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
         let t0 = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let (mut loss_sum, mut correct, mut seen, mut seen_positions) = (0.0f64, 0usize, 0usize, 0usize);
         let mut xb = vec![0.0f32; cfg.batch * il];
         // Worker replicas for data-parallel steps (the main thread is worker 0).
         let mut replicas: Vec<Net> = (1..cfg.threads.max(1)).map(|_| net.clone()).collect();
-        let mut grad = vec![0.0f32; cfg.batch * k];
+        let out_len = positions * k;
+        let mut grad = vec![0.0f32; cfg.batch * out_len];
         for batch in order.chunks(cfg.batch) {
             let n = batch.len();
             let mut labels = Vec::with_capacity(n);
@@ -302,34 +332,35 @@ pub fn train(
                     let mut irng = erng.fork(idx as u64);
                     cfg.augment.apply(train.image(idx), dst, h, w, c, &mut irng);
                 }
-                labels.push(train.labels[idx]);
+                labels.extend_from_slice(train.target_block(idx));
             }
             let (loss, right) = if replicas.is_empty() || n < 2 * (replicas.len() + 1) {
                 let logits = net.forward(&xb[..n * il], n, true, &mut rng);
-                let loss = softmax_cross_entropy(&logits, &labels, k, &mut grad[..n * k]);
+                let loss = weighted_cross_entropy(&logits, &labels, k, weights.as_deref(), &mut grad[..n * out_len]);
                 let right = logits
                     .chunks_exact(k)
                     .zip(&labels)
                     .filter(|(r, &l)| crate::train::net::argmax(r) == l as usize)
                     .count();
-                net.backward(grad[..n * k].to_vec(), n);
+                net.backward(grad[..n * out_len].to_vec(), n);
                 (loss, right)
             } else {
-                parallel_step(net, &mut replicas, &xb[..n * il], &labels, il, k, &mut rng)
+                parallel_step(net, &mut replicas, &xb[..n * il], &labels, il, k, weights.as_deref(), &mut rng)
             };
             if !loss.is_finite() {
                 bail!("training diverged (loss is {loss}) at epoch {}: lower the learning rate (--lr)", epoch + 1);
             }
-            correct += right;
+            correct += right; // positions (images for classification) predicted right
             t += 1;
             step(net, cfg, lr_at(cfg, t as f32 / total as f32), t);
             loss_sum += loss as f64 * n as f64;
             seen += n;
+            seen_positions += n * positions;
             bar.inc(n as u64);
             bar.set_message(format!(
                 "loss {:.4} acc {:.1}% {:.0} img/s",
                 loss_sum / seen as f64,
-                100.0 * correct as f32 / seen as f32,
+                100.0 * correct as f32 / seen_positions as f32,
                 seen as f32 / t0.elapsed().as_secs_f32()
             ));
         }
@@ -339,7 +370,7 @@ pub fn train(
         let stats = EpochStats {
             epoch: epoch + 1,
             loss: (loss_sum / seen.max(1) as f64) as f32,
-            train_acc: correct as f32 / seen.max(1) as f32,
+            train_acc: correct as f32 / seen_positions.max(1) as f32,
             val_acc,
             images_per_s: ips,
         };

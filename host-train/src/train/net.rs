@@ -848,9 +848,19 @@ impl Net {
         out.into_iter()
     }
 
-    /// Number of classes.
+    /// Number of classes (the last layer's channels).
     pub fn num_classes(&self) -> usize {
         self.layers.last().map(|l| l.r.output.c).unwrap_or(0)
+    }
+
+    /// Output values per image (`h · w · classes`; the classes alone for a classifier).
+    pub fn output_len(&self) -> usize {
+        self.layers.last().map(|l| l.r.output.len()).unwrap_or(0)
+    }
+
+    /// The output grid `[h, w]` (`[1, 1]` for a classifier).
+    pub fn output_grid(&self) -> [usize; 2] {
+        self.layers.last().map_or([1, 1], |l| [l.r.output.h, l.r.output.w])
     }
 
     /// Input elements per image.
@@ -919,17 +929,32 @@ pub fn argmax(v: &[f32]) -> usize {
 }
 
 /// Softmax cross-entropy: returns the mean loss and writes `d loss / d logits` (already / n).
+/// Each label scores one row of `k` logits: one per image for classification, one per cell or
+/// pixel for a dense task.
 pub fn softmax_cross_entropy(logits: &[f32], labels: &[u8], k: usize, grad: &mut [f32]) -> f32 {
+    weighted_cross_entropy(logits, labels, k, None, grad)
+}
+
+/// [`softmax_cross_entropy`] with a weight per true class (FOMO's weighting of object cells
+/// against the background): the mean over rows of `w[y] · CE`, and its gradient.
+pub fn weighted_cross_entropy(
+    logits: &[f32],
+    labels: &[u8],
+    k: usize,
+    weights: Option<&[f32]>,
+    grad: &mut [f32],
+) -> f32 {
     let n = labels.len();
     let mut loss = 0.0;
     for (b, row) in logits.chunks_exact(k).enumerate() {
         let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
         let y = labels[b] as usize;
-        loss += -(row[y] - max - sum.ln());
+        let wy = weights.map_or(1.0, |w| w[y]);
+        loss += -wy * (row[y] - max - sum.ln());
         for (j, g) in grad[b * k..(b + 1) * k].iter_mut().enumerate() {
             let p = (row[j] - max).exp() / sum;
-            *g = (p - if j == y { 1.0 } else { 0.0 }) / n as f32;
+            *g = wy * (p - if j == y { 1.0 } else { 0.0 }) / n as f32;
         }
     }
     loss / n as f32
