@@ -216,6 +216,40 @@ fn grad_check_once(body: &str) {
 }
 
 #[test]
+fn gradients_upsample() {
+    grad_check("[[layers]]\ntype = \"conv\"\nfilters = 3\nkernel = 3\nstride = 2\npadding = \"same\"\n[[layers]]\ntype = \"upsample\"\nfactor = 3\n[[layers]]\ntype = \"conv\"\nfilters = 2\nkernel = 3\nstride = 2\npadding = \"same\"");
+}
+
+/// Per-position weighted cross-entropy: its gradient is the finite difference of its loss.
+#[test]
+fn weighted_cross_entropy_gradient() {
+    use host_train::train::net::weighted_cross_entropy;
+    let mut rng = Rng::new(3);
+    let (k, rows) = (4, 6);
+    let logits: Vec<f32> = (0..k * rows).map(|_| rng.range(-2.0, 2.0)).collect();
+    let labels = [0u8, 3, 1, 0, 2, 0];
+    let w = [1.0f32, 5.0, 5.0, 5.0];
+    let mut g = vec![0.0; k * rows];
+    weighted_cross_entropy(&logits, &labels, k, Some(&w), &mut g);
+    for i in 0..k * rows {
+        let mut l = logits.clone();
+        let mut scratch = vec![0.0; k * rows];
+        l[i] += 1e-3;
+        let up = weighted_cross_entropy(&l, &labels, k, Some(&w), &mut scratch);
+        l[i] -= 2e-3;
+        let down = weighted_cross_entropy(&l, &labels, k, Some(&w), &mut scratch);
+        let numeric = (up - down) / 2e-3;
+        assert!((g[i] - numeric).abs() < 2e-3, "logit {i}: {} vs {numeric}", g[i]);
+    }
+    // Unweighted it is the plain cross-entropy.
+    let mut a = vec![0.0; k * rows];
+    let mut b = vec![0.0; k * rows];
+    let la = weighted_cross_entropy(&logits, &labels, k, None, &mut a);
+    let lb = softmax_cross_entropy(&logits, &labels, k, &mut b);
+    assert_eq!((la, a), (lb, b));
+}
+
+#[test]
 fn gradients_conv_same_rect_stride_relu6() {
     grad_check("[[layers]]\ntype = \"conv\"\nfilters = 3\nkernel = [3, 2]\nstride = [2, 1]\npadding = \"same\"\nactivation = \"relu6\"");
 }

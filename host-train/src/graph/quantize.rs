@@ -243,6 +243,10 @@ fn quantize_chain(
                     [i8::MIN, i8::MAX],
                 )
             }
+            // An integer factor picks the same pixels with or without half-pixel centres.
+            LayerSpec::Upsample { .. } => {
+                base(QOp::Resize { align_corners: false, half_pixel_centers: false }, cur_q, [i8::MIN, i8::MAX])
+            }
             LayerSpec::GlobalAvgPool => {
                 let out_q = calibrated();
                 let p = MeanParams::new(

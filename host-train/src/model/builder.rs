@@ -52,6 +52,11 @@ impl ModelBuilder {
         self
     }
 
+    /// Nearest-neighbour upsampling by `factor` on both axes.
+    pub fn upsample(self, factor: usize) -> Self {
+        self.push(LayerSpec::Upsample { factor })
+    }
+
     /// What the output means (detection heat map, segmentation map; default classification).
     pub fn task(mut self, task: crate::model::spec::Task) -> Self {
         self.spec.task = task;

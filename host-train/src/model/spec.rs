@@ -188,6 +188,12 @@ pub enum LayerSpec {
     },
     /// Global average pooling to 1×1.
     GlobalAvgPool,
+    /// Nearest-neighbour upsampling by a whole factor on both axes (a decoder's step back up;
+    /// TFLite's RESIZE_NEAREST_NEIGHBOR on the chip).
+    Upsample {
+        /// Output pixels per input pixel along each axis (≥ 1).
+        factor: usize,
+    },
     /// Dropout (training only).
     Dropout {
         /// Fraction of activations dropped.
@@ -296,6 +302,7 @@ impl LayerSpec {
             LayerSpec::AvgPool { .. } => "avgpool",
             LayerSpec::L2Pool { .. } => "l2pool",
             LayerSpec::GlobalAvgPool => "gap",
+            LayerSpec::Upsample { .. } => "upsample",
             LayerSpec::Dropout { .. } => "dropout",
             LayerSpec::Flatten => "flatten",
             LayerSpec::Dense { .. } => "dense",
@@ -693,6 +700,15 @@ fn resolve_chain(
             | LayerSpec::AvgPool { size, stride, padding }
             | LayerSpec::L2Pool { size, stride, padding } => pool(size, stride, padding)?,
             LayerSpec::GlobalAvgPool => Shape::image(1, 1, input.c),
+            LayerSpec::Upsample { factor } => {
+                let up = |d: usize| d.checked_mul(*factor).filter(|&v| v <= microcnn::resize::MAX_RESIZE_EXTENT);
+                match (*factor, up(input.h), up(input.w)) {
+                    (1.., Some(h), Some(w)) if h.saturating_mul(w).saturating_mul(input.c) <= MAX_ACTIVATIONS => {
+                        Shape::image(h, w, input.c)
+                    }
+                    _ => bail!("layer `{name}`: upsample factor {factor} must be at least 1 and keep {}×{}×{} within {MAX_ACTIVATIONS} values", input.h, input.w, input.c),
+                }
+            }
             LayerSpec::Flatten => {
                 Shape::vector(1, input.checked_len().map_err(|_| anyhow::anyhow!("layer `{name}`: too large"))?)
             }

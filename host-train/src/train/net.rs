@@ -407,6 +407,18 @@ impl Layer {
                     });
                 }
             }
+            LayerSpec::Upsample { factor } => {
+                // Each output pixel copies input pixel (y / f, x / f): whole channel rows.
+                let c = i.c;
+                for (xb, yb) in x.chunks_exact(ilen).zip(y.chunks_exact_mut(olen)) {
+                    for (oy, row) in yb.chunks_exact_mut(o.w * c).enumerate() {
+                        for (ox, px) in row.chunks_exact_mut(c).enumerate() {
+                            let src = ((oy / factor) * i.w + ox / factor) * c;
+                            px.copy_from_slice(&xb[src..src + c]);
+                        }
+                    }
+                }
+            }
             LayerSpec::GlobalAvgPool => {
                 let hw = i.h * i.w;
                 for b in 0..n {
@@ -588,6 +600,18 @@ impl Layer {
                             }
                         }
                     });
+                }
+            }
+            LayerSpec::Upsample { factor } => {
+                // The input pixel's gradient is the sum over the f × f outputs that copied it.
+                let c = i.c;
+                for (dxb, dyb) in dx.chunks_exact_mut(ilen).zip(dy.chunks_exact(olen)) {
+                    for (oy, row) in dyb.chunks_exact(o.w * c).enumerate() {
+                        for (ox, px) in row.chunks_exact(c).enumerate() {
+                            let dst = ((oy / factor) * i.w + ox / factor) * c;
+                            dxb[dst..dst + c].iter_mut().zip(px).for_each(|(g, &d)| *g += d);
+                        }
+                    }
                 }
             }
             LayerSpec::GlobalAvgPool => {
