@@ -28,6 +28,9 @@ pub const OUTPUT_ZERO_POINT: i8 = -4;
 pub const OUTPUT_SHAPE: [usize; 3] = [1, 1, 640];
 /// Number of output values.
 pub const OUTPUT_LEN: usize = 640;
+/// What the output means: `classify` (scores), `detect` (a heat map of object centres, channel 0
+/// the background) or `segment` (a class map).
+pub const TASK: &str = "classify";
 /// Number of classes (the output's channels for a map, every output value otherwise).
 pub const NUM_CLASSES: usize = 640;
 /// Class names.

@@ -33,6 +33,9 @@ pub const OUTPUT_ZERO_POINT: i8 = -128;
 pub const OUTPUT_SHAPE: [usize; 3] = [32, 32, 11];
 /// Number of output values.
 pub const OUTPUT_LEN: usize = 11264;
+/// What the output means: `classify` (scores), `detect` (a heat map of object centres, channel 0
+/// the background) or `segment` (a class map).
+pub const TASK: &str = "classify";
 /// Number of classes (the output's channels for a map, every output value otherwise).
 pub const NUM_CLASSES: usize = 11;
 /// Class names.
