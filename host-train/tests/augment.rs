@@ -131,3 +131,74 @@ fn outline_turns_a_filled_square_into_its_border() {
     let half = Augment { outline: 0.5, ..Default::default() };
     assert_eq!(apply(&half, d.image(5), 77), apply(&half, d.image(5), 77));
 }
+
+/// Boxes, centres and masks move with the pixels: a bright rectangle is augmented as an image,
+/// and its moved box must cover exactly the bright pixels (flips and whole-pixel shifts) or
+/// enclose them snugly (rotations).
+#[test]
+fn boxes_and_masks_move_with_the_pixels() {
+    use host_train::data::Object;
+    use host_train::rng::Rng;
+    let (h, w) = (40usize, 48usize);
+    let aug = Augment { hflip: 0.5, vflip: 0.5, rotate_deg: 12.0, translate: 0.15, ..Augment::default() };
+    let shift = Augment { hflip: 0.5, vflip: 0.5, crop_pad: 6, ..Augment::default() };
+    let mut rng = Rng::new(9);
+    let mut checked = 0;
+    for case in 0..300 {
+        let (x0, y0) = (4 + rng.below(20), 4 + rng.below(16));
+        let (x1, y1) = (x0 + 4 + rng.below(16), y0 + 4 + rng.below(14));
+        let mut img = vec![0.0f32; h * w];
+        for y in y0..y1 {
+            for x in x0..x1 {
+                img[y * w + x] = 1.0;
+            }
+        }
+        let obj = Object { class: 3, bbox: [x0 as f32, y0 as f32, x1 as f32, y1 as f32] };
+        let exact = case % 2 == 0;
+        let d = if exact { shift.draw(h, w, 1, &mut rng) } else { aug.draw(h, w, 1, &mut rng) };
+        let mut out = vec![0.0f32; h * w];
+        d.apply(&img, &mut out, h, w, 1);
+        let lit: Vec<(usize, usize)> = (0..h * w).filter(|&i| out[i] > 0.5).map(|i| (i % w, i / w)).collect();
+        let moved = d.move_objects(&[obj], h, w);
+        if lit.is_empty() {
+            continue;
+        }
+        let (px0, py0) = (lit.iter().map(|p| p.0).min().unwrap() as f32, lit.iter().map(|p| p.1).min().unwrap() as f32);
+        let (px1, py1) =
+            (lit.iter().map(|p| p.0).max().unwrap() as f32 + 1.0, lit.iter().map(|p| p.1).max().unwrap() as f32 + 1.0);
+        let Some(m) = moved.first() else {
+            // Dropped: its centre left the image or most of it did.
+            continue;
+        };
+        assert_eq!(m.class, 3);
+        let [a0, b0, a1, b1] = m.bbox;
+        if exact {
+            assert_eq!([a0, b0, a1, b1], [px0, py0, px1, py1], "case {case}: {d:?}");
+            // The grid label map moves identically (grid = pixels).
+            let labels: Vec<u8> = img.iter().map(|&v| v as u8 * 4).collect();
+            let g = d.move_grid(&labels, [h, w], h, w);
+            let want: Vec<u8> = out.iter().map(|&v| (v > 0.5) as u8 * 4).collect();
+            assert_eq!(g, want, "case {case}: mask");
+        } else {
+            // Encloses every lit pixel, within a pixel of rounding.
+            assert!(a0 <= px0 + 1.0 && b0 <= py0 + 1.0 && a1 >= px1 - 1.0 && b1 >= py1 - 1.0, "case {case}");
+            // ... and snugly: a 12° rotation grows a box's area by well under 60 %.
+            let area = |a: f32, b: f32, c: f32, e: f32| (c - a) * (e - b);
+            if px0 > 0.0 && py0 > 0.0 && px1 < w as f32 && py1 < h as f32 {
+                assert!(area(a0, b0, a1, b1) <= 1.6 * area(px0, py0, px1, py1) + 8.0, "case {case}");
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked > 150, "only {checked} cases kept their object");
+}
+
+#[test]
+fn an_identity_draw_moves_nothing() {
+    use host_train::data::Object;
+    let d = Augment::default().draw(10, 12, 1, &mut host_train::rng::Rng::new(1));
+    let o = [Object { class: 1, bbox: [2.0, 3.0, 7.0, 9.0] }];
+    assert_eq!(d.move_objects(&o, 10, 12), o.to_vec());
+    let grid: Vec<u8> = (0..30).map(|v| v as u8).collect();
+    assert_eq!(d.move_grid(&grid, [5, 6], 10, 12), grid);
+}

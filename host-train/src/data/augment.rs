@@ -66,6 +66,13 @@ impl Augment {
 
     /// Augments one `h × w × c` image from `src` into `dst`.
     pub fn apply(&self, src: &[f32], dst: &mut [f32], h: usize, w: usize, c: usize, rng: &mut Rng) {
+        let d = self.draw(h, w, c, rng);
+        d.apply(src, dst, h, w, c);
+    }
+
+    /// Draws one augmentation's random parameters (in the order [`Augment::apply`] always drew
+    /// them), so the same geometry can move an image's boxes and masks too.
+    pub fn draw(&self, h: usize, w: usize, c: usize, rng: &mut Rng) -> Drawn {
         let flip_x = rng.chance(self.hflip);
         let flip_y = rng.chance(self.vflip);
         let angle = if self.rotate_deg > 0.0 { rng.range(-self.rotate_deg, self.rotate_deg).to_radians() } else { 0.0 };
@@ -90,7 +97,101 @@ impl Augment {
         let grey = c == 3 && rng.chance(self.grayscale);
         // (Drawn only when enabled, so the other presets keep their random streams.)
         let outline = self.outline > 0.0 && rng.chance(self.outline);
+        Drawn { flip_x, flip_y, angle, tx, ty, bright, contrast, sat, hue, grey, outline }
+    }
+}
 
+/// One drawn augmentation: the geometry (flips, rotation about the centre, translation) that
+/// moves pixels, boxes and masks alike, and the colour changes that touch pixels only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Drawn {
+    /// Mirror left–right.
+    pub flip_x: bool,
+    /// Mirror top–bottom.
+    pub flip_y: bool,
+    /// Rotation in radians.
+    pub angle: f32,
+    /// Translation in pixels, x.
+    pub tx: f32,
+    /// Translation in pixels, y.
+    pub ty: f32,
+    bright: f32,
+    contrast: f32,
+    sat: f32,
+    hue: f32,
+    grey: bool,
+    outline: bool,
+}
+
+impl Drawn {
+    /// Where source pixel position `(x, y)` (pixel centres at whole numbers) lands in the
+    /// output: the inverse of the map [`Drawn::apply`] samples with.
+    pub fn forward(&self, x: f32, y: f32, h: usize, w: usize) -> (f32, f32) {
+        let (cy, cx) = ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0);
+        let rx = if self.flip_x { w as f32 - 1.0 - x } else { x };
+        let ry = if self.flip_y { h as f32 - 1.0 - y } else { y };
+        let (s, co) = self.angle.sin_cos();
+        let (dx, dy) = (rx - cx, ry - cy);
+        (co * dx - s * dy + cx + self.tx, s * dx + co * dy + cy + self.ty)
+    }
+
+    /// The source position output position `(x, y)` samples.
+    fn backward(&self, x: f32, y: f32, h: usize, w: usize) -> (f32, f32) {
+        let (cy, cx) = ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0);
+        let (s, co) = self.angle.sin_cos();
+        let (ux, uy) = (x - self.tx - cx, y - self.ty - cy);
+        let (rx, ry) = (co * ux + s * uy + cx, -s * ux + co * uy + cy);
+        (if self.flip_x { w as f32 - 1.0 - rx } else { rx }, if self.flip_y { h as f32 - 1.0 - ry } else { ry })
+    }
+
+    /// Moves boxes `[x0, y0, x1, y1]` (pixel edges) with the image: the four corners are mapped
+    /// and the box is their bounding box, clipped to the image. An object whose centre leaves
+    /// the image, or that keeps less than a quarter of its moved box, is dropped.
+    pub fn move_objects(&self, objects: &[crate::data::Object], h: usize, w: usize) -> Vec<crate::data::Object> {
+        let mut out = Vec::new();
+        for o in objects {
+            let [x0, y0, x1, y1] = o.bbox;
+            // Edges are half a pixel outside the pixel centres at the border.
+            let corners = [(x0, y0), (x1, y0), (x0, y1), (x1, y1)].map(|(x, y)| self.forward(x - 0.5, y - 0.5, h, w));
+            let (mut a0, mut b0, mut a1, mut b1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+            for (x, y) in corners {
+                (a0, b0, a1, b1) = (a0.min(x + 0.5), b0.min(y + 0.5), a1.max(x + 0.5), b1.max(y + 0.5));
+            }
+            let full = (a1 - a0) * (b1 - b0);
+            let (cx, cy) = ((a0 + a1) / 2.0, (b0 + b1) / 2.0);
+            let clip = [a0.max(0.0), b0.max(0.0), a1.min(w as f32), b1.min(h as f32)];
+            let kept = (clip[2] - clip[0]).max(0.0) * (clip[3] - clip[1]).max(0.0);
+            let inside = (0.0..w as f32).contains(&cx) && (0.0..h as f32).contains(&cy);
+            if inside && kept >= 0.25 * full {
+                out.push(crate::data::Object { class: o.class, bbox: clip });
+            }
+        }
+        out
+    }
+
+    /// Moves a `gh × gw` grid of class labels over an `h × w` image (a segmentation target):
+    /// each cell takes the label of the source cell its centre comes from (0, the background,
+    /// outside) — nearest neighbour, labels are never blended.
+    pub fn move_grid(&self, labels: &[u8], grid: [usize; 2], h: usize, w: usize) -> Vec<u8> {
+        let [gh, gw] = grid;
+        let (sy, sx) = (h as f32 / gh as f32, w as f32 / gw as f32);
+        let mut out = vec![0u8; gh * gw];
+        for gy in 0..gh {
+            for gx in 0..gw {
+                let (px, py) = ((gx as f32 + 0.5) * sx - 0.5, (gy as f32 + 0.5) * sy - 0.5);
+                let (qx, qy) = self.backward(px, py, h, w);
+                let (cx, cy) = (((qx + 0.5) / sx).floor(), ((qy + 0.5) / sy).floor());
+                if cx >= 0.0 && cy >= 0.0 && (cx as usize) < gw && (cy as usize) < gh {
+                    out[gy * gw + gx] = labels[cy as usize * gw + cx as usize];
+                }
+            }
+        }
+        out
+    }
+
+    /// Applies the augmentation to one `h × w × c` image.
+    pub fn apply(&self, src: &[f32], dst: &mut [f32], h: usize, w: usize, c: usize) {
+        let Drawn { flip_x, flip_y, angle, tx, ty, bright, contrast, sat, hue, grey, outline } = *self;
         warp(src, dst, h, w, c, flip_x, flip_y, angle, tx, ty);
         if contrast != 1.0 {
             let mean = dst.iter().sum::<f32>() / dst.len() as f32;

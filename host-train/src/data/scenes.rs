@@ -554,14 +554,7 @@ pub fn load_scenes(root: &Path, split: &str, task: Task, input: [usize; 3], grid
         d.images.extend(read_image(&path, h, w, c)?);
         let mut cells = vec![0u8; gh * gw];
         match task {
-            Task::Detect => {
-                for o in &objects {
-                    let (cx, cy) = o.centre();
-                    let gy = ((cy * gh as f32 / h as f32) as usize).min(gh - 1);
-                    let gx = ((cx * gw as f32 / w as f32) as usize).min(gw - 1);
-                    cells[gy * gw + gx] = o.class as u8 + 1;
-                }
-            }
+            Task::Detect => cells = centre_cells(&objects, h, w, grid),
             Task::Segment => {
                 let rel = Path::new(&file);
                 let stem = rel.file_stem().unwrap_or_default();
@@ -583,6 +576,20 @@ pub fn load_scenes(root: &Path, split: &str, task: Task, input: [usize; 3], grid
         d.objects.push(objects);
     }
     Ok(d)
+}
+
+/// A detection target: background (0) everywhere but the cell of each box centre, which holds
+/// its class + 1 (a later object takes a shared cell).
+pub fn centre_cells(objects: &[Object], h: usize, w: usize, grid: [usize; 2]) -> Vec<u8> {
+    let [gh, gw] = grid;
+    let mut cells = vec![0u8; gh * gw];
+    for o in objects {
+        let (cx, cy) = o.centre();
+        let gy = ((cy.max(0.0) * gh as f32 / h as f32) as usize).min(gh - 1);
+        let gx = ((cx.max(0.0) * gw as f32 / w as f32) as usize).min(gw - 1);
+        cells[gy * gw + gx] = o.class as u8 + 1;
+    }
+    cells
 }
 
 /// Checks that `out` is a new or empty folder (a data set is never written over another).

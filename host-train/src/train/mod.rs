@@ -279,8 +279,13 @@ pub fn train(
     if let Some(&bad) = truth.iter().find(|&&l| l as usize >= k) {
         bail!("label {bad} found but the model has only {k} outputs: change the last layer's units or filters");
     }
-    if positions > 1 && !cfg.augment.is_identity() {
-        bail!("--augment moves pixels, and does not move boxes, centres and masks yet: train detection and segmentation without it");
+    let task = net.spec.task;
+    if positions > 1
+        && !cfg.augment.is_identity()
+        && task == crate::model::spec::Task::Detect
+        && train.objects.len() != train.len()
+    {
+        bail!("--augment on a detection set needs its boxes (load it with --scenes)");
     }
     let weights = class_weights(train, k, cfg.object_weight);
     if let Some(v) = val {
@@ -328,11 +333,23 @@ pub fn train(
                 let dst = &mut xb[j * il..(j + 1) * il];
                 if cfg.augment.is_identity() {
                     dst.copy_from_slice(train.image(idx));
+                    labels.extend_from_slice(train.target_block(idx));
                 } else {
                     let mut irng = erng.fork(idx as u64);
-                    cfg.augment.apply(train.image(idx), dst, h, w, c, &mut irng);
+                    let drawn = cfg.augment.draw(h, w, c, &mut irng);
+                    drawn.apply(train.image(idx), dst, h, w, c);
+                    // Boxes, centres and masks move with the pixels.
+                    match task {
+                        crate::model::spec::Task::Classify => labels.extend_from_slice(train.target_block(idx)),
+                        crate::model::spec::Task::Detect => {
+                            let moved = drawn.move_objects(&train.objects[idx], h, w);
+                            labels.extend(crate::data::scenes::centre_cells(&moved, h, w, train.grid));
+                        }
+                        crate::model::spec::Task::Segment => {
+                            labels.extend(drawn.move_grid(train.target_block(idx), train.grid, h, w));
+                        }
+                    }
                 }
-                labels.extend_from_slice(train.target_block(idx));
             }
             let (loss, right) = if replicas.is_empty() || n < 2 * (replicas.len() + 1) {
                 let logits = net.forward(&xb[..n * il], n, true, &mut rng);
