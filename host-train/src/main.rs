@@ -519,14 +519,16 @@ fn config(o: &OptArgs, aug: Augment, checkpoint: Option<PathBuf>) -> Result<Trai
     Ok(cfg)
 }
 
-/// Loss (scaled to its maximum), train and test accuracy per epoch as PNG bytes.
+/// Loss, train and test accuracy per epoch as PNG bytes.
 fn curves_png(hist: &[train::EpochStats]) -> Result<Vec<u8>> {
-    let max_loss = hist.iter().map(|h| h.loss).filter(|l| l.is_finite()).fold(1e-6, f32::max);
-    plot::curves(&[
-        ("loss", hist.iter().map(|h| h.loss / max_loss).collect(), [200, 60, 40]),
-        ("train acc", hist.iter().map(|h| h.train_acc).collect(), [40, 90, 200]),
-        ("test acc", hist.iter().filter_map(|h| h.val_acc).collect(), [30, 160, 60]),
-    ])
+    let loss: Vec<f32> = hist.iter().map(|h| h.loss).collect();
+    plot::curves(
+        &loss,
+        &[
+            ("train", hist.iter().map(|h| h.train_acc).collect()),
+            ("test", hist.iter().filter_map(|h| h.val_acc).collect()),
+        ],
+    )
 }
 
 /// The confusion matrix of `net` on `d` (rows: true class) and the accuracy.
@@ -553,7 +555,9 @@ fn report(net: &mut Net, hist: &[train::EpochStats], test: &Dataset, dir: &Path,
     let k = net.num_classes();
     let (cm, acc) = confusion(net, test);
     out.add(dir.join("curves.png"), curves_png(hist)?);
-    out.add(dir.join("confusion.png"), plot::confusion(&cm)?);
+    let names: Vec<String> =
+        (0..k).map(|i| net.spec.classes.get(i).cloned().unwrap_or_else(|| i.to_string())).collect();
+    out.add(dir.join("confusion.png"), plot::confusion(&cm, &names)?);
     out.add(dir.join("history.json"), serde_json::to_string_pretty(hist)?);
     let names: Vec<String> =
         (0..k).map(|i| net.spec.classes.get(i).cloned().unwrap_or_else(|| i.to_string())).collect();
@@ -811,7 +815,9 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             if let Some(path) = cpath {
-                out.add(path.clone(), plot::confusion(&cm)?);
+                let names: Vec<String> =
+                    (0..k).map(|i| net.spec.classes.get(i).cloned().unwrap_or_else(|| i.to_string())).collect();
+                out.add(path.clone(), plot::confusion(&cm, &names)?);
                 out.commit()?;
                 println!("wrote {}", path.display());
             }

@@ -75,5 +75,5 @@ fn plot_history_draws_a_png() {
     let o = microcnn(&["plot-history", "--history", hist, "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let img = image::open(&out).unwrap();
-    assert_eq!((img.width(), img.height()), (640, 400));
+    assert_eq!((img.width(), img.height()), (960, 400));
 }

@@ -1,89 +1,25 @@
-//! PNG figures without a plotting stack: training curves and a confusion-matrix heat map,
-//! drawn straight into an `image` buffer (people would rather look than read).
+//! PNG figures drawn with `plotters` and the DejaVu Sans font (embedded by the `dejavu` crate, so
+//! no system font is needed): training curves with titled, numbered axes and a legend, and a
+//! confusion matrix with class names and counts.
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use image::{Rgb, RgbImage};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
 
-fn line(img: &mut RgbImage, (x0, y0): (f32, f32), (x1, y1): (f32, f32), c: Rgb<u8>) {
-    let n = ((x1 - x0).abs().max((y1 - y0).abs()) as usize).max(1);
-    for i in 0..=n {
-        let t = i as f32 / n as f32;
-        let (x, y) = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
-        for (dx, dy) in [(0, 0), (1, 0), (0, 1)] {
-            let (px, py) = (x as i32 + dx, y as i32 + dy);
-            if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
-                img.put_pixel(px as u32, py as u32, c);
-            }
-        }
-    }
+/// The font family every figure uses, registered once from the embedded DejaVu Sans.
+const FONT: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Only fails for bytes that are not a font; these are DejaVu Sans.
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular());
+    });
 }
 
-/// A 3×5 pixel font for the few characters the figures need (each row is 3 bits, MSB left).
-fn glyph(c: char) -> [u8; 5] {
-    match c {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 3, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 2, 2],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        '%' => [5, 1, 2, 4, 5],
-        '.' => [0, 0, 0, 0, 2],
-        ':' => [0, 2, 0, 2, 0],
-        '-' => [0, 0, 7, 0, 0],
-        '/' => [1, 1, 2, 4, 4],
-        '(' => [1, 2, 2, 2, 1],
-        ')' => [4, 2, 2, 2, 4],
-        'a' => [0, 7, 1, 7, 7],
-        'c' => [0, 7, 4, 4, 7],
-        'e' => [7, 5, 7, 4, 7],
-        'h' => [4, 4, 7, 5, 5],
-        'i' => [2, 0, 2, 2, 2],
-        'l' => [6, 2, 2, 2, 7],
-        'n' => [0, 6, 5, 5, 5],
-        'o' => [0, 7, 5, 5, 7],
-        'p' => [7, 5, 7, 4, 4],
-        'r' => [0, 7, 4, 4, 4],
-        's' => [7, 4, 7, 1, 7],
-        't' => [2, 7, 2, 2, 3],
-        'u' => [0, 5, 5, 5, 7],
-        'x' => [0, 5, 2, 2, 5],
-        'm' => [0, 7, 7, 5, 5],
-        'd' => [1, 1, 7, 5, 7],
-        'g' => [7, 5, 7, 1, 7],
-        'y' => [5, 5, 7, 1, 7],
-        'f' => [3, 2, 7, 2, 2],
-        'b' => [4, 4, 7, 5, 7],
-        'k' => [4, 5, 6, 5, 5],
-        'v' => [0, 5, 5, 5, 2],
-        'w' => [0, 5, 5, 7, 7],
-        _ => [0; 5],
-    }
-}
-
-/// Draws `text` with its top-left corner at `(x, y)`, each font pixel `scale`×`scale`.
-pub fn text(img: &mut RgbImage, x: u32, y: u32, text: &str, scale: u32, c: Rgb<u8>) {
-    for (i, ch) in text.chars().enumerate() {
-        let g = glyph(ch.to_ascii_lowercase());
-        for (row, bits) in g.iter().enumerate() {
-            for col in 0..3 {
-                if bits >> (2 - col) & 1 == 1 {
-                    for dy in 0..scale {
-                        for dx in 0..scale {
-                            let (px, py) = (x + (i as u32 * 4 + col) * scale + dx, y + row as u32 * scale + dy);
-                            if px < img.width() && py < img.height() {
-                                img.put_pixel(px, py, c);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing the figure failed: {e:?}")
 }
 
 fn encode(img: &RgbImage) -> Result<Vec<u8>> {
@@ -92,71 +28,169 @@ fn encode(img: &RgbImage) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Curves on a 0–1 vertical scale over epochs: each series `(name, values, colour)`, with a
-/// legend, 0–100 % axis labels and the epoch count; grid lines every 10 %. Loss is normalised to
-/// its maximum by the caller.
-pub fn curves(series: &[(&str, Vec<f32>, [u8; 3])]) -> Result<Vec<u8>> {
-    let (w, h, m) = (640u32, 400u32, 30f32);
-    let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
-    let grey = Rgb([90, 90, 90]);
-    text(&mut img, 2, m as u32 - 2, "100%", 1, grey);
-    text(&mut img, 6, h - m as u32 - 2, "0%", 1, grey);
-    let epochs = series.iter().map(|s| s.1.len()).max().unwrap_or(0);
-    text(&mut img, w - 150, h - 20, &format!("epochs 1-{epochs}"), 2, grey);
-    for (i, (name, vals, col)) in series.iter().enumerate() {
-        let last = vals.last().map(|v| format!(" {:.1}%", 100.0 * v)).unwrap_or_default();
-        let label = if *name == "loss" { "loss (scaled)".to_string() } else { format!("{name}{last}") };
-        text(&mut img, 60 + 190 * i as u32, 8, &label, 2, Rgb(*col));
+/// Draws into a `w × h` RGB canvas with `draw`, then encodes it as PNG.
+fn figure(
+    w: u32,
+    h: u32,
+    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
+) -> Result<Vec<u8>> {
+    register_font();
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        draw(root.clone())?;
+        root.present().map_err(plot_err)?;
     }
-    for g in 0..=10 {
-        let y = m + (h as f32 - 2.0 * m) * g as f32 / 10.0;
-        line(&mut img, (m, y), (w as f32 - m, y), Rgb([225, 225, 225]));
-    }
-    line(&mut img, (m, m), (m, h as f32 - m), Rgb([0, 0, 0]));
-    line(&mut img, (m, h as f32 - m), (w as f32 - m, h as f32 - m), Rgb([0, 0, 0]));
-    for (_, vals, col) in series {
-        let n = vals.len().max(2) - 1;
-        let pt = |i: usize, v: f32| {
-            (m + (w as f32 - 2.0 * m) * i as f32 / n as f32, h as f32 - m - (h as f32 - 2.0 * m) * v.clamp(0.0, 1.0))
-        };
-        for i in 1..vals.len() {
-            line(&mut img, pt(i - 1, vals[i - 1]), pt(i, vals[i]), Rgb(*col));
-        }
-        if vals.len() == 1 {
-            let (x, y) = pt(0, vals[0]);
-            line(&mut img, (x - 3.0, y), (x + 3.0, y), Rgb(*col));
-        }
-    }
+    let img = RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow!("figure buffer of the wrong size"))?;
     encode(&img)
 }
 
-/// A confusion matrix as a heat map: row = true class, column = predicted (both numbered);
-/// darker = more. Correct predictions (the diagonal) are blue, mistakes red.
-pub fn confusion(matrix: &[Vec<usize>]) -> Result<Vec<u8>> {
+/// Training curves: the loss per epoch on the left, accuracies (`(name, values in 0–1)`) in
+/// percent on the right, each panel titled, with numbered axes and a legend.
+pub fn curves(loss: &[f32], accuracies: &[(&str, Vec<f32>)]) -> Result<Vec<u8>> {
+    let epochs = loss.len().max(accuracies.iter().map(|a| a.1.len()).max().unwrap_or(0)).max(1);
+    figure(960, 400, |root| {
+        let (left, right) = root.split_horizontally(480);
+        let finite: Vec<f32> = loss.iter().copied().filter(|v| v.is_finite()).collect();
+        let top = finite.iter().copied().fold(1e-6f32, f32::max) * 1.05;
+        let mut c = ChartBuilder::on(&left)
+            .caption("loss", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(1f32..epochs.max(2) as f32, 0f32..top)
+            .map_err(plot_err)?;
+        c.configure_mesh()
+            .x_desc("epoch")
+            .y_desc("mean training loss")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .x_labels(epochs.min(12))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .draw()
+            .map_err(plot_err)?;
+        let pts = loss.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| (i as f32 + 1.0, v));
+        c.draw_series(LineSeries::new(pts.clone(), RGBColor(200, 60, 40).stroke_width(2)))
+            .map_err(plot_err)?
+            .label("training loss")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(200, 60, 40).stroke_width(2)));
+        c.draw_series(pts.map(|p| Circle::new(p, 3, RGBColor(200, 60, 40).filled()))).map_err(plot_err)?;
+        c.configure_series_labels()
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+
+        let all: Vec<f32> = accuracies.iter().flat_map(|a| a.1.iter().copied()).filter(|v| v.is_finite()).collect();
+        let lo = (all.iter().copied().fold(1.0f32, f32::min) * 100.0 - 2.0).clamp(0.0, 98.0).floor();
+        let mut c = ChartBuilder::on(&right)
+            .caption("accuracy", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(1f32..epochs.max(2) as f32, lo..100f32)
+            .map_err(plot_err)?;
+        c.configure_mesh()
+            .x_desc("epoch")
+            .y_desc("accuracy (%)")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .x_labels(epochs.min(12))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .draw()
+            .map_err(plot_err)?;
+        let colours = [RGBColor(40, 90, 200), RGBColor(30, 160, 60), RGBColor(150, 60, 170)];
+        for (k, (name, vals)) in accuracies.iter().enumerate() {
+            let col = colours[k % colours.len()];
+            let last = vals.last().map(|v| format!(" ({:.2} % last)", 100.0 * v)).unwrap_or_default();
+            let pts: Vec<(f32, f32)> = vals.iter().enumerate().map(|(i, &v)| (i as f32 + 1.0, 100.0 * v)).collect();
+            c.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(format!("{name}{last}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));
+            c.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, col.filled()))).map_err(plot_err)?;
+        }
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+        Ok(())
+    })
+}
+
+/// A confusion matrix: rows the true class, columns the predicted one, both named; each cell
+/// shaded by its share of the row (blue on the diagonal, red off it) and labelled with its count.
+pub fn confusion(matrix: &[Vec<usize>], names: &[String]) -> Result<Vec<u8>> {
     let k = matrix.len().max(1);
-    let cell = (480 / k).max(8) as u32;
-    let m = 16u32; // margin for the class numbers
-    let mut img = RgbImage::from_pixel(m + cell * k as u32 + 2, m + cell * k as u32 + 2, Rgb([255, 255, 255]));
-    let grey = Rgb([90, 90, 90]);
-    for i in 0..k {
-        let label = i.to_string();
-        text(&mut img, m + i as u32 * cell + cell / 2 - 3, 4, &label, 2, grey); // predicted (columns)
-        text(&mut img, 2, m + i as u32 * cell + cell / 2 - 5, &label, 2, grey); // true (rows)
-    }
-    for (i, row) in matrix.iter().enumerate() {
-        let total = row.iter().sum::<usize>().max(1) as f32;
-        for (j, &v) in row.iter().enumerate() {
-            let f = (v as f32 / total).sqrt();
-            let shade = (255.0 * (1.0 - f)) as u8;
-            let col = if i == j { Rgb([shade, shade, 255]) } else { Rgb([255, shade, shade]) };
-            for y in 1..cell {
-                for x in 1..cell {
-                    img.put_pixel(m + j as u32 * cell + x, m + i as u32 * cell + y, col);
-                }
+    let label = |i: usize| -> String {
+        let n = names.get(i).cloned().unwrap_or_else(|| i.to_string());
+        if n.chars().count() > 12 {
+            n.chars().take(11).chain(std::iter::once('…')).collect()
+        } else {
+            n
+        }
+    };
+    let cell = (560 / k as u32).clamp(24, 64);
+    let side = cell * k as u32;
+    figure(side + 170, side + 150, |root| {
+        let mut c = ChartBuilder::on(&root)
+            .caption("confusion matrix (test set)", (FONT, 20))
+            .margin(12)
+            .x_label_area_size(90)
+            .y_label_area_size(110)
+            .build_cartesian_2d((0..k).into_segmented(), (0..k).into_segmented())
+            .map_err(plot_err)?;
+        c.configure_mesh()
+            .disable_mesh()
+            .x_desc("predicted class")
+            .y_desc("true class")
+            .axis_desc_style((FONT, 14))
+            .x_labels(k)
+            .y_labels(k)
+            .x_label_style((FONT, 12).into_font().transform(FontTransform::Rotate90))
+            .y_label_style((FONT, 12))
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) if *i < k => label(*i),
+                _ => String::new(),
+            })
+            // Row 0 at the top, as a matrix is read.
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) if *i < k => label(k - 1 - *i),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(plot_err)?;
+        for (i, row) in matrix.iter().enumerate() {
+            let total = row.iter().sum::<usize>().max(1) as f32;
+            for (j, &v) in row.iter().enumerate() {
+                let f = (v as f32 / total).sqrt();
+                let shade = (255.0 * (1.0 - f)) as u8;
+                let col = if i == j { RGBColor(shade, shade, 255) } else { RGBColor(255, shade, shade) };
+                let y = k - 1 - i;
+                let (x0, y0) = (SegmentValue::Exact(j), SegmentValue::Exact(y));
+                let (x1, y1) = (SegmentValue::Exact(j + 1), SegmentValue::Exact(y + 1));
+                c.draw_series(std::iter::once(Rectangle::new([(x0, y0), (x1.clone(), y1.clone())], col.filled())))
+                    .map_err(plot_err)?;
+                let text_col = if f > 0.6 { WHITE } else { BLACK };
+                let size = if v >= 10_000 { 10 } else { 12 };
+                let (a, b) =
+                    (c.backend_coord(&(SegmentValue::Exact(j), y1)), c.backend_coord(&(x1, SegmentValue::Exact(y))));
+                let digits = v.to_string().len() as i32;
+                root.draw(&Text::new(
+                    v.to_string(),
+                    ((a.0 + b.0) / 2 - digits * size / 4, (a.1 + b.1) / 2 - size / 2),
+                    (FONT, size).into_font().color(&text_col),
+                ))
+                .map_err(plot_err)?;
             }
         }
-    }
-    encode(&img)
+        Ok(())
+    })
 }
 
 /// Saves a grid of `h × w × c` images (values in [0, 1]), `cols` per row, scaled up ×`zoom`.
