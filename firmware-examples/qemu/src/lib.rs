@@ -42,9 +42,10 @@ pub fn print_centres(image: usize, heat: &[i8], shape: [usize; 3], labels: &[&st
 }
 
 /// Prints a class map as text, at most 32 columns (each character the most frequent class of
-/// its block): `.` for class 0 (background), then `1`–`9`, `a`–`z`.
+/// its block): `.` for class 0 (background), otherwise the first character of the class's name
+/// (its number when the name does not start with a visible ASCII character).
 #[inline(never)]
-pub fn print_class_map(map: &[u8], h: usize, w: usize) {
+pub fn print_class_map(map: &[u8], h: usize, w: usize, labels: &[&str]) {
     let step = w.div_ceil(32).max(1);
     // Characters are about twice as tall as wide: take twice as many pixels per row.
     let step_y = 2 * step;
@@ -60,9 +61,11 @@ pub fn print_class_map(map: &[u8], h: usize, w: usize) {
                 }
             }
             let c = (0..36).rev().max_by_key(|&c| counts[c]).unwrap_or(0);
-            line[k] = match c {
-                0 => b'.',
-                1..=9 => b'0' + c as u8,
+            let first = labels.get(c).and_then(|l| l.bytes().next()).filter(|b| b.is_ascii_graphic());
+            line[k] = match (c, first) {
+                (0, _) => b'.',
+                (_, Some(b)) => b,
+                (1..=9, None) => b'0' + c as u8,
                 _ => b'a' + (c - 10) as u8,
             };
         }
@@ -131,7 +134,7 @@ macro_rules! classify_app {
                     if model::TASK == "detect" {
                         $crate::print_centres(i, scores, model::OUTPUT_SHAPE, &model::LABELS);
                     } else if i == 0 {
-                        $crate::print_class_map(map, model::OUTPUT_SHAPE[0], model::OUTPUT_SHAPE[1]);
+                        $crate::print_class_map(map, model::OUTPUT_SHAPE[0], model::OUTPUT_SHAPE[1], &model::LABELS);
                     }
                     $crate::majority_class(map, model::NUM_CLASSES)
                 } else {
