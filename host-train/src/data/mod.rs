@@ -8,6 +8,29 @@ use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// Decodes a PNG or JPEG with size limits (16,384 pixels a side, 1 GiB), naming the file on error.
+pub(crate) fn decode_image(path: &Path) -> Result<image::DynamicImage> {
+    let mut r = image::ImageReader::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(1 << 14);
+    limits.max_image_height = Some(1 << 14);
+    limits.max_alloc = Some(1 << 30);
+    r.limits(limits);
+    r.decode().with_context(|| format!("{}: cannot decode image", path.display()))
+}
+
+/// An image's pixels as `c` (1 grey or 3 RGB) channels in `[0, 1]`, row-major.
+pub(crate) fn pixels_f32(img: &image::DynamicImage, c: usize) -> Vec<f32> {
+    if c == 1 {
+        img.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0).collect()
+    } else {
+        img.to_rgb8().pixels().flat_map(|p| p.0).map(|v| v as f32 / 255.0).collect()
+    }
+}
+
 /// Where Debian's `dataset-fashion-mnist` package puts the data.
 pub const FASHION_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
@@ -370,23 +393,8 @@ pub fn load_folder(root: &Path, h: usize, w: usize, c: usize) -> Result<Dataset>
             if !["png", "jpg", "jpeg"].contains(&ext.as_str()) {
                 continue;
             }
-            let img = image::ImageReader::open(&f)
-                .with_context(|| format!("cannot read {}", f.display()))?
-                .with_guessed_format()
-                .with_context(|| format!("cannot read {}", f.display()))?;
-            let mut img = img;
-            let mut limits = image::Limits::default();
-            limits.max_image_width = Some(1 << 14);
-            limits.max_image_height = Some(1 << 14);
-            limits.max_alloc = Some(1 << 30);
-            img.limits(limits);
-            let img = img.decode().with_context(|| format!("{}: cannot decode image", f.display()))?;
-            let img = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);
-            if c == 1 {
-                images.extend(img.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0));
-            } else {
-                images.extend(img.to_rgb8().pixels().flat_map(|p| p.0).map(|v| v as f32 / 255.0));
-            }
+            let img = decode_image(&f)?.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);
+            images.extend(pixels_f32(&img, c));
             labels.push(label as u8);
         }
         if labels.len() == before {

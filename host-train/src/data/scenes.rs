@@ -344,24 +344,11 @@ pub fn generate(
 
 /// Reads one image, decoded with size limits, as `c` channels in `[0, 1]`; it must be `h × w`.
 fn read_image(path: &Path, h: usize, w: usize, c: usize) -> Result<Vec<f32>> {
-    let mut r = image::ImageReader::open(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(1 << 14);
-    limits.max_image_height = Some(1 << 14);
-    limits.max_alloc = Some(1 << 30);
-    r.limits(limits);
-    let img = r.decode().with_context(|| format!("{}: cannot decode the image", path.display()))?;
+    let img = super::decode_image(path)?;
     if (img.height() as usize, img.width() as usize) != (h, w) {
         bail!("{}: {}×{} pixels, but the model input is {h}×{w}", path.display(), img.height(), img.width());
     }
-    Ok(if c == 1 {
-        img.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0).collect()
-    } else {
-        img.to_rgb8().pixels().flat_map(|p| p.0).map(|v| v as f32 / 255.0).collect()
-    })
+    Ok(super::pixels_f32(&img, c))
 }
 
 /// A label image (PNG, grey or palette: the value is the class, 0 the background), `h × w`.
