@@ -57,6 +57,13 @@ enum Cmd {
         /// Also write the confusion matrix heat map here.
         #[arg(long)]
         confusion: Option<PathBuf>,
+        /// Detection and segmentation: write `overlay-NNN.png` pictures of the first
+        /// `--overlays` test images into this folder (true vs predicted centres or class maps).
+        #[arg(long)]
+        overlay_dir: Option<PathBuf>,
+        /// How many overlay pictures.
+        #[arg(long, default_value_t = 8)]
+        overlays: usize,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -790,36 +797,77 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Summary { model } => print!("{}", host_train::model::spec::summary(&load_spec(&model)?)?),
         Cmd::Train(a) => cmd_train(a)?,
         Cmd::Finetune(a) => cmd_finetune(a)?,
-        Cmd::Evaluate { checkpoint: ckpt, confusion: cpath, data } => {
+        Cmd::Evaluate { checkpoint: ckpt, confusion: cpath, overlay_dir, overlays, data } => {
             let mut out = Outputs::new();
+            out.forbid_overwriting([&ckpt]);
+            out.forbid_overwriting(data_inputs(&data));
             if let Some(p) = &cpath {
                 host_train::files::fsio::require_extension(p, "png", "--confusion")?;
-                out.forbid_overwriting([&ckpt]);
-                out.forbid_overwriting(data_inputs(&data));
                 out.add(p.clone(), Vec::new());
-                out.check()?;
             }
+            if overlays == 0 || overlays > 1000 {
+                bail!("--overlays must be from 1 to 1000");
+            }
+            if let Some(dir) = &overlay_dir {
+                for i in 0..overlays {
+                    out.add(dir.join(format!("overlay-{i:03}.png")), Vec::new());
+                }
+            }
+            out.check()?;
             let (mut net, _) = checkpoint::load(&ckpt)?;
             let k = net.num_classes();
             let (train_set, test) =
                 load_checked(&data, net.spec.input, k, &net.spec.classes, (net.spec.task, net.output_grid()))?;
             let d = test.unwrap_or(train_set);
+            // The outputs were checked above; stage only the files this data set gives.
+            let mut out = Outputs::new();
+            out.forbid_overwriting([&ckpt]);
+            out.forbid_overwriting(data_inputs(&data));
             let (cm, acc) = confusion(&mut net, &d);
             println!("accuracy: {:.2}% on {} images", 100.0 * acc, d.len());
+            let names: Vec<String> =
+                (0..k).map(|i| net.spec.classes.get(i).cloned().unwrap_or_else(|| i.to_string())).collect();
             if net.spec.task != Task::Classify {
-                let outs = host_train::report::metrics::float_outputs_q(&mut net, &d);
-                println!(
-                    "{:?}: {}",
-                    net.spec.task,
-                    host_train::report::metrics::summary_line(net.spec.task, &outs, &d, k)
-                );
+                use host_train::report::metrics;
+                let outs = metrics::float_outputs_q(&mut net, &d);
+                println!("{:?}: {}", net.spec.task, metrics::summary_line(net.spec.task, &outs, &d, k));
+                if let Some(dir) = &overlay_dir {
+                    for (i, o) in outs.iter().enumerate().take(overlays.min(d.len())) {
+                        let png = if net.spec.task == Task::Detect {
+                            let p: Vec<(usize, usize, usize, f32)> = metrics::peaks(o, d.grid, k, 0)
+                                .into_iter()
+                                .map(|(y, x, c, s)| (y, x, c, (s as f32 + 128.0) / 256.0))
+                                .collect();
+                            plot::detection_overlay(d.image(i), d.h, d.w, d.grid, &d.objects[i], &p, &names, 4)?
+                        } else {
+                            let mut map = vec![0u8; d.positions()];
+                            microcnn::postprocess::argmax_map_i8(o, k, &mut map).map_err(|e| anyhow::anyhow!("{e}"))?;
+                            plot::segmentation_overlay(
+                                d.image(i),
+                                d.h,
+                                d.w,
+                                d.grid,
+                                d.target_block(i),
+                                &map,
+                                &names,
+                                3,
+                            )?
+                        };
+                        out.add(dir.join(format!("overlay-{i:03}.png")), png);
+                    }
+                }
+            } else if overlay_dir.is_some() {
+                bail!("--overlay-dir is for detection and segmentation models");
             }
-            if let Some(path) = cpath {
-                let names: Vec<String> =
-                    (0..k).map(|i| net.spec.classes.get(i).cloned().unwrap_or_else(|| i.to_string())).collect();
+            if let Some(path) = &cpath {
                 out.add(path.clone(), plot::confusion(&cm, &names)?);
-                out.commit()?;
                 println!("wrote {}", path.display());
+            }
+            if let Some(dir) = &overlay_dir {
+                println!("wrote {} overlay pictures to {}", overlays.min(d.len()), dir.display());
+            }
+            if cpath.is_some() || overlay_dir.is_some() {
+                out.commit()?;
             }
         }
         Cmd::Quantize { checkpoint: ckpt, data, calibration, calib_count, max_accuracy_drop, test_limit, out: dir } => {

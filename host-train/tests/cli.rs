@@ -77,3 +77,96 @@ fn plot_history_draws_a_png() {
     let img = image::open(&out).unwrap();
     assert_eq!((img.width(), img.height()), (960, 400));
 }
+
+/// The detection path from the command line: make a data set from the 300-image fixture, train
+/// a tiny FOMO model for an epoch, evaluate it with overlay pictures; a classifier's overlays and
+/// a second make-dataset over the first are refused without writing anything.
+#[test]
+fn make_dataset_train_and_evaluate_a_detector() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("fashion");
+    std::fs::create_dir_all(&src).unwrap();
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    for split in ["train", "t10k"] {
+        for (kind, idx) in [("images", "idx3"), ("labels", "idx1")] {
+            std::fs::copy(
+                format!("{fx}/fashion-300-{kind}-{idx}-ubyte.gz"),
+                src.join(format!("{split}-{kind}-{idx}-ubyte.gz")),
+            )
+            .unwrap();
+        }
+    }
+    let p = |q: &std::path::Path| q.to_str().unwrap().to_string();
+    let scenes = dir.path().join("scenes");
+    let o = microcnn(&[
+        "make-dataset",
+        "--data",
+        &p(&src),
+        "--out",
+        &p(&scenes),
+        "--canvas",
+        "48",
+        "--train",
+        "60",
+        "--test",
+        "10",
+        "--max-objects",
+        "2",
+        "--max-scale",
+        "1.2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let again = microcnn(&["make-dataset", "--data", &p(&src), "--out", &p(&scenes), "--train", "5"]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not an empty folder"));
+    let model = dir.path().join("fomo.toml");
+    std::fs::write(
+        &model,
+        "name = \"f\"\ninput = [48, 48, 1]\ntask = \"detect\"\n[[layers]]\ntype = \"conv\"\nfilters = 4\nkernel = 3\nstride = 4\npadding = \"same\"\nactivation = \"relu\"\n[[layers]]\ntype = \"pointwise\"\nfilters = 11\n[[layers]]\ntype = \"softmax\"\n",
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let o = microcnn(&[
+        "train",
+        "--model",
+        &p(&model),
+        "--scenes",
+        &p(&scenes),
+        "--epochs",
+        "1",
+        "--quiet",
+        "--object-weight",
+        "5",
+        "--augment",
+        "fashion",
+        "--out",
+        &p(&run),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("F1"));
+    let ov = dir.path().join("ov");
+    let ckpt = run.join("model.safetensors");
+    let o = microcnn(&[
+        "evaluate",
+        "--checkpoint",
+        &p(&ckpt),
+        "--scenes",
+        &p(&scenes),
+        "--overlay-dir",
+        &p(&ov),
+        "--overlays",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for i in 0..3 {
+        let img = image::open(ov.join(format!("overlay-{i:03}.png"))).unwrap();
+        assert_eq!(img.width(), 48 * 4);
+    }
+    // A classifier has no overlays: refused, nothing written.
+    let ov2 = dir.path().join("ov2");
+    let tiny = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/tiny/model.safetensors");
+    let o = microcnn(&["evaluate", "--checkpoint", tiny, "--data", &p(&src), "--overlay-dir", &p(&ov2)]);
+    assert!(!o.status.success() && !ov2.exists(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A detection model without --scenes is told what it needs.
+    let o = microcnn(&["evaluate", "--checkpoint", &p(&ckpt), "--data", &p(&src)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs --scenes"), "{}", String::from_utf8_lossy(&o.stderr));
+}

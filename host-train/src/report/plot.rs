@@ -210,3 +210,138 @@ pub fn image_grid(images: &[Vec<f32>], h: usize, w: usize, c: usize, cols: usize
     }
     encode(&img)
 }
+
+/// A palette for class maps: background black, then distinct colours.
+fn class_colour(c: usize) -> RGBColor {
+    const P: [(u8, u8, u8); 12] = [
+        (0, 0, 0),
+        (230, 25, 75),
+        (60, 180, 75),
+        (255, 225, 25),
+        (0, 130, 200),
+        (245, 130, 48),
+        (145, 30, 180),
+        (70, 240, 240),
+        (240, 50, 230),
+        (210, 245, 60),
+        (250, 190, 212),
+        (0, 128, 128),
+    ];
+    let (r, g, b) = P[if c == 0 { 0 } else { 1 + (c - 1) % 11 }];
+    RGBColor(r, g, b)
+}
+
+/// Overlays for a detection image: the grey `h × w` image scaled ×`zoom`, true boxes in green
+/// with their class, the true centre cells outlined green, and predicted centres (cell, class,
+/// score 0–1) as red squares with labels; a legend line at the top.
+#[allow(clippy::too_many_arguments)]
+pub fn detection_overlay(
+    image: &[f32],
+    h: usize,
+    w: usize,
+    grid: [usize; 2],
+    truth: &[crate::data::Object],
+    predicted: &[(usize, usize, usize, f32)],
+    names: &[String],
+    zoom: u32,
+) -> Result<Vec<u8>> {
+    let (iw, ih) = (w as u32 * zoom, h as u32 * zoom);
+    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    figure(iw, ih + 24, |root| {
+        let (top, body) = root.split_vertically(24);
+        top.draw(&Text::new("green: true box + centre cell   red: predicted centre (score)", (4, 5), (FONT, 13)))
+            .map_err(plot_err)?;
+        for y in 0..h {
+            for x in 0..w {
+                let v = (image[y * w + x].clamp(0.0, 1.0) * 255.0) as u8;
+                let (x0, y0) = ((x as u32 * zoom) as i32, (y as u32 * zoom) as i32);
+                body.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + zoom as i32, y0 + zoom as i32)],
+                    RGBColor(v, v, v).filled(),
+                ))
+                .map_err(plot_err)?;
+            }
+        }
+        let (cw, ch) = (iw as f32 / grid[1] as f32, ih as f32 / grid[0] as f32);
+        let z = zoom as f32;
+        for o in truth {
+            let [a, b, c, d] = o.bbox.map(|v| v * z);
+            body.draw(&Rectangle::new([(a as i32, b as i32), (c as i32, d as i32)], GREEN.stroke_width(2)))
+                .map_err(plot_err)?;
+            body.draw(&Text::new(
+                name(o.class + 1),
+                (a as i32 + 2, b as i32 + 2),
+                (FONT, 14).into_font().color(&GREEN),
+            ))
+            .map_err(plot_err)?;
+            let (cx, cy) = o.centre();
+            let (gx, gy) = ((cx / w as f32 * grid[1] as f32) as i32, (cy / h as f32 * grid[0] as f32) as i32);
+            let (x0, y0) = ((gx as f32 * cw) as i32, (gy as f32 * ch) as i32);
+            body.draw(&Rectangle::new([(x0, y0), (x0 + cw as i32, y0 + ch as i32)], GREEN.mix(0.6).stroke_width(1)))
+                .map_err(plot_err)?;
+        }
+        for &(gy, gx, c, score) in predicted {
+            let (x0, y0) = ((gx as f32 * cw) as i32, (gy as f32 * ch) as i32);
+            body.draw(&Rectangle::new(
+                [(x0 + 2, y0 + 2), (x0 + cw as i32 - 2, y0 + ch as i32 - 2)],
+                RED.stroke_width(2),
+            ))
+            .map_err(plot_err)?;
+            body.draw(&Text::new(
+                format!("{} {:.2}", name(c), score),
+                (x0 + 2, y0 + ch as i32 - 14),
+                (FONT, 12).into_font().color(&RED),
+            ))
+            .map_err(plot_err)?;
+        }
+        Ok(())
+    })
+}
+
+/// Segmentation overlays: the image, the true class map and the predicted one side by side
+/// (each `gh × gw` map scaled to the image), coloured by class, with a legend of class names.
+#[allow(clippy::too_many_arguments)]
+pub fn segmentation_overlay(
+    image: &[f32],
+    h: usize,
+    w: usize,
+    grid: [usize; 2],
+    truth: &[u8],
+    predicted: &[u8],
+    names: &[String],
+    zoom: u32,
+) -> Result<Vec<u8>> {
+    let (pw, ph) = (w as u32 * zoom, h as u32 * zoom);
+    let k = names.len().max(1);
+    figure(3 * pw + 20, ph + 60, |root| {
+        let (panels, legend) = root.split_vertically(ph + 24);
+        let cols = panels.split_evenly((1, 3));
+        for (p, (title, map)) in
+            cols.iter().zip([("image", None), ("true classes", Some(truth)), ("predicted", Some(predicted))])
+        {
+            p.draw(&Text::new(title, (4, 4), (FONT, 14))).map_err(plot_err)?;
+            let (gh, gw) = (grid[0], grid[1]);
+            for y in 0..h {
+                for x in 0..w {
+                    let col = match map {
+                        None => {
+                            let v = (image[y * w + x].clamp(0.0, 1.0) * 255.0) as u8;
+                            RGBColor(v, v, v)
+                        }
+                        Some(m) => class_colour(m[(y * gh / h) * gw + x * gw / w] as usize),
+                    };
+                    let (x0, y0) = ((x as u32 * zoom) as i32, (y as u32 * zoom) as i32 + 22);
+                    p.draw(&Rectangle::new([(x0, y0), (x0 + zoom as i32, y0 + zoom as i32)], col.filled()))
+                        .map_err(plot_err)?;
+                }
+            }
+        }
+        let mut x = 4;
+        for (c, name) in names.iter().enumerate().take(k).skip(1) {
+            legend.draw(&Rectangle::new([(x, 8), (x + 12, 20)], class_colour(c).filled())).map_err(plot_err)?;
+            legend.draw(&Text::new(name.clone(), (x + 16, 7), (FONT, 13))).map_err(plot_err)?;
+            x += 24 + 8 * name.chars().count().min(12) as i32;
+        }
+        Ok(())
+    })
+}
