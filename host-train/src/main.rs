@@ -535,6 +535,10 @@ fn curves_png(hist: &[train::EpochStats]) -> Result<Vec<u8>> {
             ("train", hist.iter().map(|h| h.train_acc).collect()),
             ("test", hist.iter().filter_map(|h| h.val_acc).collect()),
         ],
+        // Detection and segmentation record their own metric too.
+        hist.iter()
+            .any(|h| h.val_metric.is_some())
+            .then(|| ("task metric (centre F1 or mean IoU)", hist.iter().filter_map(|h| h.val_metric).collect())),
     )
 }
 

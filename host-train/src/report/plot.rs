@@ -47,11 +47,47 @@ fn figure(
 }
 
 /// Training curves: the loss per epoch on the left, accuracies (`(name, values in 0–1)`) in
-/// percent on the right, each panel titled, with numbered axes and a legend.
-pub fn curves(loss: &[f32], accuracies: &[(&str, Vec<f32>)]) -> Result<Vec<u8>> {
+/// percent in the middle, and a task's metric (`(name, values in 0–1)`: centre F1, mean IoU) on
+/// the right when given; each panel titled, with numbered axes and a legend.
+pub fn curves(loss: &[f32], accuracies: &[(&str, Vec<f32>)], metric: Option<(&str, Vec<f32>)>) -> Result<Vec<u8>> {
     let epochs = loss.len().max(accuracies.iter().map(|a| a.1.len()).max().unwrap_or(0)).max(1);
-    figure(960, 400, |root| {
-        let (left, right) = root.split_horizontally(480);
+    let width = if metric.is_some() { 1440 } else { 960 };
+    figure(width, 400, |root| {
+        let (left, rest) = root.split_horizontally(480);
+        let (right, third) = rest.split_horizontally(480);
+        if let Some((name, vals)) = &metric {
+            let mut c = ChartBuilder::on(&third)
+                .caption(*name, (FONT, 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(56)
+                .build_cartesian_2d(1f32..epochs.max(2) as f32, 0f32..1f32)
+                .map_err(plot_err)?;
+            c.configure_mesh()
+                .x_desc("epoch")
+                .y_desc(*name)
+                .label_style((FONT, 13))
+                .axis_desc_style((FONT, 14))
+                .x_labels(epochs.min(12))
+                .x_label_formatter(&|v| format!("{v:.0}"))
+                .draw()
+                .map_err(plot_err)?;
+            let col = RGBColor(150, 60, 170);
+            let pts: Vec<(f32, f32)> = vals.iter().enumerate().map(|(i, &v)| (i as f32 + 1.0, v)).collect();
+            let last = vals.last().map(|v| format!(" ({v:.3} last)")).unwrap_or_default();
+            c.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(format!("test{last}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));
+            c.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, col.filled()))).map_err(plot_err)?;
+            c.configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .label_font((FONT, 13))
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(plot_err)?;
+        }
         let finite: Vec<f32> = loss.iter().copied().filter(|v| v.is_finite()).collect();
         let top = finite.iter().copied().fold(1e-6f32, f32::max) * 1.05;
         let mut c = ChartBuilder::on(&left)

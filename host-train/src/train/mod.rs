@@ -82,6 +82,10 @@ pub struct EpochStats {
     pub val_acc: Option<f32>,
     /// Training images per second.
     pub images_per_s: f32,
+    /// Detection and segmentation: the task's metric on the validation set (centre F1, or mean
+    /// IoU), if a validation set was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_metric: Option<f32>,
 }
 
 /// The most memory a training batch's activations may take: 16 GiB.
@@ -236,6 +240,21 @@ pub fn accuracy(net: &mut Net, data: &Dataset) -> f32 {
     pred.iter().zip(truth).filter(|(p, &l)| **p == l as usize).count() as f32 / truth.len().max(1) as f32
 }
 
+/// The task's one-number metric of `net` on `data`: centre F1 for detection, mean IoU for
+/// segmentation; `None` for classification (its accuracy is the metric).
+pub fn task_metric(net: &mut Net, data: &Dataset) -> Option<f32> {
+    use crate::model::spec::Task;
+    use crate::report::metrics;
+    let k = net.num_classes();
+    match net.spec.task {
+        Task::Classify => None,
+        Task::Detect => Some(metrics::detect_scores(&metrics::float_outputs_q(net, data), data, k, 0).f1()),
+        Task::Segment => {
+            Some(metrics::segment_scores(&metrics::confusion_i8(&metrics::float_outputs_q(net, data), data, k)).1)
+        }
+    }
+}
+
 /// The optimiser step count after training `cfg.epochs` epochs on `n` images from `start`:
 /// one step per mini-batch, as [`train`] counts them.
 pub fn progress_after(start: Progress, cfg: &TrainConfig, n: usize) -> Progress {
@@ -384,12 +403,14 @@ pub fn train(
         let ips = seen as f32 / t0.elapsed().as_secs_f32();
         bar.finish_and_clear();
         let val_acc = val.map(|v| accuracy(net, v));
+        let val_metric = val.and_then(|v| task_metric(net, v));
         let stats = EpochStats {
             epoch: epoch + 1,
             loss: (loss_sum / seen.max(1) as f64) as f32,
             train_acc: correct as f32 / seen_positions.max(1) as f32,
             val_acc,
             images_per_s: ips,
+            val_metric,
         };
         if cfg.progress {
             eprintln!(
@@ -398,7 +419,8 @@ pub fn train(
                 cfg.epochs,
                 stats.loss,
                 100.0 * stats.train_acc,
-                val_acc.map(|a| format!(", test acc {:.2}%", 100.0 * a)).unwrap_or_default(),
+                val_acc.map(|a| format!(", test acc {:.2}%", 100.0 * a)).unwrap_or_default()
+                    + &val_metric.map(|m| format!(", test {:?} score {m:.3}", net.spec.task)).unwrap_or_default(),
                 ips
             );
         }
