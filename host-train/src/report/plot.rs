@@ -177,29 +177,9 @@ pub fn confusion(matrix: &[Vec<usize>], names: &[String]) -> Result<Vec<u8>> {
         let mut c = ChartBuilder::on(&root)
             .caption("confusion matrix (test set)", (FONT, 20))
             .margin(12)
-            .x_label_area_size(90)
+            .x_label_area_size(50)
             .y_label_area_size(110)
             .build_cartesian_2d((0..k).into_segmented(), (0..k).into_segmented())
-            .map_err(plot_err)?;
-        c.configure_mesh()
-            .disable_mesh()
-            .x_desc("predicted class")
-            .y_desc("true class")
-            .axis_desc_style((FONT, 14))
-            .x_labels(k)
-            .y_labels(k)
-            .x_label_style((FONT, 12).into_font().transform(FontTransform::Rotate90))
-            .y_label_style((FONT, 12))
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) if *i < k => label(*i),
-                _ => String::new(),
-            })
-            // Row 0 at the top, as a matrix is read.
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) if *i < k => label(k - 1 - *i),
-                _ => String::new(),
-            })
-            .draw()
             .map_err(plot_err)?;
         for (i, row) in matrix.iter().enumerate() {
             let total = row.iter().sum::<usize>().max(1) as f32;
@@ -225,6 +205,36 @@ pub fn confusion(matrix: &[Vec<usize>], names: &[String]) -> Result<Vec<u8>> {
                 .map_err(plot_err)?;
             }
         }
+        // Labels last, so no cell covers them.
+        c.configure_mesh()
+            .disable_mesh()
+            .x_desc("predicted class")
+            .y_desc("true class")
+            .axis_desc_style((FONT, 14))
+            .x_labels(k)
+            .y_labels(k)
+            .x_label_style((FONT, 11))
+            .y_label_style((FONT, 12))
+            // Column names as wide as a cell allows (about 6.5 pixels a character).
+            .x_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) if *i < k => {
+                    let n = label(*i);
+                    let fit = (cell as usize / 7).max(2);
+                    if n.chars().count() > fit {
+                        n.chars().take(fit - 1).chain(std::iter::once('…')).collect()
+                    } else {
+                        n
+                    }
+                }
+                _ => String::new(),
+            })
+            // Row 0 at the top, as a matrix is read.
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) if *i < k => label(k - 1 - *i),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(plot_err)?;
         Ok(())
     })
 }
