@@ -46,6 +46,58 @@ fn figure(
     encode(&img)
 }
 
+/// A curve: legend label, `(epoch, value)` points, colour.
+type Series = (String, Vec<(f32, f32)>, RGBColor);
+
+/// One titled line chart over epochs: numbered axes, each series `(label, points, colour)` with
+/// its legend entry.
+#[allow(clippy::too_many_arguments)]
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    y_desc: &str,
+    epochs: usize,
+    y: std::ops::Range<f32>,
+    series: Vec<Series>,
+    legend_at: SeriesLabelPosition,
+) -> Result<()> {
+    let mut c = ChartBuilder::on(area)
+        .caption(title, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(1f32..epochs.max(2) as f32, y)
+        .map_err(plot_err)?;
+    c.configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .x_labels(epochs.min(12))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .draw()
+        .map_err(plot_err)?;
+    for (label, pts, col) in series {
+        c.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
+            .map_err(plot_err)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));
+        c.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, col.filled()))).map_err(plot_err)?;
+    }
+    c.configure_series_labels()
+        .position(legend_at)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)
+}
+
+/// Points `(epoch, scale · value)` of per-epoch values (non-finite ones left out).
+fn per_epoch(vals: &[f32], scale: f32) -> Vec<(f32, f32)> {
+    vals.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| (i as f32 + 1.0, scale * v)).collect()
+}
+
 /// Training curves: the loss per epoch on the left, accuracies (`(name, values in 0–1)`) in
 /// percent in the middle, and a task's metric (`(name, values in 0–1)`: centre F1, mean IoU) on
 /// the right when given; each panel titled, with numbered axes and a legend.
@@ -54,107 +106,28 @@ pub fn curves(loss: &[f32], accuracies: &[(&str, Vec<f32>)], metric: Option<(&st
     let width = if metric.is_some() { 1440 } else { 960 };
     figure(width, 400, |root| {
         let (left, rest) = root.split_horizontally(480);
-        let (right, third) = rest.split_horizontally(480);
-        if let Some((name, vals)) = &metric {
-            let mut c = ChartBuilder::on(&third)
-                .caption(*name, (FONT, 20))
-                .margin(12)
-                .x_label_area_size(40)
-                .y_label_area_size(56)
-                .build_cartesian_2d(1f32..epochs.max(2) as f32, 0f32..1f32)
-                .map_err(plot_err)?;
-            c.configure_mesh()
-                .x_desc("epoch")
-                .y_desc(*name)
-                .label_style((FONT, 13))
-                .axis_desc_style((FONT, 14))
-                .x_labels(epochs.min(12))
-                .x_label_formatter(&|v| format!("{v:.0}"))
-                .draw()
-                .map_err(plot_err)?;
-            let col = RGBColor(150, 60, 170);
-            let pts: Vec<(f32, f32)> = vals.iter().enumerate().map(|(i, &v)| (i as f32 + 1.0, v)).collect();
-            let last = vals.last().map(|v| format!(" ({v:.3} last)")).unwrap_or_default();
-            c.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
-                .map_err(plot_err)?
-                .label(format!("test{last}"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));
-            c.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, col.filled()))).map_err(plot_err)?;
-            c.configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .label_font((FONT, 13))
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(plot_err)?;
-        }
-        let finite: Vec<f32> = loss.iter().copied().filter(|v| v.is_finite()).collect();
-        let top = finite.iter().copied().fold(1e-6f32, f32::max) * 1.05;
-        let mut c = ChartBuilder::on(&left)
-            .caption("loss", (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(1f32..epochs.max(2) as f32, 0f32..top)
-            .map_err(plot_err)?;
-        c.configure_mesh()
-            .x_desc("epoch")
-            .y_desc("mean training loss")
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
-            .x_labels(epochs.min(12))
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .draw()
-            .map_err(plot_err)?;
-        let pts = loss.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| (i as f32 + 1.0, v));
-        c.draw_series(LineSeries::new(pts.clone(), RGBColor(200, 60, 40).stroke_width(2)))
-            .map_err(plot_err)?
-            .label("training loss")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(200, 60, 40).stroke_width(2)));
-        c.draw_series(pts.map(|p| Circle::new(p, 3, RGBColor(200, 60, 40).filled()))).map_err(plot_err)?;
-        c.configure_series_labels()
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
-
-        let all: Vec<f32> = accuracies.iter().flat_map(|a| a.1.iter().copied()).filter(|v| v.is_finite()).collect();
-        let lo = (all.iter().copied().fold(1.0f32, f32::min) * 100.0 - 2.0).clamp(0.0, 98.0).floor();
-        let mut c = ChartBuilder::on(&right)
-            .caption("accuracy", (FONT, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(1f32..epochs.max(2) as f32, lo..100f32)
-            .map_err(plot_err)?;
-        c.configure_mesh()
-            .x_desc("epoch")
-            .y_desc("accuracy (%)")
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
-            .x_labels(epochs.min(12))
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .draw()
-            .map_err(plot_err)?;
+        let (middle, right) = rest.split_horizontally(480);
+        let top = loss.iter().copied().filter(|v| v.is_finite()).fold(1e-6f32, f32::max) * 1.05;
+        let red = RGBColor(200, 60, 40);
+        let series = vec![("training loss".to_string(), per_epoch(loss, 1.0), red)];
+        panel(&left, "loss", "mean training loss", epochs, 0.0..top, series, SeriesLabelPosition::UpperRight)?;
+        let all = accuracies.iter().flat_map(|a| a.1.iter().copied()).filter(|v| v.is_finite());
+        let lo = (all.fold(1.0f32, f32::min) * 100.0 - 2.0).clamp(0.0, 98.0).floor();
         let colours = [RGBColor(40, 90, 200), RGBColor(30, 160, 60), RGBColor(150, 60, 170)];
-        for (k, (name, vals)) in accuracies.iter().enumerate() {
-            let col = colours[k % colours.len()];
-            let last = vals.last().map(|v| format!(" ({:.2} % last)", 100.0 * v)).unwrap_or_default();
-            let pts: Vec<(f32, f32)> = vals.iter().enumerate().map(|(i, &v)| (i as f32 + 1.0, 100.0 * v)).collect();
-            c.draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
-                .map_err(plot_err)?
-                .label(format!("{name}{last}"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2)));
-            c.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, col.filled()))).map_err(plot_err)?;
+        let series = accuracies
+            .iter()
+            .enumerate()
+            .map(|(k, (name, vals))| {
+                let last = vals.last().map(|v| format!(" ({:.2} % last)", 100.0 * v)).unwrap_or_default();
+                (format!("{name}{last}"), per_epoch(vals, 100.0), colours[k % colours.len()])
+            })
+            .collect();
+        panel(&middle, "accuracy", "accuracy (%)", epochs, lo..100.0, series, SeriesLabelPosition::LowerRight)?;
+        if let Some((name, vals)) = &metric {
+            let last = vals.last().map(|v| format!(" ({v:.3} last)")).unwrap_or_default();
+            let series = vec![(format!("test{last}"), per_epoch(vals, 1.0), RGBColor(150, 60, 170))];
+            panel(&right, name, name, epochs, 0.0..1.0, series, SeriesLabelPosition::LowerRight)?;
         }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
         Ok(())
     })
 }
