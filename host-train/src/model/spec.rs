@@ -841,5 +841,21 @@ pub fn summary(spec: &ModelSpec) -> Result<String> {
     }
     s += &"─".repeat(77);
     s += &format!("\ntotal: {tp} parameters, {tm} MACs per image, peak live activations {peak} bytes (estimate; `quantize` reports the planned arena)\n");
+    s += &format!("task: {}\n", task_line(spec));
     Ok(s)
+}
+
+/// What a model's task trains on and how it is judged, for `summary`.
+fn task_line(spec: &ModelSpec) -> String {
+    let out = spec.resolve().ok().and_then(|r| r.last().map(|l| l.output));
+    let (h, w, c) = out.map_or((0, 0, 0), |o| (o.h, o.w, o.c));
+    match spec.task {
+        Task::Classify => format!("classify — {c} classes; metric: accuracy"),
+        Task::Detect => format!(
+            "detect (FOMO) — a {h}×{w} heat map of {c} channels (0 = background); labels: the cell of each box centre (--scenes); metric: precision, recall and F1 of centres matched within 1 cell"
+        ),
+        Task::Segment => format!(
+            "segment — a {h}×{w} map of {c} classes (0 = background); labels: the mask sampled at each position (--scenes); metrics: pixel accuracy and mean IoU"
+        ),
+    }
 }
