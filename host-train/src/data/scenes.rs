@@ -568,15 +568,22 @@ pub fn load_scenes(root: &Path, split: &str, task: Task, input: [usize; 3], grid
 /// A detection target: background (0) everywhere but the cell of each box centre, which holds
 /// its class + 1 (a later object takes a shared cell).
 pub fn centre_cells(objects: &[Object], h: usize, w: usize, grid: [usize; 2]) -> Vec<u8> {
-    let [gh, gw] = grid;
-    let mut cells = vec![0u8; gh * gw];
+    let mut cells = vec![0u8; grid[0] * grid[1]];
     for o in objects {
-        let (cx, cy) = o.centre();
-        let gy = ((cy.max(0.0) * gh as f32 / h as f32) as usize).min(gh - 1);
-        let gx = ((cx.max(0.0) * gw as f32 / w as f32) as usize).min(gw - 1);
-        cells[gy * gw + gx] = o.class as u8 + 1;
+        let (gy, gx) = centre_cell(o, h, w, grid);
+        cells[gy * grid[1] + gx] = o.class as u8 + 1;
     }
     cells
+}
+
+/// The `(row, column)` of the grid cell an object's box centre falls in (clamped to the grid):
+/// the one rule for training targets and for matching predictions.
+pub fn centre_cell(o: &Object, h: usize, w: usize, grid: [usize; 2]) -> (usize, usize) {
+    let [gh, gw] = grid;
+    let (cx, cy) = o.centre();
+    let gy = ((cy.max(0.0) * gh as f32 / h as f32) as usize).min(gh - 1);
+    let gx = ((cx.max(0.0) * gw as f32 / w as f32) as usize).min(gw - 1);
+    (gy, gx)
 }
 
 /// Checks that `out` is a new or empty folder (a data set is never written over another).

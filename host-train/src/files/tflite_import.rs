@@ -1068,19 +1068,17 @@ impl<'m> Graph<'m> {
         if id.get(&self.output) != Some(&layers.len()) {
             bail!("the model's output (tensor {}) is not the last operator's output", self.output);
         }
-        // A map output (segmentation, heat map) names its channels; a vector every value.
-        let out = tens[layers.len()].0;
-        let n_classes = if out[0] * out[1] > 1 { out[2] } else { out.iter().product::<usize>() };
-        let classes = (0..n_classes).map(|k| k.to_string()).collect();
         let mut model = QModel {
             name: default_name.to_string(),
-            classes,
+            classes: Vec::new(),
             input: input_shape,
             input_q,
             layers,
             source: format!("imported from a TensorFlow Lite flatbuffer ({} operators)", self.ops.len()),
             task: Default::default(),
         };
+        // Numbered classes: a map output's channels, or every value of a vector.
+        model.classes = (0..model.class_count()).map(|k| k.to_string()).collect();
         // A file microcnn exported names its layers and classes: keep them (checked below).
         if let Some(meta) = self.microcnn_metadata() {
             if meta.layers.len() == model.layers.len() && meta.classes.len() == model.classes.len() {

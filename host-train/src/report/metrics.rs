@@ -65,13 +65,10 @@ impl Detections {
 
 /// The true centre cells `(row, column, class)` of image `i` on the data set's grid.
 pub fn true_centres(d: &Dataset, i: usize) -> Vec<(usize, usize, usize)> {
-    let [gh, gw] = d.grid;
     d.objects.get(i).map_or_else(Vec::new, |objs| {
         objs.iter()
             .map(|o| {
-                let (cx, cy) = o.centre();
-                let gy = ((cy * gh as f32 / d.h as f32) as usize).min(gh - 1);
-                let gx = ((cx * gw as f32 / d.w as f32) as usize).min(gw - 1);
+                let (gy, gx) = crate::data::scenes::centre_cell(o, d.h, d.w, d.grid);
                 (gy, gx, o.class + 1)
             })
             .collect()

@@ -293,8 +293,7 @@ pub fn detection_overlay(
                 (FONT, 14).into_font().color(&GREEN),
             ))
             .map_err(plot_err)?;
-            let (cx, cy) = o.centre();
-            let (gx, gy) = ((cx / w as f32 * grid[1] as f32) as i32, (cy / h as f32 * grid[0] as f32) as i32);
+            let (gy, gx) = crate::data::scenes::centre_cell(o, h, w, grid);
             let (x0, y0) = ((gx as f32 * cw) as i32, (gy as f32 * ch) as i32);
             body.draw(&Rectangle::new([(x0, y0), (x0 + cw as i32, y0 + ch as i32)], GREEN.mix(0.6).stroke_width(1)))
                 .map_err(plot_err)?;
