@@ -143,10 +143,13 @@ fn main() {
         }
         println!("cargo:rerun-if-changed={}", model_dir.join(f).display());
     }
+    // A localization model's box scale, for the app to decode its box with.
+    let model_rs = std::fs::read_to_string(model_dir.join("model.rs")).unwrap_or_default();
+    let box_scale = if model_rs.contains("pub const BOX_SCALE: f32") { "Some(model::BOX_SCALE)" } else { "None" };
     std::fs::write(
         out.join("model_mod.rs"),
         format!(
-            "#[allow(dead_code)]\n#[path = {:?}]\nmod model;\n#[path = {:?}]\nmod vectors;\n",
+            "#[allow(dead_code)]\n#[path = {:?}]\nmod model;\n#[path = {:?}]\nmod vectors;\n/// The box scale of a localization model.\nconst BOX_SCALE: Option<f32> = {box_scale};\n",
             model_dir.join("model.rs"),
             model_dir.join("test_vectors.rs")
         ),

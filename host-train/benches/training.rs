@@ -72,6 +72,7 @@ fn main() {
         progress: false,
         threads: 1,
         object_weight: 1.0,
+        box_weight: 1.0,
     };
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut torch = Torch::start();

@@ -332,6 +332,10 @@ struct OptArgs {
     /// for the background (FOMO weights objects up because they are a few cells among many).
     #[arg(long, default_value_t = 1.0)]
     object_weight: f32,
+    /// Localization: loss weight of the box's smooth-L1 distance (in 1/16ths of the image side)
+    /// against the class cross-entropy.
+    #[arg(long, default_value_t = 1.0)]
+    box_weight: f32,
 }
 
 #[derive(Args)]
@@ -521,6 +525,7 @@ fn config(o: &OptArgs, aug: Augment, checkpoint: Option<PathBuf>) -> Result<Trai
         progress: !o.quiet,
         threads: o.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
         object_weight: o.object_weight,
+        box_weight: o.box_weight,
     };
     cfg.check()?;
     Ok(cfg)
@@ -538,7 +543,7 @@ fn curves_png(hist: &[train::EpochStats]) -> Result<Vec<u8>> {
         // Detection and segmentation record their own metric too.
         hist.iter()
             .any(|h| h.val_metric.is_some())
-            .then(|| ("task metric (centre F1 or mean IoU)", hist.iter().filter_map(|h| h.val_metric).collect())),
+            .then(|| ("test: centre F1, or mean IoU of masks or boxes", hist.iter().filter_map(|h| h.val_metric).collect())),
     )
 }
 
@@ -595,12 +600,7 @@ fn report(net: &mut Net, hist: &[train::EpochStats], test: &Dataset, dir: &Path,
         dir.join("confusion.png").display()
     );
     if net.spec.task != Task::Classify {
-        let outs = host_train::report::metrics::float_outputs_q(net, test);
-        println!(
-            "test {:?}: {}",
-            net.spec.task,
-            host_train::report::metrics::summary_line(net.spec.task, &outs, test, k)
-        );
+        println!("test {}: {}", net.spec.task.name(), host_train::report::metrics::float_summary_line(net, test));
     }
     Ok(acc)
 }
@@ -831,37 +831,24 @@ fn run(cli: Cli) -> Result<()> {
             println!("accuracy: {:.2}% on {} images", 100.0 * acc, d.len());
             let names: Vec<String> =
                 (0..k).map(|i| net.spec.classes.get(i).cloned().unwrap_or_else(|| i.to_string())).collect();
-            if net.spec.task != Task::Classify {
+            if net.spec.task == Task::Localize {
                 use host_train::report::metrics;
-                let outs = metrics::float_outputs_q(&mut net, &d);
-                println!("{:?}: {}", net.spec.task, metrics::summary_line(net.spec.task, &outs, &d, k));
+                let outs = metrics::float_outputs(&mut net, &d);
+                println!("{}: {}", net.spec.task.name(), metrics::localize_line(&metrics::localize_scores_f32(&outs, &d, k)));
                 if let Some(dir) = &overlay_dir {
                     for (i, o) in outs.iter().enumerate().take(overlays.min(d.len())) {
-                        let png = if net.spec.task == Task::Detect {
-                            let p: Vec<(usize, usize, usize, f32)> = metrics::peaks(o, d.grid, k, 0)
-                                .into_iter()
-                                .map(|(y, x, c, s)| (y, x, c, (s as f32 + 128.0) / 256.0))
-                                .collect();
-                            plot::detection_overlay(d.image(i), d.h, d.w, d.grid, &d.objects[i], &p, &names, 4)?
-                        } else {
-                            let mut map = vec![0u8; d.positions()];
-                            microcnn::postprocess::argmax_map_i8(o, k, &mut map).map_err(|e| anyhow::anyhow!("{e}"))?;
-                            plot::segmentation_overlay(
-                                d.image(i),
-                                d.h,
-                                d.w,
-                                d.grid,
-                                d.target_block(i),
-                                &map,
-                                &names,
-                                3,
-                            )?
-                        };
+                        let class = host_train::train::net::argmax(&o[..k]);
+                        let b = metrics::box_from_units(&o[k..], d.h, d.w);
+                        let png = plot::localization_overlay(d.image(i), d.h, d.w, &d.objects[i][0], (class, b), &names, 4)?;
                         out.add(dir.join(format!("overlay-{i:03}.png")), png);
                     }
                 }
+            } else if net.spec.task != Task::Classify {
+                use host_train::report::metrics;
+                let outs = metrics::float_outputs_q(&mut net, &d);
+                println!("{}: {}", net.spec.task.name(), metrics::summary_line(net.spec.task, &outs, (1.0 / 256.0, -128), &d, k));
             } else if overlay_dir.is_some() {
-                bail!("--overlay-dir is for detection and segmentation models");
+                bail!("--overlay-dir is for localization, detection and segmentation models");
             }
             if let Some(path) = &cpath {
                 out.add(path.clone(), plot::confusion(&cm, &names)?);
@@ -913,17 +900,17 @@ fn run(cli: Cli) -> Result<()> {
             let (int8_acc, int8_outputs) = host_train::graph::evaluate(&q, &test)?;
             let mut rep = host_train::report::table(&q, Some((float_acc, int8_acc, test.len())));
             if q.task != Task::Classify {
-                use host_train::report::metrics::{float_outputs_q, summary_line};
+                use host_train::report::metrics::{float_summary_line, summary_line};
                 let kc = q.class_count();
-                let float_outputs = float_outputs_q(&mut net, &test);
+                let last = q.layers.last().map_or(q.input_q, |l| l.output_q);
                 rep.push_str(&format!(
-                    "{:?} on {} test images: float {}\n{:?} on {} test images: int8  {}\n",
-                    q.task,
+                    "{} on {} test images: float {}\n{} on {} test images: int8  {}\n",
+                    q.task.name(),
                     test.len(),
-                    summary_line(q.task, &float_outputs, &test, kc),
-                    q.task,
+                    float_summary_line(&mut net, &test),
+                    q.task.name(),
                     test.len(),
-                    summary_line(q.task, &int8_outputs, &test, kc)
+                    summary_line(q.task, &int8_outputs, (last.scale, last.zero_point), &test, kc)
                 ));
             }
             print!("{rep}");

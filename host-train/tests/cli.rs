@@ -170,3 +170,74 @@ fn make_dataset_train_and_evaluate_a_detector() {
     let o = microcnn(&["evaluate", "--checkpoint", &p(&ckpt), "--data", &p(&src)]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("needs --scenes"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Localization from end to end on a tiny data set: one box per canvas, a dense head of class
+/// scores and a box, trained, scored (mean IoU), drawn, quantized and emitted with its box scale.
+#[test]
+fn make_dataset_train_quantize_and_emit_a_localizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("fashion");
+    std::fs::create_dir_all(&src).unwrap();
+    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    for split in ["train", "t10k"] {
+        for (kind, idx) in [("images", "idx3"), ("labels", "idx1")] {
+            std::fs::copy(
+                format!("{fx}/fashion-300-{kind}-{idx}-ubyte.gz"),
+                src.join(format!("{split}-{kind}-{idx}-ubyte.gz")),
+            )
+            .unwrap();
+        }
+    }
+    let p = |q: &std::path::Path| q.to_str().unwrap().to_string();
+    let scenes = dir.path().join("scenes");
+    let args = ["make-dataset", "--data", &p(&src), "--out", &p(&scenes), "--canvas", "40", "--train", "64"];
+    let o = microcnn(&[&args[..], &["--test", "16", "--max-scale", "1.2", "--background", "noise"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = dir.path().join("loc.toml");
+    let layers = "[[layers]]\ntype = \"conv\"\nfilters = 4\nkernel = 3\nstride = 4\npadding = \"same\"\nactivation = \"relu\"\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nunits = 14\n";
+    std::fs::write(&model, format!("name = \"loc\"\ninput = [40, 40, 1]\ntask = \"localize\"\n{layers}")).unwrap();
+    let run = dir.path().join("run");
+    let o = microcnn(&[
+        "train",
+        "--model",
+        &p(&model),
+        "--scenes",
+        &p(&scenes),
+        "--epochs",
+        "2",
+        "--quiet",
+        "--augment",
+        "fashion",
+        "--out",
+        &p(&run),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("mean IoU") && stdout.contains("class accuracy"), "{stdout}");
+    let ckpt = run.join("model.safetensors");
+    let ov = dir.path().join("ov");
+    let o = microcnn(&["evaluate", "--checkpoint", &p(&ckpt), "--scenes", &p(&scenes), "--overlay-dir", &p(&ov)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(image::open(ov.join("overlay-000.png")).unwrap().width(), 40 * 4);
+    let q = dir.path().join("q");
+    let o = microcnn(&["quantize", "--checkpoint", &p(&ckpt), "--scenes", &p(&scenes), "--out", &p(&q)]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("localize on 16 test images: int8  class accuracy"), "{stdout}");
+    let o = microcnn(&["emit", "--model-dir", &p(&q), "--test-images", "4", "--scenes", &p(&scenes)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let code = std::fs::read_to_string(q.join("model.rs")).unwrap();
+    assert!(code.contains("pub const TASK: &str = \"localize\";"));
+    assert!(code.contains("pub const NUM_CLASSES: usize = 10;") && code.contains("pub const BOX_SCALE: f32"));
+    // Two objects on a canvas: a localize model is told it learns one box per image.
+    let multi = dir.path().join("multi");
+    let o = microcnn(&[&args[..4], &[&p(&multi), "--canvas", "40", "--train", "8", "--max-scale", "1.2", "--max-objects", "3"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = microcnn(&["train", "--model", &p(&model), "--scenes", &p(&multi), "--epochs", "1", "--out", &p(&run)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("exactly one box per image"), "{err}");
+    // Ending a localize model in softmax is refused by the model check.
+    std::fs::write(&model, format!("name = \"loc\"\ninput = [40, 40, 1]\ntask = \"localize\"\n{layers}[[layers]]\ntype = \"softmax\"\n")).unwrap();
+    let o = microcnn(&["summary", "--model", &p(&model)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot end in softmax"));
+}

@@ -49,6 +49,7 @@ fn cfg(epochs: usize) -> TrainConfig {
         progress: false,
         threads: 1,
         object_weight: 1.0,
+        box_weight: 1.0,
     }
 }
 
@@ -177,12 +178,16 @@ fn grad_check(body: &str) {
 }
 
 fn grad_check_once(body: &str) {
-    let spec = format!("name = \"grad\"\ninput = [7, 6, 2]\n{body}\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nunits = 3\n");
+    grad_check_on(body, [7, 6, 2]);
+}
+
+fn grad_check_on(body: &str, [h, w, c]: [usize; 3]) {
+    let spec = format!("name = \"grad\"\ninput = [{h}, {w}, {c}]\n{body}\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nunits = 3\n");
     let spec = ModelSpec::from_toml(&spec).unwrap();
     let mut net = Net::new(spec, 5).unwrap();
     let mut rng = Rng::new(11);
     let n = 2;
-    let x: Vec<f32> = (0..n * 7 * 6 * 2).map(|_| rng.range(0.0, 1.0)).collect();
+    let x: Vec<f32> = (0..n * h * w * c).map(|_| rng.range(0.0, 1.0)).collect();
     let labels = [1u8, 2];
     let loss = |net: &mut Net| {
         let logits = net.forward(&x, n, false, &mut Rng::new(0));
@@ -249,6 +254,60 @@ fn weighted_cross_entropy_gradient() {
     assert_eq!((la, a), (lb, b));
 }
 
+/// Localization's loss (cross-entropy of the classes + smooth-L1 of the box): its gradient is
+/// the finite difference of its loss, on both sides of the Huber kink and with large errors.
+#[test]
+fn localize_loss_gradient() {
+    use host_train::train::net::localize_loss;
+    let mut rng = Rng::new(9);
+    let (k, n) = (3, 5);
+    let out: Vec<f32> = (0..(k + 4) * n).map(|_| rng.range(-4.0, 12.0)).collect();
+    let labels = [0u8, 2, 1, 1, 0];
+    let boxes: Vec<[f32; 4]> = (0..n).map(|_| [0; 4].map(|_| rng.range(0.0, 16.0))).collect();
+    let mut g = vec![0.0; out.len()];
+    let loss = localize_loss(&out, &labels, &boxes, k, 2.0, &mut g);
+    assert!(loss.is_finite() && loss > 0.0);
+    for i in 0..out.len() {
+        let mut o = out.clone();
+        let mut scratch = vec![0.0; out.len()];
+        o[i] += 1e-3;
+        let up = localize_loss(&o, &labels, &boxes, k, 2.0, &mut scratch);
+        o[i] -= 2e-3;
+        let down = localize_loss(&o, &labels, &boxes, k, 2.0, &mut scratch);
+        let numeric = (up - down) / 2e-3;
+        assert!((g[i] - numeric).abs() < 3e-3, "output {i}: {} vs {numeric}", g[i]);
+    }
+    // A perfect box costs nothing beyond the class term; its gradient there is zero.
+    let mut exact = out.clone();
+    for (b, t) in boxes.iter().enumerate() {
+        exact[b * (k + 4) + k..(b + 1) * (k + 4)].copy_from_slice(t);
+    }
+    localize_loss(&exact, &labels, &boxes, k, 2.0, &mut g);
+    assert!((0..n).all(|b| g[b * (k + 4) + k..(b + 1) * (k + 4)].iter().all(|&v| v == 0.0)));
+}
+
+/// The box target, the float decoding and the runtime's int8 decoding agree.
+#[test]
+fn box_targets_decode_back_to_their_boxes() {
+    use host_train::report::metrics::box_from_units;
+    use host_train::train::box_target;
+    let bbox = [10.0f32, 4.0, 30.0, 60.0];
+    let t = box_target(bbox, 64, 48);
+    let b = box_from_units(&t, 64, 48);
+    for (got, want) in [b.x0, b.y0, b.x1, b.y1].iter().zip(bbox) {
+        assert!((got - want).abs() < 1e-4, "{b:?}");
+    }
+    // Quantized (a step is 1/128 of the side), the runtime's decode_box gives the same box to
+    // within a step.
+    let scale = 0.125f32;
+    let q = t.map(|v| (v / scale).round().clamp(-128.0, 127.0) as i8);
+    let d = microcnn::postprocess::decode_box(q, scale / 16.0, 0, microcnn::postprocess::BoxFormat::CxCyWh, 48, 64)
+        .unwrap();
+    for (got, want) in [d.x0, d.y0, d.x1, d.y1].iter().zip(bbox) {
+        assert!((got - want).abs() <= 0.5, "{d:?}");
+    }
+}
+
 #[test]
 fn gradients_conv_same_rect_stride_relu6() {
     grad_check("[[layers]]\ntype = \"conv\"\nfilters = 3\nkernel = [3, 2]\nstride = [2, 1]\npadding = \"same\"\nactivation = \"relu6\"");
@@ -280,6 +339,86 @@ fn gradients_depthwise_multiplier_2() {
 #[test]
 fn gradients_residual_block() {
     grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 3\n[[layers]]\ntype = \"residual\"\nactivation = \"relu\"\nlayers = [ { type = \"depthwise\", kernel = 3, padding = \"same\", activation = \"relu6\" }, { type = \"pointwise\", filters = 3 } ]");
+}
+
+/// A U-Net skip connection: concatenation of the inner layers' output (down, then up again) and
+/// the block's input, nested two levels.
+#[test]
+fn gradients_skip_blocks() {
+    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 3\n[[layers]]\ntype = \"skip\"\nlayers = [ { type = \"conv\", filters = 2, kernel = 3, padding = \"same\", activation = \"relu\" } ]");
+    let unet = r#"
+[[layers]]
+type = "conv"
+filters = 3
+kernel = 3
+padding = "same"
+activation = "relu"
+[[layers]]
+type = "skip"
+[[layers.layers]]
+type = "conv"
+filters = 4
+kernel = 3
+stride = 2
+padding = "same"
+activation = "relu"
+[[layers.layers]]
+type = "skip"
+layers = [ { type = "conv", filters = 2, kernel = 3, stride = 2, padding = "same" }, { type = "upsample", factor = 2 } ]
+[[layers.layers]]
+type = "upsample"
+factor = 2
+[[layers]]
+type = "pointwise"
+filters = 3
+"#;
+    for floats in [1 << 18, 1] {
+        host_train::train::net::set_im2col_chunk_floats(floats);
+        grad_check_on(unet, [8, 8, 2]);
+    }
+    host_train::train::net::set_im2col_chunk_floats(1 << 18);
+}
+
+/// A skip block validates its shapes, names its inner layers, and quantizes to requantize +
+/// concatenation ops whose int8 outputs follow the float network.
+#[test]
+fn skip_blocks_validate_and_quantize() {
+    let bad = "name = \"s\"\ninput = [8, 8, 1]\ntask = \"segment\"\n[[layers]]\ntype = \"skip\"\nname = \"blk\"\nlayers = [ { type = \"conv\", filters = 2, kernel = 3, stride = 2, padding = \"same\" } ]\n";
+    let e = ModelSpec::from_toml(bad).unwrap().resolve().unwrap_err().to_string();
+    assert!(e.contains("skip block `blk`") && e.contains("8×8 into 4×4"), "{e}");
+    let good = bad.replace("padding = \"same\" }", "padding = \"same\", activation = \"relu\" }, { type = \"upsample\", factor = 2 }")
+        + "[[layers]]\ntype = \"pointwise\"\nfilters = 3\n";
+    let spec = ModelSpec::from_toml(&good).unwrap();
+    let r = spec.resolve().unwrap();
+    assert_eq!((r[0].output.c, r[0].children[0].name.as_str()), (3, "blk.conv1"));
+    let mut net = Net::new(spec, 4).unwrap();
+    let mut rng = Rng::new(2);
+    let n = 16;
+    let data = host_train::data::Dataset {
+        images: (0..n * 64).map(|_| rng.range(0.0, 1.0)).collect(),
+        labels: vec![0; n],
+        h: 8,
+        w: 8,
+        c: 1,
+        ..Default::default()
+    };
+    let q = host_train::graph::quantize(&mut net, &data, host_train::graph::Calibration::Minmax, "test".into()).unwrap();
+    q.validate().unwrap();
+    let ops: Vec<String> = q.layers.iter().map(|l| l.name.clone()).collect();
+    assert!(ops.iter().any(|n| n == "blk.concat"), "{ops:?}");
+    // int8 through the runtime against float, dequantized: within a few output steps.
+    let out_q = q.layers.last().unwrap().output_q;
+    let float = host_train::report::metrics::float_outputs(&mut net, &data);
+    let mut arena = vec![0i8; q.plan().bytes];
+    let mut y = vec![0i8; q.num_classes()];
+    let mut worst = 0.0f32;
+    for (i, f) in float.iter().enumerate() {
+        q.run(&q.quantize_input(data.image(i)), &mut arena, &mut y).unwrap();
+        for (&a, &b) in y.iter().zip(f) {
+            worst = worst.max(((a as f32 - out_q.zero_point as f32) * out_q.scale - b).abs() / out_q.scale);
+        }
+    }
+    assert!(worst <= 4.0, "int8 is {worst} output steps from float");
 }
 
 #[test]

@@ -18,6 +18,29 @@ pub fn majority_class(map: &[u8], classes: usize) -> usize {
     (0..classes.min(256)).rev().max_by_key(|&c| counts[c]).unwrap_or(0)
 }
 
+/// Prints the box a localization model found: its class and the box decoded from the four int8
+/// numbers after the class scores (`box_scale` = one step as a fraction of the image side).
+#[inline(never)]
+pub fn print_box(image: usize, label: &str, q: &[i8], box_scale: f32, zero_point: i8, input: microcnn::Shape) {
+    let Some(&[a, b, c, d]) = q.first_chunk::<4>() else {
+        defmt::error!("image {=usize}: the output has no box", image);
+        return;
+    };
+    let fmt = microcnn::postprocess::BoxFormat::CxCyWh;
+    match microcnn::postprocess::decode_box([a, b, c, d], box_scale, zero_point, fmt, input.w, input.h) {
+        Ok(r) => defmt::info!(
+            "image {=usize}: {=str} in box x {=f32}..{=f32}, y {=f32}..{=f32} (pixels)",
+            image,
+            label,
+            r.x0,
+            r.x1,
+            r.y0,
+            r.y1
+        ),
+        Err(e) => defmt::error!("image {=usize}: box decoding failed: {}", image, e),
+    }
+}
+
 /// Prints the object centres a FOMO heat map (`[h, w, classes]`, softmax scores, background
 /// channel 0) holds: local maxima scoring at least 0.5, with their class and cell.
 #[inline(never)]
@@ -80,9 +103,14 @@ pub fn print_class_map(map: &[u8], h: usize, w: usize, labels: &[&str]) {
 /// output against the host's bit for bit, reports accuracy and per-layer instruction counts, and
 /// exits non-zero on any mismatch. A model whose output is a map (segmentation) gets a per-pixel
 /// class map, printed as text for the first image; its prediction is the map's majority class.
+/// A localization model (`classify_app!(model, vectors, Some(model::BOX_SCALE))`) also prints the
+/// box it found in each image.
 #[macro_export]
 macro_rules! classify_app {
     ($model:ident, $vectors:ident) => {
+        $crate::classify_app!($model, $vectors, None);
+    };
+    ($model:ident, $vectors:ident, $box_scale:expr) => {
         #[cortex_m_rt::entry]
         fn main() -> ! {
             use $model as model;
@@ -138,7 +166,15 @@ macro_rules! classify_app {
                     }
                     $crate::majority_class(map, model::NUM_CLASSES)
                 } else {
-                    microcnn::classify::argmax_i8(scores).unwrap_or(0)
+                    // A localization model's box follows its class scores.
+                    let (classes, rest) = scores.split_at(model::NUM_CLASSES.min(scores.len()));
+                    let best = microcnn::classify::argmax_i8(classes).unwrap_or(0);
+                    let box_scale: Option<f32> = $box_scale;
+                    if let Some(bs) = box_scale {
+                        let label = model::LABELS.get(best).copied().unwrap_or("?");
+                        $crate::print_box(i, label, rest, bs, model::OUTPUT_ZERO_POINT, model::INPUT_SHAPE);
+                    }
+                    best
                 };
                 let label = vectors::LABELS[i] as usize;
                 let exact = *scores == vectors::EXPECTED[i];

@@ -528,16 +528,21 @@ pub fn load_scenes(root: &Path, split: &str, task: Task, input: [usize; 3], grid
     if k > 255 {
         bail!("{} classes: at most 254 object classes", names.len());
     }
-    let mut d = Dataset {
-        h,
-        w,
-        c,
-        grid,
-        classes: std::iter::once("background".to_string()).chain(names).collect(),
-        ..Default::default()
-    };
+    // Localization has no background class: its labels are the object classes themselves.
+    let localize = task == Task::Localize;
+    let classes: Vec<String> =
+        if localize { names } else { std::iter::once("background".to_string()).chain(names).collect() };
+    let mut d = Dataset { h, w, c, grid, classes, ..Default::default() };
     for (file, objects) in images {
         let path = root.join(&file);
+        if localize && objects.len() != 1 {
+            bail!(
+                "{}: {} has {} objects; a localize model learns exactly one box per image (make-dataset --objects 1)",
+                root.display(),
+                file,
+                objects.len()
+            );
+        }
         d.images.extend(read_image(&path, h, w, c)?);
         let mut cells = vec![0u8; gh * gw];
         match task {
@@ -555,11 +560,17 @@ pub fn load_scenes(root: &Path, split: &str, task: Task, input: [usize; 3], grid
                     }
                 }
             }
-            Task::Classify => bail!("--scenes is for the detect and segment tasks"),
+            Task::Localize => {}
+            Task::Classify => bail!("--scenes is for the detect, segment and localize tasks"),
         }
-        // The image's label: its first object's class (+1), for tables that want one.
-        d.labels.push(objects.first().map_or(0, |o| o.class as u8 + 1));
-        d.targets.extend(cells);
+        if localize {
+            // The class itself (no background), and no per-position targets.
+            d.labels.push(objects[0].class as u8);
+        } else {
+            // The image's label: its first object's class (+1), for tables that want one.
+            d.labels.push(objects.first().map_or(0, |o| o.class as u8 + 1));
+            d.targets.extend(cells);
+        }
         d.objects.push(objects);
     }
     Ok(d)

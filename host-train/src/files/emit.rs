@@ -99,14 +99,18 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
     let [oh, ow, oc] = q.output_shape();
     let _ = writeln!(s, "/// Output shape `[h, w, c]`: `[1, 1, n]` for a vector of scores; a map (segmentation,\n/// heat map) has a class per channel.\npub const OUTPUT_SHAPE: [usize; 3] = [{oh}, {ow}, {oc}];");
     let _ = writeln!(s, "/// Number of output values.\npub const OUTPUT_LEN: usize = {k};");
-    let task = match q.task {
-        crate::model::spec::Task::Classify => "classify",
-        crate::model::spec::Task::Detect => "detect",
-        crate::model::spec::Task::Segment => "segment",
-    };
-    let _ = writeln!(s, "/// What the output means: `classify` (scores), `detect` (a heat map of object centres, channel 0\n/// the background) or `segment` (a class map).\npub const TASK: &str = {task:?};");
+    let task = q.task.name();
+    let _ = writeln!(s, "/// What the output means: `classify` (scores), `detect` (a heat map of object centres, channel 0\n/// the background), `segment` (a class map) or `localize` (class scores, then one box).\npub const TASK: &str = {task:?};");
     let nc = q.class_count();
-    let _ = writeln!(s, "/// Number of classes (the output's channels for a map, every output value otherwise).\npub const NUM_CLASSES: usize = {nc};");
+    let _ = writeln!(s, "/// Number of classes (the output's channels for a map, the values before the box for\n/// localization, every output value otherwise).\npub const NUM_CLASSES: usize = {nc};");
+    if q.task == crate::model::spec::Task::Localize {
+        let _ = writeln!(
+            s,
+            "/// Localization: the box (cx, cy, w, h) is the {} outputs from `NUM_CLASSES` on; one step of\n/// them is this fraction of the image side (pass it to `microcnn::postprocess::decode_box` with\n/// `OUTPUT_ZERO_POINT`).\npub const BOX_SCALE: f32 = {};",
+            crate::model::spec::BOX_OUTPUTS,
+            f32_lit(last.scale / crate::model::spec::BOX_UNITS)
+        );
+    }
     let labels: Vec<String> =
         (0..nc).map(|i| format!("{:?}", q.classes.get(i).cloned().unwrap_or_else(|| i.to_string()))).collect();
     let _ = writeln!(s, "/// Class names.\npub const LABELS: [&str; NUM_CLASSES] = [{}];", labels.join(", "));

@@ -378,12 +378,13 @@ impl QModel {
         h * w > 1
     }
 
-    /// How many classes `classes` names: the channels of a map output, every value otherwise.
+    /// How many classes `classes` names: the channels of a map output, the values before the box
+    /// of a localization model, every value otherwise.
     pub fn class_count(&self) -> usize {
         if self.is_map() {
             self.output_shape()[2]
         } else {
-            self.num_classes()
+            self.task.class_count(self.num_classes())
         }
     }
 

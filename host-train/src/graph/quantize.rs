@@ -134,6 +134,12 @@ fn quantize_chain(
             a = y;
             continue;
         }
+        if let LayerSpec::Skip { .. } = l.r.spec {
+            let (y, q) = quantize_skip(l, a, n, cur_q, method, rng, layers)?;
+            cur_q = q;
+            a = y;
+            continue;
+        }
         let out = l.forward(std::mem::take(&mut a), n, false, rng);
         a = out;
         let r = &l.r;
@@ -290,12 +296,77 @@ fn quantize_chain(
                 )
             }
             LayerSpec::Dropout { .. } | LayerSpec::Flatten => continue, // identity / reinterpretation
-            LayerSpec::Residual { .. } => unreachable!("handled above"),
+            LayerSpec::Residual { .. } | LayerSpec::Skip { .. } => unreachable!("handled above"),
         };
         cur_q = layer.output_q;
         layers.push(layer);
     }
     Ok((a, cur_q))
+}
+
+/// A skip block `concat(inner(x), x)`: the inner layers, then each operand brought to one
+/// shared quantization (calibrated on both) by a `requantize` where it differs, then the
+/// concatenation, which copies values as TFLite's int8 `CONCATENATION` does. Returns the block's
+/// float output and its quantization.
+fn quantize_skip(
+    l: &mut crate::train::net::Layer,
+    x: Vec<f32>,
+    n: usize,
+    x_q: QParams,
+    method: Calibration,
+    rng: &mut Rng,
+    layers: &mut Vec<QLayer>,
+) -> Result<(Vec<f32>, QParams)> {
+    // Tensor ids: 0 = model input, j + 1 = output of layer j; the block input is the newest.
+    let x_t = layers.len();
+    let block_in = x.clone();
+    let start = layers.len();
+    let (inner, inner_q) = quantize_chain(&mut l.children, x, n, x_q, method, rng, layers, start)?;
+    let mut both: Vec<f32> = inner.iter().chain(&block_in).copied().collect();
+    let (lo, hi) = range_of(&mut both, method);
+    let q = QParams::from_range(lo, hi);
+    let (input, output) = (shape3(l.r.input), shape3(l.r.output));
+    let inner_shape = [input[0], input[1], output[2] - input[2]];
+    let requantize = |name: String, from: Option<usize>, shape: [usize; 3], in_q: QParams| {
+        let rq = quantize_multiplier(in_q.scale as f64 / q.scale as f64);
+        QLayer {
+            name,
+            input: shape,
+            output: shape,
+            input_q: in_q,
+            output_q: q,
+            act: [i8::MIN, i8::MAX],
+            from,
+            op: QOp::Requantize { multiplier: rq.multiplier, shift: rq.shift },
+        }
+    };
+    let mut inner_t = layers.len();
+    if inner_q != q {
+        layers.push(requantize(format!("{}.requantize_inner", l.r.name), None, inner_shape, inner_q));
+        inner_t = layers.len();
+    }
+    let mut skip_t = x_t;
+    if x_q != q {
+        layers.push(requantize(format!("{}.requantize_skip", l.r.name), Some(x_t), input, x_q));
+        skip_t = layers.len();
+    }
+    layers.push(QLayer {
+        name: format!("{}.concat", l.r.name),
+        input: inner_shape,
+        output,
+        input_q: q,
+        output_q: q,
+        act: [i8::MIN, i8::MAX],
+        from: (inner_t != layers.len()).then_some(inner_t),
+        op: QOp::Concat { axis: 2, others: vec![skip_t] },
+    });
+    let (ci, cx) = (inner_shape[2], input[2]);
+    let mut y = Vec::with_capacity(inner.len() + block_in.len());
+    for (a, b) in inner.chunks_exact(ci).zip(block_in.chunks_exact(cx)) {
+        y.extend_from_slice(a);
+        y.extend_from_slice(b);
+    }
+    Ok((y, q))
 }
 
 /// int8 accuracy (of images, or of the cells/pixels of a dense task) and the outputs on a data

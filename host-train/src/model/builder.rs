@@ -157,6 +157,16 @@ impl ModelBuilder {
         self.push(LayerSpec::Residual { name: None, layers: b.spec.layers, activation: Act::None })
     }
 
+    /// Skip connection by concatenation, `concat(inner(x), x)` along the channels; `inner` adds
+    /// the block's layers (which must give back `x`'s rows and columns) to an empty builder.
+    pub fn skip(mut self, inner: impl FnOnce(ModelBuilder) -> ModelBuilder) -> Self {
+        let b = inner(ModelBuilder::new("", self.spec.input));
+        if self.error.is_none() {
+            self.error = b.error;
+        }
+        self.push(LayerSpec::Skip { name: None, layers: b.spec.layers })
+    }
+
     /// Applies `f` to the last layer, or records that `what` does not apply to it.
     fn modify(mut self, what: &str, f: impl FnOnce(&mut LayerSpec) -> bool) -> Self {
         let ok = self.spec.layers.last_mut().is_some_and(f);
@@ -167,14 +177,15 @@ impl ModelBuilder {
         self
     }
 
-    /// Names the last layer (convolutions, dense layers and residual blocks have names).
+    /// Names the last layer (convolutions, dense layers and residual and skip blocks have names).
     pub fn name(self, name: &str) -> Self {
         self.modify("name", |l| match l {
             LayerSpec::Conv { name: n, .. }
             | LayerSpec::Pointwise { name: n, .. }
             | LayerSpec::Depthwise { name: n, .. }
             | LayerSpec::Dense { name: n, .. }
-            | LayerSpec::Residual { name: n, .. } => {
+            | LayerSpec::Residual { name: n, .. }
+            | LayerSpec::Skip { name: n, .. } => {
                 *n = Some(name.to_string());
                 true
             }

@@ -226,6 +226,17 @@ pub enum LayerSpec {
         #[serde(default)]
         activation: Act,
     },
+    /// A skip connection by concatenation (U-Net): the inner layers' output followed, along the
+    /// channels, by the block's input. The inner layers must give back the input's rows and
+    /// columns (down and up again, or neither); nest blocks for the levels of a U-Net. Quantized,
+    /// both operands are brought to one scale (TFLite's `CONCATENATION` copies values).
+    Skip {
+        /// Block name (defaults to `skip<N>`); inner layers are named `<block>.<layer>`.
+        #[serde(default)]
+        name: Option<String>,
+        /// The inner layers.
+        layers: Vec<LayerSpec>,
+    },
 }
 
 fn default_multiplier() -> usize {
@@ -247,11 +258,47 @@ pub enum Task {
     /// A class for every pixel: the output is a map of per-position class scores (background
     /// channel 0), at the input resolution or a fraction of it.
     Segment,
+    /// One object per image, its class and its box: the output is a vector of the class scores
+    /// followed by [`BOX_OUTPUTS`] numbers, the box's centre x, centre y, width and height as
+    /// fractions of the input side times [`BOX_UNITS`].
+    Localize,
 }
+
+/// The box numbers at the end of a localization model's output.
+pub const BOX_OUTPUTS: usize = 4;
+
+/// A localization model's box numbers are fractions of the input side times this: 0..16 rather
+/// than 0..1, so the box and the class scores share the output's int8 scale without the box
+/// losing its precision (one step of a typical scale is about 1/100 of the side).
+pub const BOX_UNITS: f32 = 16.0;
 
 impl Task {
     fn is_classify(&self) -> bool {
         *self == Task::Classify
+    }
+
+    /// The lowercase name used in model files and generated code.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Task::Classify => "classify",
+            Task::Detect => "detect",
+            Task::Segment => "segment",
+            Task::Localize => "localize",
+        }
+    }
+
+    /// How many classes an output of `channels` values per position scores.
+    pub fn class_count(&self, channels: usize) -> usize {
+        match self {
+            Task::Localize => channels.saturating_sub(BOX_OUTPUTS),
+            _ => channels,
+        }
+    }
+
+    /// Whether the output is one vector per image (classification, localization) rather than a
+    /// map of per-position scores.
+    pub fn is_vector(&self) -> bool {
+        matches!(self, Task::Classify | Task::Localize)
     }
 }
 
@@ -308,6 +355,7 @@ impl LayerSpec {
             LayerSpec::Dense { .. } => "dense",
             LayerSpec::Softmax => "softmax",
             LayerSpec::Residual { .. } => "residual",
+            LayerSpec::Skip { .. } => "skip",
         }
     }
 
@@ -318,7 +366,8 @@ impl LayerSpec {
             | LayerSpec::Pointwise { name, .. }
             | LayerSpec::Depthwise { name, .. }
             | LayerSpec::Dense { name, .. }
-            | LayerSpec::Residual { name, .. } => name.as_deref(),
+            | LayerSpec::Residual { name, .. }
+            | LayerSpec::Skip { name, .. } => name.as_deref(),
             _ => None,
         }
     }
@@ -579,16 +628,29 @@ impl ModelSpec {
         }
         budget(&out)?;
         let Some(last) = out.last() else { bail!("the model has no layers") };
-        if self.task == Task::Classify && (last.output.h != 1 || last.output.w != 1) {
+        if self.task.is_vector() && (last.output.h != 1 || last.output.w != 1) {
             bail!(
-                "the last layer `{}` outputs {}×{}×{}; a classifier must end in a vector (dense or global_avg_pool), or set `task = \"detect\"` or `\"segment\"` for a map",
+                "the last layer `{}` outputs {}×{}×{}; a {} model must end in a vector (dense or global_avg_pool), or set `task = \"detect\"` or `\"segment\"` for a map",
                 last.name,
                 last.output.h,
                 last.output.w,
-                last.output.c
+                last.output.c,
+                self.task.name()
             );
         }
-        if self.task != Task::Classify && last.output.c < 2 {
+        if self.task == Task::Localize {
+            if last.output.c <= BOX_OUTPUTS {
+                bail!(
+                    "the last layer `{}` outputs {} values; a localize model outputs its class scores and then {BOX_OUTPUTS} box numbers (cx, cy, w, h): give it classes + {BOX_OUTPUTS} units",
+                    last.name,
+                    last.output.c
+                );
+            }
+            if matches!(last.spec, LayerSpec::Softmax) {
+                bail!("a localize model cannot end in softmax: its last {BOX_OUTPUTS} outputs are the box, not class scores; end in the dense layer");
+            }
+        }
+        if !self.task.is_vector() && last.output.c < 2 {
             bail!(
                 "the last layer `{}` outputs {} channel(s); a {:?} model needs the background and at least one class",
                 last.name,
@@ -596,15 +658,16 @@ impl ModelSpec {
                 self.task
             );
         }
-        if !self.classes.is_empty() && self.classes.len() != last.output.c {
-            bail!("{} class names given but the model outputs {} scores", self.classes.len(), last.output.c);
+        let k = self.task.class_count(last.output.c);
+        if !self.classes.is_empty() && self.classes.len() != k {
+            bail!("{} class names given but the model outputs {k} class scores", self.classes.len());
         }
         Ok(out)
     }
 
     /// Number of classes the model outputs.
     pub fn num_classes(&self) -> Result<usize> {
-        Ok(self.resolve()?.last().map(|l| l.output.c).unwrap_or(0))
+        Ok(self.resolve()?.last().map(|l| self.task.class_count(l.output.c)).unwrap_or(0))
     }
 }
 
@@ -658,6 +721,23 @@ fn resolve_chain(
                     );
                 }
                 input
+            }
+            LayerSpec::Skip { layers: inner, .. } => {
+                if inner.is_empty() {
+                    bail!("skip block `{name}` has no layers");
+                }
+                if inner.iter().any(|l| matches!(l, LayerSpec::Softmax | LayerSpec::Flatten | LayerSpec::Dense { .. })) {
+                    bail!("skip block `{name}`: its layers must keep a map (no softmax, flatten or dense inside)");
+                }
+                children = resolve_chain(inner, input, &format!("{name}."), names)?;
+                let inner_out = children.last().map(|r| r.output).unwrap_or(input);
+                if (inner_out.h, inner_out.w) != (input.h, input.w) {
+                    bail!(
+                        "skip block `{name}`: its layers turn {}×{} into {}×{}, but the concatenation needs the same rows and columns: upsample back to the block's input size",
+                        input.h, input.w, inner_out.h, inner_out.w
+                    );
+                }
+                Shape::image(input.h, input.w, inner_out.c + input.c)
             }
             LayerSpec::Conv { filters, kernel, stride, padding, dilation, .. } => {
                 let ((kh, kw), (sh, sw), (dh, dw)) = (kernel.hw(), stride.hw(), dilation.hw());
@@ -793,7 +873,7 @@ fn checked_cost(l: &Resolved) -> Option<(usize, usize)> {
             with_bias(kh.checked_mul(kw)?)
         }
         LayerSpec::Dense { .. } => with_bias(l.input.checked_len().ok()?),
-        LayerSpec::Residual { .. } => l.children.iter().try_fold((0usize, 0usize), |(a, b), c| {
+        LayerSpec::Residual { .. } | LayerSpec::Skip { .. } => l.children.iter().try_fold((0usize, 0usize), |(a, b), c| {
             let (p, m) = checked_cost(c)?;
             Some((a.checked_add(p)?, b.checked_add(m)?))
         }),
@@ -856,6 +936,10 @@ fn task_line(spec: &ModelSpec) -> String {
         ),
         Task::Segment => format!(
             "segment — a {h}×{w} map of {c} classes (0 = background); labels: the mask sampled at each position (--scenes); metrics: pixel accuracy and mean IoU"
+        ),
+        Task::Localize => format!(
+            "localize — {} class scores, then the box (cx, cy, w, h) × {BOX_UNITS} of the side; labels: the one box of each image (--scenes); metrics: class accuracy, mean IoU, share with IoU ≥ 0.5",
+            c.saturating_sub(BOX_OUTPUTS)
         ),
     }
 }

@@ -1,6 +1,7 @@
 //! Each task's metric, for the float network and for the int8 model alike: accuracy for
 //! classification; precision, recall and F1 of matched object centres for detection; pixel
-//! accuracy and mean IoU for segmentation.
+//! accuracy and mean IoU for segmentation; class accuracy, mean IoU and the share of boxes with
+//! IoU ≥ 0.5 for localization.
 //!
 //! Detection scores the model's int8 heat map with the runtime's own peak finder
 //! ([`microcnn::postprocess::find_peaks_i8`]) — what the device runs — and the float network's
@@ -11,7 +12,8 @@ use crate::data::Dataset;
 use crate::model::spec::Task;
 use crate::rng::Rng;
 use crate::train::net::Net;
-use microcnn::postprocess::{find_peaks_i8, PeakParams};
+use crate::model::spec::{BOX_OUTPUTS, BOX_UNITS};
+use microcnn::postprocess::{decode_box, find_peaks_i8, BBox, BoxFormat, PeakParams};
 use microcnn::Shape;
 
 /// How far (in cells, either axis) a predicted centre may be from a true one to match it.
@@ -124,31 +126,133 @@ pub fn detect_scores(outputs: &[Vec<i8>], d: &Dataset, k: usize, threshold: i8) 
     total
 }
 
-/// The float network's outputs as int8 softmax probabilities (`q = round(256·p) − 128`), per
-/// image: the scale the int8 model's softmax writes.
-pub fn float_outputs_q(net: &mut Net, d: &Dataset) -> Vec<Vec<i8>> {
-    let k = net.num_classes();
+/// The float network's outputs, per image.
+pub fn float_outputs(net: &mut Net, d: &Dataset) -> Vec<Vec<f32>> {
     let il = net.input_len();
     let ol = net.output_len();
     let mut rng = Rng::new(0);
     let mut out = Vec::with_capacity(d.len());
     for chunk in d.images.chunks(64 * il) {
         let n = chunk.len() / il;
-        let logits = net.forward(chunk, n, false, &mut rng);
-        for img in logits.chunks_exact(ol) {
-            let mut q = Vec::with_capacity(ol);
-            for row in img.chunks_exact(k) {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
-                q.extend(
-                    row.iter()
-                        .map(|v| ((v - max).exp() / sum * 256.0).round().clamp(0.0, 255.0) as i32 as i8 ^ i8::MIN),
-                );
-            }
-            out.push(q);
-        }
+        out.extend(net.forward(chunk, n, false, &mut rng).chunks_exact(ol).map(<[f32]>::to_vec));
     }
     out
+}
+
+/// The float network's outputs as int8 softmax probabilities (`q = round(256·p) − 128`), per
+/// image: the scale the int8 model's softmax writes.
+pub fn float_outputs_q(net: &mut Net, d: &Dataset) -> Vec<Vec<i8>> {
+    let k = net.num_classes();
+    let softmax_q = |img: Vec<f32>| -> Vec<i8> {
+        let mut q = Vec::with_capacity(img.len());
+        for row in img.chunks_exact(k) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+            q.extend(
+                row.iter().map(|v| ((v - max).exp() / sum * 256.0).round().clamp(0.0, 255.0) as i32 as i8 ^ i8::MIN),
+            );
+        }
+        q
+    };
+    float_outputs(net, d).into_iter().map(softmax_q).collect()
+}
+
+/// Localization results: class accuracy and how well the boxes overlap the true ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Localized {
+    /// Images scored.
+    pub images: usize,
+    /// Images whose class is right.
+    pub right: usize,
+    /// Sum over images of the IoU of the predicted box with the true one.
+    pub iou_sum: f64,
+    /// Images whose box has IoU ≥ 0.5.
+    pub hits: usize,
+}
+
+impl Localized {
+    /// Share of images classified right.
+    pub fn accuracy(&self) -> f32 {
+        self.right as f32 / self.images.max(1) as f32
+    }
+
+    /// Mean IoU of the predicted boxes.
+    pub fn mean_iou(&self) -> f32 {
+        (self.iou_sum / self.images.max(1) as f64) as f32
+    }
+
+    /// Share of boxes with IoU ≥ 0.5.
+    pub fn hit_rate(&self) -> f32 {
+        self.hits as f32 / self.images.max(1) as f32
+    }
+
+    fn add(&mut self, class: usize, bbox: BBox, truth: &crate::data::Object) {
+        let [x0, y0, x1, y1] = truth.bbox;
+        let iou = bbox.iou(&BBox { x0, y0, x1, y1 });
+        self.images += 1;
+        self.right += (class == truth.class) as usize;
+        self.iou_sum += iou as f64;
+        self.hits += (iou >= 0.5) as usize;
+    }
+}
+
+/// A float box (cx, cy, w, h in [`BOX_UNITS`] of the side) in pixels of an `h × w` image,
+/// clamped to it — the rule [`decode_box`] applies to the int8 outputs.
+pub fn box_from_units(v: &[f32], h: usize, w: usize) -> BBox {
+    let f: Vec<f32> = v.iter().map(|x| x / BOX_UNITS).collect();
+    let (wf, hf) = (w as f32, h as f32);
+    let c = |a: f32, side: f32| (a * side).clamp(0.0, side);
+    let (x0, x1) = (c(f[0] - f[2] / 2.0, wf), c(f[0] + f[2] / 2.0, wf));
+    let (y0, y1) = (c(f[1] - f[3] / 2.0, hf), c(f[1] + f[3] / 2.0, hf));
+    BBox { x0: x0.min(x1), y0: y0.min(y1), x1: x0.max(x1), y1: y0.max(y1) }
+}
+
+/// Scores the float network's localization outputs (`k` class scores, then the box).
+pub fn localize_scores_f32(outputs: &[Vec<f32>], d: &Dataset, k: usize) -> Localized {
+    let mut s = Localized::default();
+    for (o, truth) in outputs.iter().zip(&d.objects) {
+        if let (Some(t), true) = (truth.first(), o.len() == k + BOX_OUTPUTS) {
+            s.add(crate::train::net::argmax(&o[..k]), box_from_units(&o[k..], d.h, d.w), t);
+        }
+    }
+    s
+}
+
+/// Scores int8 localization outputs with the runtime's own decoding (the first class on ties,
+/// [`decode_box`] with the output's `scale` / [`BOX_UNITS`] and zero point).
+pub fn localize_scores_i8(outputs: &[Vec<i8>], (scale, zp): (f32, i8), d: &Dataset, k: usize) -> Localized {
+    let mut s = Localized::default();
+    for (o, truth) in outputs.iter().zip(&d.objects) {
+        let (Some(t), true) = (truth.first(), o.len() == k + BOX_OUTPUTS) else { continue };
+        let class = microcnn::classify::argmax_i8(&o[..k]).unwrap_or(0);
+        let q = [o[k], o[k + 1], o[k + 2], o[k + 3]];
+        if let Ok(b) = decode_box(q, scale / BOX_UNITS, zp, BoxFormat::CxCyWh, d.w, d.h) {
+            s.add(class, b, t);
+        }
+    }
+    s
+}
+
+/// One line for localization results.
+pub fn localize_line(s: &Localized) -> String {
+    format!(
+        "class accuracy {:.2}%, mean IoU {:.3}, IoU ≥ 0.5 for {:.1}% of {} images",
+        100.0 * s.accuracy(),
+        s.mean_iou(),
+        100.0 * s.hit_rate(),
+        s.images
+    )
+}
+
+/// The float network's task line: for detection and segmentation its softmax quantized as the
+/// int8 model's is (so both are judged by one rule), for localization its float boxes.
+pub fn float_summary_line(net: &mut Net, d: &Dataset) -> String {
+    let k = net.num_classes();
+    if net.spec.task == Task::Localize {
+        return localize_line(&localize_scores_f32(&float_outputs(net, d), d, k));
+    }
+    let outs = float_outputs_q(net, d);
+    summary_line(net.spec.task, &outs, (1.0 / 256.0, -128), d, k)
 }
 
 /// Per-position confusion matrix `[true][predicted]` of per-position outputs (`k` scores each).
@@ -182,9 +286,11 @@ pub fn segment_scores(cm: &[Vec<usize>]) -> (f32, f32) {
     (right as f32 / total.max(1) as f32, miou)
 }
 
-/// One line with the task's metric for `outputs` (int8, one per image of `d`).
-pub fn summary_line(task: Task, outputs: &[Vec<i8>], d: &Dataset, k: usize) -> String {
+/// One line with the task's metric for `outputs` (int8, one per image of `d`, quantized with
+/// `out_q` = (scale, zero point)).
+pub fn summary_line(task: Task, outputs: &[Vec<i8>], out_q: (f32, i8), d: &Dataset, k: usize) -> String {
     match task {
+        Task::Localize => localize_line(&localize_scores_i8(outputs, out_q, d, k)),
         Task::Classify => {
             let cm = confusion_i8(outputs, d, k);
             let (acc, _) = segment_scores(&cm);

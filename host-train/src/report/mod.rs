@@ -238,7 +238,8 @@ pub fn top_label(q: &QModel, y: &[i8]) -> Result<u8> {
         }
         (0..counts.len()).rev().max_by_key(|&c| counts[c]).unwrap_or(0)
     } else {
-        microcnn::classify::argmax_i8(y).map_err(|e| anyhow::anyhow!("{e}"))?
+        // A localization model's box follows its class scores.
+        microcnn::classify::argmax_i8(&y[..q.class_count().min(y.len())]).map_err(|e| anyhow::anyhow!("{e}"))?
     };
     u8::try_from(top).map_err(|_| anyhow::anyhow!("more than 256 classes"))
 }

@@ -270,17 +270,7 @@ pub fn detection_overlay(
         let (top, body) = root.split_vertically(24);
         top.draw(&Text::new("green: true box + centre cell   red: predicted centre (score)", (4, 5), (FONT, 13)))
             .map_err(plot_err)?;
-        for y in 0..h {
-            for x in 0..w {
-                let v = (image[y * w + x].clamp(0.0, 1.0) * 255.0) as u8;
-                let (x0, y0) = ((x as u32 * zoom) as i32, (y as u32 * zoom) as i32);
-                body.draw(&Rectangle::new(
-                    [(x0, y0), (x0 + zoom as i32, y0 + zoom as i32)],
-                    RGBColor(v, v, v).filled(),
-                ))
-                .map_err(plot_err)?;
-            }
-        }
+        draw_grey(&body, image, h, w, zoom)?;
         let (cw, ch) = (iw as f32 / grid[1] as f32, ih as f32 / grid[0] as f32);
         let z = zoom as f32;
         for o in truth {
@@ -311,6 +301,60 @@ pub fn detection_overlay(
                 (FONT, 12).into_font().color(&RED),
             ))
             .map_err(plot_err)?;
+        }
+        Ok(())
+    })
+}
+
+/// Draws a grey `h × w` image, each pixel a `zoom × zoom` square.
+fn draw_grey(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    image: &[f32],
+    h: usize,
+    w: usize,
+    zoom: u32,
+) -> Result<()> {
+    for y in 0..h {
+        for x in 0..w {
+            let v = (image[y * w + x].clamp(0.0, 1.0) * 255.0) as u8;
+            let (x0, y0) = ((x as u32 * zoom) as i32, (y as u32 * zoom) as i32);
+            area.draw(&Rectangle::new([(x0, y0), (x0 + zoom as i32, y0 + zoom as i32)], RGBColor(v, v, v).filled()))
+                .map_err(plot_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// A localization overlay: the image with the true box (green, its class) and the predicted box
+/// (red, its class and the IoU with the true one).
+pub fn localization_overlay(
+    image: &[f32],
+    h: usize,
+    w: usize,
+    truth: &crate::data::Object,
+    predicted: (usize, microcnn::postprocess::BBox),
+    names: &[String],
+    zoom: u32,
+) -> Result<Vec<u8>> {
+    let (iw, ih) = (w as u32 * zoom, h as u32 * zoom);
+    let name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
+    let [tx0, ty0, tx1, ty1] = truth.bbox;
+    let (class, b) = predicted;
+    let iou = b.iou(&microcnn::postprocess::BBox { x0: tx0, y0: ty0, x1: tx1, y1: ty1 });
+    figure(iw, ih + 24, |root| {
+        let (top, body) = root.split_vertically(24);
+        top.draw(&Text::new(format!("green: true box   red: predicted (IoU {iou:.2})"), (4, 5), (FONT, 13)))
+            .map_err(plot_err)?;
+        draw_grey(&body, image, h, w, zoom)?;
+        let z = zoom as f32;
+        let boxes = [([tx0, ty0, tx1, ty1], truth.class, GREEN, 2), ([b.x0, b.y0, b.x1, b.y1], class, RED, -16)];
+        for (bb, c, colour, text_dy) in boxes {
+            let [a, b0, c1, d] = bb.map(|v| v * z);
+            body.draw(&Rectangle::new([(a as i32, b0 as i32), (c1 as i32, d as i32)], colour.stroke_width(2)))
+                .map_err(plot_err)?;
+            let ty = if text_dy > 0 { b0 as i32 + text_dy } else { (d as i32 + 2).min(ih as i32 - 14) };
+            body.draw(&Text::new(name(c), (a as i32 + 2, ty), (FONT, 14).into_font().color(&colour)))
+                .map_err(plot_err)?;
         }
         Ok(())
     })

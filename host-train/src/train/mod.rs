@@ -8,7 +8,8 @@ pub mod transfer;
 use crate::data::augment::Augment;
 use crate::data::Dataset;
 use crate::rng::Rng;
-use crate::train::net::{weighted_cross_entropy, Net};
+use crate::model::spec::{Task, BOX_OUTPUTS, BOX_UNITS};
+use crate::train::net::{localize_loss, weighted_cross_entropy, Net};
 use anyhow::{bail, Result};
 use checkpoint::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -67,6 +68,8 @@ pub struct TrainConfig {
     /// Detection and segmentation: the loss weight of a position labelled with an object class,
     /// against 1 for the background (FOMO's class weighting: objects are a few cells among many).
     pub object_weight: f32,
+    /// Localization: the weight of the box's smooth-L1 loss against the class cross-entropy.
+    pub box_weight: f32,
 }
 
 /// Per-epoch figures.
@@ -112,6 +115,9 @@ impl TrainConfig {
         }
         if !(self.object_weight.is_finite() && self.object_weight > 0.0 && self.object_weight <= 1e4) {
             bail!("--object-weight {} must be a positive number up to 10000", self.object_weight);
+        }
+        if !(self.box_weight.is_finite() && self.box_weight > 0.0 && self.box_weight <= 1e4) {
+            bail!("--box-weight {} must be a positive number up to 10000", self.box_weight);
         }
         Ok(())
     }
@@ -164,24 +170,78 @@ pub fn step(net: &mut Net, cfg: &TrainConfig, lr: f32, t: u64) {
     }
 }
 
+/// What a batch is trained towards: a label per position (per image for classification and
+/// localization), and for localization each image's box in [`BOX_UNITS`].
+#[derive(Default)]
+struct Targets {
+    labels: Vec<u8>,
+    boxes: Vec<[f32; 4]>,
+}
+
+impl Targets {
+    fn clear(&mut self) {
+        self.labels.clear();
+        self.boxes.clear();
+    }
+}
+
+/// How a loss reads a model's output: the task, its class count, the class weights of a dense
+/// task and the box loss's weight.
+#[derive(Clone, Copy)]
+struct LossSpec<'a> {
+    task: Task,
+    k: usize,
+    weights: Option<&'a [f32]>,
+    box_weight: f32,
+}
+
+impl LossSpec<'_> {
+    /// The mean loss of `out` (`n` images) against `t`, its gradient in `grad`, and how many
+    /// positions were classified right.
+    fn loss(&self, out: &[f32], t: &Targets, n: usize, grad: &mut [f32]) -> (f32, usize) {
+        let k = self.k;
+        let stride = if self.task == Task::Localize { k + BOX_OUTPUTS } else { k };
+        let loss = if self.task == Task::Localize {
+            localize_loss(out, &t.labels, &t.boxes, k, self.box_weight, grad)
+        } else {
+            weighted_cross_entropy(out, &t.labels, k, self.weights, grad)
+        };
+        let right = out
+            .chunks_exact(stride)
+            .zip(&t.labels)
+            .filter(|(r, &l)| crate::train::net::argmax(&r[..k]) == l as usize)
+            .count();
+        debug_assert_eq!(out.len(), grad.len());
+        debug_assert!(n == 0 || out.len() % n == 0);
+        (loss, right)
+    }
+}
+
+/// A localization target: the box `[x0, y0, x1, y1]` (pixels of an `h × w` image) as centre x,
+/// centre y, width and height in [`BOX_UNITS`] of the side.
+pub fn box_target(bbox: [f32; 4], h: usize, w: usize) -> [f32; 4] {
+    let [x0, y0, x1, y1] = bbox;
+    let (sw, sh) = (BOX_UNITS / w as f32, BOX_UNITS / h as f32);
+    [(x0 + x1) / 2.0 * sw, (y0 + y1) / 2.0 * sh, (x1 - x0) * sw, (y1 - y0) * sh]
+}
+
 /// One data-parallel forward/backward: the batch is split into `replicas.len() + 1` contiguous
 /// parts; part 0 runs on this thread with `net`, the others on scoped threads with replicas
 /// holding a copy of the current weights. Gradients (each part's mean scaled by its share of the
 /// batch) are summed into `net` in part order, so the result does not depend on timing.
-#[allow(clippy::too_many_arguments)]
 fn parallel_step(
     net: &mut Net,
     replicas: &mut [Net],
     x: &[f32],
-    labels: &[u8],
+    t: &Targets,
     il: usize,
-    k: usize,
-    weights: Option<&[f32]>,
+    spec: LossSpec,
     rng: &mut Rng,
 ) -> (f32, usize) {
-    // `labels` holds `positions` labels per image.
-    let positions = net.output_len() / k;
-    let n = labels.len() / positions;
+    let out_len = net.output_len();
+    // `t.labels` holds `positions` labels per image.
+    let positions = net.output_grid().iter().product::<usize>();
+    let n = t.labels.len() / positions;
     let parts = replicas.len() + 1;
     let bounds: Vec<(usize, usize)> = (0..parts).map(|p| (p * n / parts, (p + 1) * n / parts)).collect();
     for r in replicas.iter_mut() {
@@ -194,14 +254,15 @@ fn parallel_step(
     let run = |model: &mut Net, (a, b): (usize, usize), seed: u64| -> (f32, usize) {
         let m = b - a;
         let mut prng = Rng::new(seed);
-        let logits = model.forward(&x[a * il..b * il], m, true, &mut prng);
-        let mut grad = vec![0.0f32; m * positions * k];
-        let lab = &labels[a * positions..b * positions];
-        let loss = weighted_cross_entropy(&logits, lab, k, weights, &mut grad);
+        let out = model.forward(&x[a * il..b * il], m, true, &mut prng);
+        let mut grad = vec![0.0f32; m * out_len];
+        let part = Targets {
+            labels: t.labels[a * positions..b * positions].to_vec(),
+            boxes: t.boxes.get(a..b).map(<[_]>::to_vec).unwrap_or_default(),
+        };
+        let (loss, right) = spec.loss(&out, &part, m, &mut grad);
         let share = m as f32 / n as f32;
         grad.iter_mut().for_each(|g| *g *= share);
-        let right =
-            logits.chunks_exact(k).zip(lab).filter(|(r, &l)| crate::train::net::argmax(r) == l as usize).count();
         model.backward(grad, m);
         (loss * share, right)
     };
@@ -241,9 +302,8 @@ pub fn accuracy(net: &mut Net, data: &Dataset) -> f32 {
 }
 
 /// The task's one-number metric of `net` on `data`: centre F1 for detection, mean IoU for
-/// segmentation; `None` for classification (its accuracy is the metric).
+/// segmentation and localization; `None` for classification (its accuracy is the metric).
 pub fn task_metric(net: &mut Net, data: &Dataset) -> Option<f32> {
-    use crate::model::spec::Task;
     use crate::report::metrics;
     let k = net.num_classes();
     match net.spec.task {
@@ -252,6 +312,16 @@ pub fn task_metric(net: &mut Net, data: &Dataset) -> Option<f32> {
         Task::Segment => {
             Some(metrics::segment_scores(&metrics::confusion_i8(&metrics::float_outputs_q(net, data), data, k)).1)
         }
+        Task::Localize => Some(metrics::localize_scores_f32(&metrics::float_outputs(net, data), data, k).mean_iou()),
+    }
+}
+
+/// The name of [`task_metric`]'s number for `task`.
+pub fn metric_name(task: Task) -> &'static str {
+    match task {
+        Task::Classify => "accuracy",
+        Task::Detect => "centre F1",
+        Task::Segment | Task::Localize => "mean IoU",
     }
 }
 
@@ -287,7 +357,7 @@ pub fn train(
         bail!("the data is {}×{}×{} but the model expects {h}×{w}×{c}: resize the data or change `input` in the model file", train.h, train.w, train.c);
     }
     let k = net.num_classes();
-    let positions = net.output_len() / k.max(1);
+    let positions = net.output_grid().iter().product::<usize>();
     if train.positions() != positions {
         bail!(
             "the data has {} labels per image but the model outputs {positions} positions of {k} classes: match the model's output grid to the data (--scenes loads it at the model's output size)",
@@ -299,14 +369,14 @@ pub fn train(
         bail!("label {bad} found but the model has only {k} outputs: change the last layer's units or filters");
     }
     let task = net.spec.task;
-    if positions > 1
-        && !cfg.augment.is_identity()
-        && task == crate::model::spec::Task::Detect
-        && train.objects.len() != train.len()
-    {
+    if positions > 1 && !cfg.augment.is_identity() && task == Task::Detect && train.objects.len() != train.len() {
         bail!("--augment on a detection set needs its boxes (load it with --scenes)");
     }
+    if task == Task::Localize && (train.objects.len() != train.len() || train.objects.iter().any(|o| o.len() != 1)) {
+        bail!("a localize model trains on one box per image: load the data with --scenes (make-dataset --objects 1)");
+    }
     let weights = class_weights(train, k, cfg.object_weight);
+    let spec = LossSpec { task, k, weights: weights.as_deref(), box_weight: cfg.box_weight };
     if let Some(v) = val {
         v.check_fits(net.spec.input, k, "the test split")?;
     }
@@ -343,45 +413,63 @@ pub fn train(
         let mut xb = vec![0.0f32; cfg.batch * il];
         // Worker replicas for data-parallel steps (the main thread is worker 0).
         let mut replicas: Vec<Net> = (1..cfg.threads.max(1)).map(|_| net.clone()).collect();
-        let out_len = positions * k;
+        let out_len = net.output_len();
         let mut grad = vec![0.0f32; cfg.batch * out_len];
+        let mut targets = Targets::default();
         for batch in order.chunks(cfg.batch) {
             let n = batch.len();
-            let mut labels = Vec::with_capacity(n);
+            targets.clear();
             for (j, &idx) in batch.iter().enumerate() {
                 let dst = &mut xb[j * il..(j + 1) * il];
-                if cfg.augment.is_identity() {
-                    dst.copy_from_slice(train.image(idx));
-                    labels.extend_from_slice(train.target_block(idx));
-                } else {
-                    let mut irng = erng.fork(idx as u64);
-                    let drawn = cfg.augment.draw(h, w, c, &mut irng);
-                    drawn.apply(train.image(idx), dst, h, w, c);
-                    // Boxes, centres and masks move with the pixels.
-                    match task {
-                        crate::model::spec::Task::Classify => labels.extend_from_slice(train.target_block(idx)),
-                        crate::model::spec::Task::Detect => {
-                            let moved = drawn.move_objects(&train.objects[idx], h, w);
-                            labels.extend(crate::data::scenes::centre_cells(&moved, h, w, train.grid));
+                let drawn = (!cfg.augment.is_identity()).then(|| cfg.augment.draw(h, w, c, &mut erng.fork(idx as u64)));
+                // Boxes, centres and masks move with the pixels.
+                match (task, drawn) {
+                    (_, None) => {
+                        dst.copy_from_slice(train.image(idx));
+                        targets.labels.extend_from_slice(train.target_block(idx));
+                        if task == Task::Localize {
+                            targets.boxes.push(box_target(train.objects[idx][0].bbox, h, w));
                         }
-                        crate::model::spec::Task::Segment => {
-                            labels.extend(drawn.move_grid(train.target_block(idx), train.grid, h, w));
-                        }
+                    }
+                    (Task::Classify, Some(d)) => {
+                        d.apply(train.image(idx), dst, h, w, c);
+                        targets.labels.extend_from_slice(train.target_block(idx));
+                    }
+                    (Task::Detect, Some(d)) => {
+                        d.apply(train.image(idx), dst, h, w, c);
+                        let moved = d.move_objects(&train.objects[idx], h, w);
+                        targets.labels.extend(crate::data::scenes::centre_cells(&moved, h, w, train.grid));
+                    }
+                    (Task::Segment, Some(d)) => {
+                        d.apply(train.image(idx), dst, h, w, c);
+                        targets.labels.extend(d.move_grid(train.target_block(idx), train.grid, h, w));
+                    }
+                    (Task::Localize, Some(d)) => {
+                        // An object moved mostly out of the image has no box to learn: keep
+                        // the image as it is.
+                        let object = &train.objects[idx][0];
+                        let bbox = match d.move_objects(std::slice::from_ref(object), h, w).first() {
+                            Some(moved) => {
+                                d.apply(train.image(idx), dst, h, w, c);
+                                moved.bbox
+                            }
+                            None => {
+                                dst.copy_from_slice(train.image(idx));
+                                object.bbox
+                            }
+                        };
+                        targets.labels.push(train.labels[idx]);
+                        targets.boxes.push(box_target(bbox, h, w));
                     }
                 }
             }
             let (loss, right) = if replicas.is_empty() || n < 2 * (replicas.len() + 1) {
-                let logits = net.forward(&xb[..n * il], n, true, &mut rng);
-                let loss = weighted_cross_entropy(&logits, &labels, k, weights.as_deref(), &mut grad[..n * out_len]);
-                let right = logits
-                    .chunks_exact(k)
-                    .zip(&labels)
-                    .filter(|(r, &l)| crate::train::net::argmax(r) == l as usize)
-                    .count();
+                let out = net.forward(&xb[..n * il], n, true, &mut rng);
+                let r = spec.loss(&out, &targets, n, &mut grad[..n * out_len]);
                 net.backward(grad[..n * out_len].to_vec(), n);
-                (loss, right)
+                r
             } else {
-                parallel_step(net, &mut replicas, &xb[..n * il], &labels, il, k, weights.as_deref(), &mut rng)
+                parallel_step(net, &mut replicas, &xb[..n * il], &targets, il, spec, &mut rng)
             };
             if !loss.is_finite() {
                 bail!("training diverged (loss is {loss}) at epoch {}: lower the learning rate (--lr)", epoch + 1);
@@ -420,7 +508,7 @@ pub fn train(
                 stats.loss,
                 100.0 * stats.train_acc,
                 val_acc.map(|a| format!(", test acc {:.2}%", 100.0 * a)).unwrap_or_default()
-                    + &val_metric.map(|m| format!(", test {:?} score {m:.3}", net.spec.task)).unwrap_or_default(),
+                    + &val_metric.map(|m| format!(", test {} {m:.3}", metric_name(net.spec.task))).unwrap_or_default(),
                 ips
             );
         }

@@ -447,6 +447,19 @@ impl Layer {
                 }
                 y.iter_mut().zip(a.iter().zip(x)).for_each(|(v, (&inner, &skip))| *v = inner + skip);
             }
+            LayerSpec::Skip { .. } => {
+                let mut a = x.to_vec();
+                for c in &mut self.children {
+                    c.need_input_grad = true;
+                    a = c.forward(a, n, train, rng);
+                }
+                // Per pixel: the inner channels, then the input's.
+                let (ci, cx) = (o.c - i.c, i.c);
+                for ((dst, inner), skip) in y.chunks_exact_mut(o.c).zip(a.chunks_exact(ci)).zip(x.chunks_exact(cx)) {
+                    dst[..ci].copy_from_slice(inner);
+                    dst[ci..].copy_from_slice(skip);
+                }
+            }
         }
         apply_act(fused(&self.r.spec), &mut y, train.then_some(&mut self.act_mask));
         if train {
@@ -639,6 +652,18 @@ impl Layer {
                     d = c.backward(&mut d, n);
                 }
                 dx.iter_mut().zip(d.iter().zip(dy.iter())).for_each(|(g, (&a, &b))| *g = a + b);
+            }
+            LayerSpec::Skip { .. } => {
+                // The inner channels' gradient goes back through the inner layers; the input's
+                // channels pass theirs straight to the input.
+                let (ci, cx) = (o.c - i.c, i.c);
+                let mut d: Vec<f32> = dy.chunks_exact(o.c).flat_map(|px| px[..ci].iter().copied()).collect();
+                for c in self.children.iter_mut().rev() {
+                    d = c.backward(&mut d, n);
+                }
+                for ((g, inner), px) in dx.chunks_exact_mut(cx).zip(d.chunks_exact(cx)).zip(dy.chunks_exact(o.c)) {
+                    g.iter_mut().zip(inner.iter().zip(&px[ci..])).for_each(|(g, (&a, &b))| *g = a + b);
+                }
             }
         }
         dx
@@ -872,8 +897,15 @@ impl Net {
         out.into_iter()
     }
 
-    /// Number of classes (the last layer's channels).
+    /// Number of classes (the last layer's channels; without the box numbers of a localization
+    /// model).
     pub fn num_classes(&self) -> usize {
+        self.spec.task.class_count(self.head_len())
+    }
+
+    /// Output values per position: the last layer's channels (the class scores, and a
+    /// localization model's box after them).
+    pub fn head_len(&self) -> usize {
         self.layers.last().map(|l| l.r.output.c).unwrap_or(0)
     }
 
@@ -895,13 +927,13 @@ impl Net {
     /// Predicted classes for a data set, in batches (no dropout).
     pub fn predict(&mut self, images: &[f32], batch: usize) -> Vec<usize> {
         let il = self.input_len();
-        let k = self.num_classes();
+        let (k, stride) = (self.num_classes(), self.head_len());
         let mut rng = Rng::new(0);
         let mut out = Vec::with_capacity(images.len() / il);
         for chunk in images.chunks(batch * il) {
             let n = chunk.len() / il;
             let logits = self.forward(chunk, n, false, &mut rng);
-            out.extend(logits.chunks_exact(k).map(argmax));
+            out.extend(logits.chunks_exact(stride).map(|r| argmax(&r[..k])));
         }
         out
     }
@@ -957,6 +989,35 @@ pub fn argmax(v: &[f32]) -> usize {
 /// pixel for a dense task.
 pub fn softmax_cross_entropy(logits: &[f32], labels: &[u8], k: usize, grad: &mut [f32]) -> f32 {
     weighted_cross_entropy(logits, labels, k, None, grad)
+}
+
+/// Localization's loss for a batch: softmax cross-entropy of the class scores (the first `k` of
+/// each row of `k + 4`) plus `box_weight` × the smooth-L1 (Huber, δ = 1) distance of the last 4
+/// from `boxes` (the targets in the same units), averaged over the 4 numbers. Returns the mean
+/// loss and writes its gradient (already / n) into `grad`.
+pub fn localize_loss(
+    out: &[f32],
+    labels: &[u8],
+    boxes: &[[f32; 4]],
+    k: usize,
+    box_weight: f32,
+    grad: &mut [f32],
+) -> f32 {
+    let n = labels.len();
+    let stride = k + 4;
+    let mut loss = 0.0;
+    for (b, row) in out.chunks_exact(stride).enumerate() {
+        let g = &mut grad[b * stride..(b + 1) * stride];
+        loss += weighted_cross_entropy(&row[..k], &labels[b..b + 1], k, None, &mut g[..k]);
+        for (j, (&p, &t)) in row[k..].iter().zip(&boxes[b]).enumerate() {
+            let d = p - t;
+            let (l, dl) = if d.abs() < 1.0 { (0.5 * d * d, d) } else { (d.abs() - 0.5, d.signum()) };
+            loss += box_weight * l / 4.0;
+            g[k + j] = box_weight * dl / 4.0;
+        }
+        g.iter_mut().for_each(|v| *v /= n as f32);
+    }
+    loss / n as f32
 }
 
 /// [`softmax_cross_entropy`] with a weight per true class (FOMO's weighting of object cells

@@ -7,4 +7,4 @@ use microcnn_qemu as _;
 
 include!(concat!(env!("OUT_DIR"), "/model_mod.rs"));
 
-microcnn_qemu::classify_app!(model, vectors);
+microcnn_qemu::classify_app!(model, vectors, BOX_SCALE);
