@@ -15,21 +15,23 @@
 //!   `--confusion model.safetensors` cannot destroy the checkpoint it reads.
 
 use anyhow::{bail, Context, Result};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Temporary files currently on disk, removed by the signal handler.
-static LIVE_TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Temporary files currently on disk, removed by the signal handler (a set: a data set commits
+/// hundreds of thousands of files, so tracking must not be linear per file).
+static LIVE_TEMPS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 fn track(path: &Path) {
     if let Ok(mut live) = LIVE_TEMPS.lock() {
-        live.push(path.to_path_buf());
+        live.insert(path.to_path_buf());
     }
 }
 
 fn untrack(path: &Path) {
     if let Ok(mut live) = LIVE_TEMPS.lock() {
-        live.retain(|p| p != path);
+        live.remove(path);
     }
 }
 
@@ -56,6 +58,8 @@ fn folder_of(path: &Path) -> &Path {
 #[derive(Default)]
 pub struct Outputs {
     files: Vec<(PathBuf, Vec<u8>)>,
+    /// Where each staged path is in `files`.
+    index: HashMap<PathBuf, usize>,
     inputs: Vec<PathBuf>,
 }
 
@@ -74,8 +78,13 @@ impl Outputs {
     /// Stages `bytes` for `path` (a later call for the same path replaces it).
     pub fn add(&mut self, path: impl Into<PathBuf>, bytes: impl Into<Vec<u8>>) {
         let path = path.into();
-        self.files.retain(|(p, _)| p != &path);
-        self.files.push((path, bytes.into()));
+        match self.index.get(&path) {
+            Some(&i) => self.files[i].1 = bytes.into(),
+            None => {
+                self.index.insert(path.clone(), self.files.len());
+                self.files.push((path, bytes.into()));
+            }
+        }
     }
 
     /// The staged paths, in order.
@@ -142,17 +151,14 @@ impl Outputs {
             }
             return Err(e); // dropping `staged` deletes the temporaries
         }
-        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
         for (tmp, path) in staged {
             let tmp_path = tmp.to_path_buf();
             untrack(&tmp_path);
             tmp.persist(path).map_err(|e| {
                 anyhow::anyhow!("cannot move {} to {}: {}", tmp_path.display(), path.display(), e.error)
             })?;
-            let dir = folder_of(path).to_path_buf();
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
-            }
+            dirs.insert(folder_of(path).to_path_buf());
         }
         for dir in dirs {
             // Makes the renames durable; not every platform can open a folder, which is fine.
