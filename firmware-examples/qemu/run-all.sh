@@ -97,6 +97,8 @@ IMPORTED=(
   "M4  mps2-an386   thumbv7em-none-eabihf     classify      fomo"
   "M7  mps2-an500   thumbv7em-none-eabihf     classify      fomo"
   "M4  mps2-an386   thumbv7em-none-eabihf     classify      segment"
+  "M4  mps2-an386   thumbv7em-none-eabihf     classify      localize"
+  "M7  mps2-an500   thumbv7em-none-eabihf     classify      localize"
   "M33 mps2-an505   thumbv8m.main-none-eabihf classify      imported_fc_autoencoder"
 )
 mkdir -p target/imported/elf
@@ -115,7 +117,7 @@ props=""
 for run in "${RUNS[@]}" "${IMPORTED[@]}"; do
   read -r core machine target bin model <<<"$run"
   elf="target/$target/release/$bin"
-  case "$model" in imported_* | fomo | segment) elf="target/imported/elf/$model-$target-$bin" ;; esac
+  case "$model" in imported_* | fomo | segment | localize) elf="target/imported/elf/$model-$target-$bin" ;; esac
   log="$out/$core-$bin-$model.log"
   printf '%-4s %-12s %-14s ... ' "$core" "$machine" "$bin"
   bash qemu/run.sh "$elf" "$machine" >"$log" 2>&1

@@ -541,9 +541,9 @@ fn curves_png(hist: &[train::EpochStats]) -> Result<Vec<u8>> {
             ("test", hist.iter().filter_map(|h| h.val_acc).collect()),
         ],
         // Detection and segmentation record their own metric too.
-        hist.iter()
-            .any(|h| h.val_metric.is_some())
-            .then(|| ("test: centre F1, or mean IoU of masks or boxes", hist.iter().filter_map(|h| h.val_metric).collect())),
+        hist.iter().any(|h| h.val_metric.is_some()).then(|| {
+            ("test: centre F1, or mean IoU of masks or boxes", hist.iter().filter_map(|h| h.val_metric).collect())
+        }),
     )
 }
 
@@ -834,19 +834,53 @@ fn run(cli: Cli) -> Result<()> {
             if net.spec.task == Task::Localize {
                 use host_train::report::metrics;
                 let outs = metrics::float_outputs(&mut net, &d);
-                println!("{}: {}", net.spec.task.name(), metrics::localize_line(&metrics::localize_scores_f32(&outs, &d, k)));
+                println!(
+                    "{}: {}",
+                    net.spec.task.name(),
+                    metrics::localize_line(&metrics::localize_scores_f32(&outs, &d, k))
+                );
                 if let Some(dir) = &overlay_dir {
                     for (i, o) in outs.iter().enumerate().take(overlays.min(d.len())) {
                         let class = host_train::train::net::argmax(&o[..k]);
                         let b = metrics::box_from_units(&o[k..], d.h, d.w);
-                        let png = plot::localization_overlay(d.image(i), d.h, d.w, &d.objects[i][0], (class, b), &names, 4)?;
+                        let png =
+                            plot::localization_overlay(d.image(i), d.h, d.w, &d.objects[i][0], (class, b), &names, 4)?;
                         out.add(dir.join(format!("overlay-{i:03}.png")), png);
                     }
                 }
             } else if net.spec.task != Task::Classify {
                 use host_train::report::metrics;
                 let outs = metrics::float_outputs_q(&mut net, &d);
-                println!("{}: {}", net.spec.task.name(), metrics::summary_line(net.spec.task, &outs, (1.0 / 256.0, -128), &d, k));
+                println!(
+                    "{}: {}",
+                    net.spec.task.name(),
+                    metrics::summary_line(net.spec.task, &outs, (1.0 / 256.0, -128), &d, k)
+                );
+                if let Some(dir) = &overlay_dir {
+                    for (i, o) in outs.iter().enumerate().take(overlays.min(d.len())) {
+                        let png = if net.spec.task == Task::Detect {
+                            let p: Vec<(usize, usize, usize, f32)> = metrics::peaks(o, d.grid, k, 0)
+                                .into_iter()
+                                .map(|(y, x, c, s)| (y, x, c, (s as f32 + 128.0) / 256.0))
+                                .collect();
+                            plot::detection_overlay(d.image(i), d.h, d.w, d.grid, &d.objects[i], &p, &names, 4)?
+                        } else {
+                            let mut map = vec![0u8; d.positions()];
+                            microcnn::postprocess::argmax_map_i8(o, k, &mut map).map_err(|e| anyhow::anyhow!("{e}"))?;
+                            plot::segmentation_overlay(
+                                d.image(i),
+                                d.h,
+                                d.w,
+                                d.grid,
+                                d.target_block(i),
+                                &map,
+                                &names,
+                                3,
+                            )?
+                        };
+                        out.add(dir.join(format!("overlay-{i:03}.png")), png);
+                    }
+                }
             } else if overlay_dir.is_some() {
                 bail!("--overlay-dir is for localization, detection and segmentation models");
             }

@@ -231,13 +231,20 @@ fn make_dataset_train_quantize_and_emit_a_localizer() {
     assert!(code.contains("pub const NUM_CLASSES: usize = 10;") && code.contains("pub const BOX_SCALE: f32"));
     // Two objects on a canvas: a localize model is told it learns one box per image.
     let multi = dir.path().join("multi");
-    let o = microcnn(&[&args[..4], &[&p(&multi), "--canvas", "40", "--train", "8", "--max-scale", "1.2", "--max-objects", "3"]].concat());
+    let o = microcnn(
+        &[&args[..4], &[&p(&multi), "--canvas", "40", "--train", "8", "--max-scale", "1.2", "--max-objects", "3"]]
+            .concat(),
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = microcnn(&["train", "--model", &p(&model), "--scenes", &p(&multi), "--epochs", "1", "--out", &p(&run)]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("exactly one box per image"), "{err}");
     // Ending a localize model in softmax is refused by the model check.
-    std::fs::write(&model, format!("name = \"loc\"\ninput = [40, 40, 1]\ntask = \"localize\"\n{layers}[[layers]]\ntype = \"softmax\"\n")).unwrap();
+    std::fs::write(
+        &model,
+        format!("name = \"loc\"\ninput = [40, 40, 1]\ntask = \"localize\"\n{layers}[[layers]]\ntype = \"softmax\"\n"),
+    )
+    .unwrap();
     let o = microcnn(&["summary", "--model", &p(&model)]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot end in softmax"));
 }

@@ -386,8 +386,10 @@ fn skip_blocks_validate_and_quantize() {
     let bad = "name = \"s\"\ninput = [8, 8, 1]\ntask = \"segment\"\n[[layers]]\ntype = \"skip\"\nname = \"blk\"\nlayers = [ { type = \"conv\", filters = 2, kernel = 3, stride = 2, padding = \"same\" } ]\n";
     let e = ModelSpec::from_toml(bad).unwrap().resolve().unwrap_err().to_string();
     assert!(e.contains("skip block `blk`") && e.contains("8×8 into 4×4"), "{e}");
-    let good = bad.replace("padding = \"same\" }", "padding = \"same\", activation = \"relu\" }, { type = \"upsample\", factor = 2 }")
-        + "[[layers]]\ntype = \"pointwise\"\nfilters = 3\n";
+    let good = bad.replace(
+        "padding = \"same\" }",
+        "padding = \"same\", activation = \"relu\" }, { type = \"upsample\", factor = 2 }",
+    ) + "[[layers]]\ntype = \"pointwise\"\nfilters = 3\n";
     let spec = ModelSpec::from_toml(&good).unwrap();
     let r = spec.resolve().unwrap();
     assert_eq!((r[0].output.c, r[0].children[0].name.as_str()), (3, "blk.conv1"));
@@ -402,7 +404,8 @@ fn skip_blocks_validate_and_quantize() {
         c: 1,
         ..Default::default()
     };
-    let q = host_train::graph::quantize(&mut net, &data, host_train::graph::Calibration::Minmax, "test".into()).unwrap();
+    let q =
+        host_train::graph::quantize(&mut net, &data, host_train::graph::Calibration::Minmax, "test".into()).unwrap();
     q.validate().unwrap();
     let ops: Vec<String> = q.layers.iter().map(|l| l.name.clone()).collect();
     assert!(ops.iter().any(|n| n == "blk.concat"), "{ops:?}");

@@ -32,9 +32,10 @@ pub const OUTPUT_SHAPE: [usize; 3] = [48, 48, 11];
 /// Number of output values.
 pub const OUTPUT_LEN: usize = 25344;
 /// What the output means: `classify` (scores), `detect` (a heat map of object centres, channel 0
-/// the background) or `segment` (a class map).
+/// the background), `segment` (a class map) or `localize` (class scores, then one box).
 pub const TASK: &str = "segment";
-/// Number of classes (the output's channels for a map, every output value otherwise).
+/// Number of classes (the output's channels for a map, the values before the box for
+/// localization, every output value otherwise).
 pub const NUM_CLASSES: usize = 11;
 /// Class names.
 pub const LABELS: [&str; NUM_CLASSES] = ["background", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];

@@ -34,9 +34,10 @@ pub const OUTPUT_SHAPE: [usize; 3] = [1, 1, 10];
 /// Number of output values.
 pub const OUTPUT_LEN: usize = 10;
 /// What the output means: `classify` (scores), `detect` (a heat map of object centres, channel 0
-/// the background) or `segment` (a class map).
+/// the background), `segment` (a class map) or `localize` (class scores, then one box).
 pub const TASK: &str = "classify";
-/// Number of classes (the output's channels for a map, every output value otherwise).
+/// Number of classes (the output's channels for a map, the values before the box for
+/// localization, every output value otherwise).
 pub const NUM_CLASSES: usize = 10;
 /// Class names.
 pub const LABELS: [&str; NUM_CLASSES] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];

@@ -726,7 +726,8 @@ fn resolve_chain(
                 if inner.is_empty() {
                     bail!("skip block `{name}` has no layers");
                 }
-                if inner.iter().any(|l| matches!(l, LayerSpec::Softmax | LayerSpec::Flatten | LayerSpec::Dense { .. })) {
+                if inner.iter().any(|l| matches!(l, LayerSpec::Softmax | LayerSpec::Flatten | LayerSpec::Dense { .. }))
+                {
                     bail!("skip block `{name}`: its layers must keep a map (no softmax, flatten or dense inside)");
                 }
                 children = resolve_chain(inner, input, &format!("{name}."), names)?;
@@ -873,10 +874,12 @@ fn checked_cost(l: &Resolved) -> Option<(usize, usize)> {
             with_bias(kh.checked_mul(kw)?)
         }
         LayerSpec::Dense { .. } => with_bias(l.input.checked_len().ok()?),
-        LayerSpec::Residual { .. } | LayerSpec::Skip { .. } => l.children.iter().try_fold((0usize, 0usize), |(a, b), c| {
-            let (p, m) = checked_cost(c)?;
-            Some((a.checked_add(p)?, b.checked_add(m)?))
-        }),
+        LayerSpec::Residual { .. } | LayerSpec::Skip { .. } => {
+            l.children.iter().try_fold((0usize, 0usize), |(a, b), c| {
+                let (p, m) = checked_cost(c)?;
+                Some((a.checked_add(p)?, b.checked_add(m)?))
+            })
+        }
         _ => Some((0, 0)),
     }
 }
@@ -892,34 +895,35 @@ pub fn summary(spec: &ModelSpec) -> Result<String> {
     let layers = spec.resolve()?;
     let mut s = format!("Model \"{}\"  input {}×{}×{}\n", spec.name, spec.input[0], spec.input[1], spec.input[2]);
     s += &format!(
-        "{:<14} {:<10} {:>14} {:>10} {:>12} {:>12}\n",
+        "{:<20} {:<10} {:>14} {:>10} {:>12} {:>12}\n",
         "layer", "type", "output", "params", "MACs", "act. bytes"
     );
-    s += &"─".repeat(77);
+    s += &"─".repeat(83);
     s.push('\n');
     let (mut tp, mut tm, mut peak) = (0, 0, 0);
-    let rows: Vec<(&Resolved, bool)> =
-        layers.iter().flat_map(|l| std::iter::once((l, false)).chain(l.children.iter().map(|c| (c, true)))).collect();
-    for (l, inner) in rows {
+    // Every layer with its nesting depth (inner layers of residual and skip blocks indented).
+    fn walk<'a>(ls: &'a [Resolved], depth: usize, out: &mut Vec<(&'a Resolved, usize)>) {
+        for l in ls {
+            out.push((l, depth));
+            walk(&l.children, depth + 1, out);
+        }
+    }
+    let mut rows = Vec::new();
+    walk(&layers, 0, &mut rows);
+    for (l, depth) in rows {
         let (p, m) = cost(l);
-        if !inner {
+        if depth == 0 {
             tp += p;
             tm += m;
         }
-        // A residual block keeps its input alive while its inner layers run.
-        let live = l.input.len() + l.output.len() + if inner { l.input.len().max(l.output.len()) } else { 0 };
+        // A block keeps its input alive while its inner layers run.
+        let live = l.input.len() + l.output.len() + if depth > 0 { l.input.len().max(l.output.len()) } else { 0 };
         peak = peak.max(live);
-        s += &format!(
-            "{:<14} {:<10} {:>14} {:>10} {:>12} {:>12}\n",
-            if inner { format!("  {}", l.name) } else { l.name.clone() },
-            l.spec.kind(),
-            format!("{}×{}×{}", l.output.h, l.output.w, l.output.c),
-            p,
-            m,
-            l.output.len()
-        );
+        let shape = format!("{}×{}×{}", l.output.h, l.output.w, l.output.c);
+        let name = format!("{}{}", "  ".repeat(depth), l.name);
+        s += &format!("{name:<20} {:<10} {shape:>14} {p:>10} {m:>12} {:>12}\n", l.spec.kind(), l.output.len());
     }
-    s += &"─".repeat(77);
+    s += &"─".repeat(83);
     s += &format!("\ntotal: {tp} parameters, {tm} MACs per image, peak live activations {peak} bytes (estimate; `quantize` reports the planned arena)\n");
     s += &format!("task: {}\n", task_line(spec));
     Ok(s)

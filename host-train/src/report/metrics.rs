@@ -10,9 +10,9 @@
 
 use crate::data::Dataset;
 use crate::model::spec::Task;
+use crate::model::spec::{BOX_OUTPUTS, BOX_UNITS};
 use crate::rng::Rng;
 use crate::train::net::Net;
-use crate::model::spec::{BOX_OUTPUTS, BOX_UNITS};
 use microcnn::postprocess::{decode_box, find_peaks_i8, BBox, BoxFormat, PeakParams};
 use microcnn::Shape;
 

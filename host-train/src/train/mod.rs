@@ -7,8 +7,8 @@ pub mod transfer;
 
 use crate::data::augment::Augment;
 use crate::data::Dataset;
-use crate::rng::Rng;
 use crate::model::spec::{Task, BOX_OUTPUTS, BOX_UNITS};
+use crate::rng::Rng;
 use crate::train::net::{localize_loss, weighted_cross_entropy, Net};
 use anyhow::{bail, Result};
 use checkpoint::Progress;
@@ -212,7 +212,7 @@ impl LossSpec<'_> {
             .filter(|(r, &l)| crate::train::net::argmax(&r[..k]) == l as usize)
             .count();
         debug_assert_eq!(out.len(), grad.len());
-        debug_assert!(n == 0 || out.len() % n == 0);
+        debug_assert!(n == 0 || out.len().is_multiple_of(n));
         (loss, right)
     }
 }
