@@ -1,7 +1,7 @@
 //! The Rust builder gives exactly the description the TOML files give.
 
 use host_train::model::builder::ModelBuilder;
-use host_train::model::spec::{Act, ModelSpec, PadName};
+use host_train::model::spec::{Act, ModelSpec, PadName, Task};
 
 const FASHION_CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
@@ -59,6 +59,45 @@ fn builder_equals_the_committed_toml_models() {
         .unwrap();
     let toml = ModelSpec::from_toml(include_str!("../../models/tiny/model.toml")).unwrap();
     assert_eq!(tiny, toml);
+
+    // The U-Net segmenter: nested skip blocks.
+    let mut classes = vec!["background".to_string()];
+    classes.extend((0..10).map(|d| d.to_string()));
+    let names: Vec<&str> = classes.iter().map(String::as_str).collect();
+    let same = |b: ModelBuilder| b.padding(PadName::Same).activation(Act::Relu);
+    let unet = ModelBuilder::new("segment", [96, 96, 1])
+        .task(Task::Segment)
+        .classes(&names)
+        .conv(16, 3)
+        .name("enc1")
+        .stride(2)
+        .padding(PadName::Same)
+        .activation(Act::Relu)
+        .skip(|b| {
+            let b = same(b.conv(32, 3).name("enc2").stride(2))
+                .skip(|b| {
+                    let b = same(b.conv(48, 3).name("enc3").stride(2));
+                    same(b.depthwise(3).name("ctx_dw"))
+                        .pointwise(48)
+                        .name("ctx_pw")
+                        .activation(Act::Relu)
+                        .upsample(2)
+                })
+                .name("s24");
+            same(b.depthwise(3).name("dec2_dw")).pointwise(32).name("dec2_pw").activation(Act::Relu).upsample(2)
+        })
+        .name("s48");
+    let unet = same(unet.depthwise(3).name("dec1_dw"))
+        .pointwise(24)
+        .name("dec1_pw")
+        .activation(Act::Relu)
+        .pointwise(11)
+        .name("classes")
+        .softmax()
+        .build()
+        .unwrap();
+    let toml = ModelSpec::from_toml(include_str!("../../models/segment/model.toml")).unwrap();
+    assert_eq!(unet, toml);
 }
 
 #[test]
