@@ -13,6 +13,10 @@ mod fashion_vectors;
 #[rustfmt::skip]
 #[path = "../../models/tiny/test_vectors.rs"]
 mod tiny_vectors;
+#[allow(dead_code)]
+#[rustfmt::skip]
+#[path = "../../models/segment/test_vectors.rs"]
+mod segment_vectors;
 
 fn dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models").join(name)
@@ -29,7 +33,7 @@ fn tflm_outputs(name: &str) -> Vec<Vec<i8>> {
         .collect()
 }
 
-fn compare(name: &str, ours: &[[i8; 10]]) {
+fn compare<const N: usize>(name: &str, ours: &[[i8; N]]) {
     let tflm = tflm_outputs(name);
     assert_eq!(tflm.len(), ours.len(), "{name}: TFLM ran a different number of images");
     let mut wrong = Vec::new();
@@ -53,9 +57,15 @@ fn tiny_outputs_equal_tflite_micro() {
     compare("tiny", &tiny_vectors::EXPECTED);
 }
 
+/// The U-Net: skip concatenations with requantized operands, nearest resize, per-pixel softmax.
+#[test]
+fn segment_unet_outputs_equal_tflite_micro() {
+    compare("segment", &segment_vectors::EXPECTED);
+}
+
 #[test]
 fn committed_tflite_files_match_the_exporter() {
-    for name in ["fashion", "tiny"] {
+    for name in ["fashion", "tiny", "segment"] {
         let q: host_train::graph::QModel =
             serde_json::from_str(&std::fs::read_to_string(dir(name).join("quantized.json")).unwrap()).unwrap();
         let bytes = host_train::files::tflite_export::export(&q).unwrap();
