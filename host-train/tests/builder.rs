@@ -77,11 +77,7 @@ fn builder_equals_the_committed_toml_models() {
             let b = same(b.conv(32, 3).name("enc2").stride(2))
                 .skip(|b| {
                     let b = same(b.conv(48, 3).name("enc3").stride(2));
-                    same(b.depthwise(3).name("ctx_dw"))
-                        .pointwise(48)
-                        .name("ctx_pw")
-                        .activation(Act::Relu)
-                        .upsample(2)
+                    same(b.depthwise(3).name("ctx_dw")).pointwise(48).name("ctx_pw").activation(Act::Relu).upsample(2)
                 })
                 .name("s24");
             same(b.depthwise(3).name("dec2_dw")).pointwise(32).name("dec2_pw").activation(Act::Relu).upsample(2)

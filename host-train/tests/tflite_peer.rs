@@ -17,6 +17,10 @@ mod tiny_vectors;
 #[rustfmt::skip]
 #[path = "../../models/segment/test_vectors.rs"]
 mod segment_vectors;
+#[allow(dead_code)]
+#[rustfmt::skip]
+#[path = "../../models/localize/test_vectors.rs"]
+mod localize_vectors;
 
 fn dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models").join(name)
@@ -63,9 +67,15 @@ fn segment_unet_outputs_equal_tflite_micro() {
     compare("segment", &segment_vectors::EXPECTED);
 }
 
+/// The localizer: class scores and box from one dense head.
+#[test]
+fn localize_outputs_equal_tflite_micro() {
+    compare("localize", &localize_vectors::EXPECTED);
+}
+
 #[test]
 fn committed_tflite_files_match_the_exporter() {
-    for name in ["fashion", "tiny", "segment"] {
+    for name in ["fashion", "tiny", "segment", "localize"] {
         let q: host_train::graph::QModel =
             serde_json::from_str(&std::fs::read_to_string(dir(name).join("quantized.json")).unwrap()).unwrap();
         let bytes = host_train::files::tflite_export::export(&q).unwrap();
