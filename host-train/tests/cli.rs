@@ -81,10 +81,9 @@ fn plot_history_draws_a_png() {
 /// The detection path from the command line: make a data set from the 300-image fixture, train
 /// a tiny FOMO model for an epoch, evaluate it with overlay pictures; a classifier's overlays and
 /// a second make-dataset over the first are refused without writing anything.
-#[test]
-fn make_dataset_train_and_evaluate_a_detector() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("fashion");
+/// A Fashion-MNIST folder in `dir` (train and t10k: the 300-image fixture) for make-dataset.
+fn fashion_source(dir: &std::path::Path) -> std::path::PathBuf {
+    let src = dir.join("fashion");
     std::fs::create_dir_all(&src).unwrap();
     let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
     for split in ["train", "t10k"] {
@@ -96,6 +95,13 @@ fn make_dataset_train_and_evaluate_a_detector() {
             .unwrap();
         }
     }
+    src
+}
+
+#[test]
+fn make_dataset_train_and_evaluate_a_detector() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fashion_source(dir.path());
     let p = |q: &std::path::Path| q.to_str().unwrap().to_string();
     let scenes = dir.path().join("scenes");
     let o = microcnn(&[
@@ -176,18 +182,7 @@ fn make_dataset_train_and_evaluate_a_detector() {
 #[test]
 fn make_dataset_train_quantize_and_emit_a_localizer() {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("fashion");
-    std::fs::create_dir_all(&src).unwrap();
-    let fx = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-    for split in ["train", "t10k"] {
-        for (kind, idx) in [("images", "idx3"), ("labels", "idx1")] {
-            std::fs::copy(
-                format!("{fx}/fashion-300-{kind}-{idx}-ubyte.gz"),
-                src.join(format!("{split}-{kind}-{idx}-ubyte.gz")),
-            )
-            .unwrap();
-        }
-    }
+    let src = fashion_source(dir.path());
     let p = |q: &std::path::Path| q.to_str().unwrap().to_string();
     let scenes = dir.path().join("scenes");
     let args = ["make-dataset", "--data", &p(&src), "--out", &p(&scenes), "--canvas", "40", "--train", "64"];
