@@ -352,7 +352,15 @@ pub fn localization_overlay(
             let [a, b0, c1, d] = bb.map(|v| v * z);
             body.draw(&Rectangle::new([(a as i32, b0 as i32), (c1 as i32, d as i32)], colour.stroke_width(2)))
                 .map_err(plot_err)?;
-            let ty = if text_dy > 0 { b0 as i32 + text_dy } else { (d as i32 + 2).min(ih as i32 - 14) };
+            // The true class inside the box's top, the predicted one under the box (inside its
+            // bottom when the box reaches the image's lower edge).
+            let ty = if text_dy > 0 {
+                b0 as i32 + text_dy
+            } else if d as i32 + 18 <= ih as i32 {
+                d as i32 + 2
+            } else {
+                d as i32 - 18
+            };
             body.draw(&Text::new(name(c), (a as i32 + 2, ty), (FONT, 14).into_font().color(&colour)))
                 .map_err(plot_err)?;
         }
