@@ -203,6 +203,20 @@ pub fn decode_box(
         return Err(Error::ZeroParameter);
     }
     let v = q.map(|x| (x as i32 - zero_point as i32) as f32 * scale);
+    box_from_fractions(v, format, width, height)
+}
+
+/// A box head's four real numbers (fractions of the image side, laid out as `format`) in pixels
+/// of a `width × height` image, clamped to it: what [`decode_box`] does after dequantizing, for a
+/// float model's outputs.
+///
+/// # Errors
+///
+/// [`Error::ZeroParameter`] for an empty image.
+pub fn box_from_fractions(v: [f32; 4], format: BoxFormat, width: usize, height: usize) -> Result<BBox> {
+    if width == 0 || height == 0 {
+        return Err(Error::ZeroParameter);
+    }
     let (wf, hf) = (width as f32, height as f32);
     let (x0, y0, x1, y1) = match format {
         BoxFormat::CxCyWh => (v[0] - v[2] / 2.0, v[1] - v[3] / 2.0, v[0] + v[2] / 2.0, v[1] + v[3] / 2.0),

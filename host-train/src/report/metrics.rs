@@ -143,7 +143,12 @@ pub fn float_outputs(net: &mut Net, d: &Dataset) -> Vec<Vec<f32>> {
 /// image: the scale the int8 model's softmax writes.
 pub fn float_outputs_q(net: &mut Net, d: &Dataset) -> Vec<Vec<i8>> {
     let k = net.num_classes();
-    let softmax_q = |img: Vec<f32>| -> Vec<i8> {
+    softmax_q(&float_outputs(net, d), k)
+}
+
+/// Float outputs (rows of `k` logits) as int8 softmax probabilities, `q = round(256·p) − 128`.
+pub fn softmax_q(outputs: &[Vec<f32>], k: usize) -> Vec<Vec<i8>> {
+    let one = |img: &Vec<f32>| -> Vec<i8> {
         let mut q = Vec::with_capacity(img.len());
         for row in img.chunks_exact(k) {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -154,7 +159,7 @@ pub fn float_outputs_q(net: &mut Net, d: &Dataset) -> Vec<Vec<i8>> {
         }
         q
     };
-    float_outputs(net, d).into_iter().map(softmax_q).collect()
+    outputs.iter().map(one).collect()
 }
 
 /// Localization results: class accuracy and how well the boxes overlap the true ones.
@@ -197,14 +202,15 @@ impl Localized {
 }
 
 /// A float box (cx, cy, w, h in [`BOX_UNITS`] of the side) in pixels of an `h × w` image,
-/// clamped to it — the rule [`decode_box`] applies to the int8 outputs.
+/// clamped to it — the runtime's rule for the int8 outputs ([`decode_box`]).
 pub fn box_from_units(v: &[f32], h: usize, w: usize) -> BBox {
-    let f: Vec<f32> = v.iter().map(|x| x / BOX_UNITS).collect();
-    let (wf, hf) = (w as f32, h as f32);
-    let c = |a: f32, side: f32| (a * side).clamp(0.0, side);
-    let (x0, x1) = (c(f[0] - f[2] / 2.0, wf), c(f[0] + f[2] / 2.0, wf));
-    let (y0, y1) = (c(f[1] - f[3] / 2.0, hf), c(f[1] + f[3] / 2.0, hf));
-    BBox { x0: x0.min(x1), y0: y0.min(y1), x1: x0.max(x1), y1: y0.max(y1) }
+    let f = [0, 1, 2, 3].map(|i| v.get(i).copied().unwrap_or(0.0) / BOX_UNITS);
+    microcnn::postprocess::box_from_fractions(f, BoxFormat::CxCyWh, w, h).unwrap_or(BBox {
+        x0: 0.0,
+        y0: 0.0,
+        x1: 0.0,
+        y1: 0.0,
+    })
 }
 
 /// Scores the float network's localization outputs (`k` class scores, then the box).

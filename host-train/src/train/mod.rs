@@ -196,9 +196,9 @@ struct LossSpec<'a> {
 }
 
 impl LossSpec<'_> {
-    /// The mean loss of `out` (`n` images) against `t`, its gradient in `grad`, and how many
-    /// positions were classified right.
-    fn loss(&self, out: &[f32], t: &Targets, n: usize, grad: &mut [f32]) -> (f32, usize) {
+    /// The mean loss of `out` against `t`, its gradient in `grad`, and how many positions were
+    /// classified right.
+    fn loss(&self, out: &[f32], t: &Targets, grad: &mut [f32]) -> (f32, usize) {
         let k = self.k;
         let stride = if self.task == Task::Localize { k + BOX_OUTPUTS } else { k };
         let loss = if self.task == Task::Localize {
@@ -211,8 +211,6 @@ impl LossSpec<'_> {
             .zip(&t.labels)
             .filter(|(r, &l)| crate::train::net::argmax(&r[..k]) == l as usize)
             .count();
-        debug_assert_eq!(out.len(), grad.len());
-        debug_assert!(n == 0 || out.len().is_multiple_of(n));
         (loss, right)
     }
 }
@@ -260,7 +258,7 @@ fn parallel_step(
             labels: t.labels[a * positions..b * positions].to_vec(),
             boxes: t.boxes.get(a..b).map(<[_]>::to_vec).unwrap_or_default(),
         };
-        let (loss, right) = spec.loss(&out, &part, m, &mut grad);
+        let (loss, right) = spec.loss(&out, &part, &mut grad);
         let share = m as f32 / n as f32;
         grad.iter_mut().for_each(|g| *g *= share);
         model.backward(grad, m);
@@ -296,23 +294,42 @@ pub fn class_weights(data: &Dataset, k: usize, object_weight: f32) -> Option<Vec
 /// Accuracy of `net` on `data`: of the images for classification, of the positions (cells,
 /// pixels) for a dense task.
 pub fn accuracy(net: &mut Net, data: &Dataset) -> f32 {
-    let pred = net.predict(&data.images, 256);
-    let truth: &[u8] = if data.targets.is_empty() { &data.labels } else { &data.targets };
-    pred.iter().zip(truth).filter(|(p, &l)| **p == l as usize).count() as f32 / truth.len().max(1) as f32
+    let outs = crate::report::metrics::float_outputs(net, data);
+    accuracy_of(&outs, data, net.num_classes())
+}
+
+/// [`accuracy`] of given float outputs (one per image of `data`; each position's first `k`
+/// values are its class scores).
+pub fn accuracy_of(outputs: &[Vec<f32>], data: &Dataset, k: usize) -> f32 {
+    let (mut right, mut total) = (0usize, 0usize);
+    for (i, o) in outputs.iter().enumerate() {
+        let truth = data.target_block(i);
+        let stride = o.len() / truth.len().max(1);
+        for (row, &l) in o.chunks_exact(stride.max(1)).zip(truth) {
+            right += (crate::train::net::argmax(&row[..k.min(row.len())]) == l as usize) as usize;
+            total += 1;
+        }
+    }
+    right as f32 / total.max(1) as f32
 }
 
 /// The task's one-number metric of `net` on `data`: centre F1 for detection, mean IoU for
 /// segmentation and localization; `None` for classification (its accuracy is the metric).
 pub fn task_metric(net: &mut Net, data: &Dataset) -> Option<f32> {
+    let outs = crate::report::metrics::float_outputs(net, data);
+    task_metric_of(net.spec.task, &outs, data, net.num_classes())
+}
+
+/// [`task_metric`] of given float outputs (one per image of `data`, `k` classes).
+pub fn task_metric_of(task: Task, outputs: &[Vec<f32>], data: &Dataset, k: usize) -> Option<f32> {
     use crate::report::metrics;
-    let k = net.num_classes();
-    match net.spec.task {
+    match task {
         Task::Classify => None,
-        Task::Detect => Some(metrics::detect_scores(&metrics::float_outputs_q(net, data), data, k, 0).f1()),
+        Task::Detect => Some(metrics::detect_scores(&metrics::softmax_q(outputs, k), data, k, 0).f1()),
         Task::Segment => {
-            Some(metrics::segment_scores(&metrics::confusion_i8(&metrics::float_outputs_q(net, data), data, k)).1)
+            Some(metrics::segment_scores(&metrics::confusion_i8(&metrics::softmax_q(outputs, k), data, k)).1)
         }
-        Task::Localize => Some(metrics::localize_scores_f32(&metrics::float_outputs(net, data), data, k).mean_iou()),
+        Task::Localize => Some(metrics::localize_scores_f32(outputs, data, k).mean_iou()),
     }
 }
 
@@ -465,7 +482,7 @@ pub fn train(
             }
             let (loss, right) = if replicas.is_empty() || n < 2 * (replicas.len() + 1) {
                 let out = net.forward(&xb[..n * il], n, true, &mut rng);
-                let r = spec.loss(&out, &targets, n, &mut grad[..n * out_len]);
+                let r = spec.loss(&out, &targets, &mut grad[..n * out_len]);
                 net.backward(grad[..n * out_len].to_vec(), n);
                 r
             } else {
@@ -490,8 +507,12 @@ pub fn train(
         }
         let ips = seen as f32 / t0.elapsed().as_secs_f32();
         bar.finish_and_clear();
-        let val_acc = val.map(|v| accuracy(net, v));
-        let val_metric = val.and_then(|v| task_metric(net, v));
+        // One forward pass over the validation set for both figures.
+        let scores = val.map(|v| {
+            let outs = crate::report::metrics::float_outputs(net, v);
+            (accuracy_of(&outs, v, k), task_metric_of(task, &outs, v, k))
+        });
+        let (val_acc, val_metric) = (scores.map(|s| s.0), scores.and_then(|s| s.1));
         let stats = EpochStats {
             epoch: epoch + 1,
             loss: (loss_sum / seen.max(1) as f64) as f32,
