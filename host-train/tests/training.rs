@@ -4,7 +4,8 @@ mod common;
 use host_train::model::spec::ModelSpec;
 use host_train::rng::Rng;
 use host_train::train::checkpoint::{self, Progress};
-use host_train::train::net::{softmax_cross_entropy, Net};
+use host_train::train::loss::softmax_cross_entropy;
+use host_train::train::net::Net;
 use host_train::train::transfer;
 use host_train::train::{self, Optimizer, Schedule, TrainConfig};
 
@@ -167,68 +168,10 @@ fn truncated_or_wrong_data_names_the_file() {
     assert!(e.contains("apt-get install dataset-fashion-mnist"), "{e}");
 }
 
-/// Checks backprop against central finite differences for a network `body` + dense head.
-fn grad_check(body: &str) {
-    // Whole batch in one im2col chunk, then one image per chunk.
-    for floats in [1 << 18, 1] {
-        host_train::train::net::set_im2col_chunk_floats(floats);
-        grad_check_once(body);
-    }
-    host_train::train::net::set_im2col_chunk_floats(1 << 18);
-}
-
-fn grad_check_once(body: &str) {
-    grad_check_on(body, [7, 6, 2]);
-}
-
-fn grad_check_on(body: &str, [h, w, c]: [usize; 3]) {
-    let spec = format!("name = \"grad\"\ninput = [{h}, {w}, {c}]\n{body}\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nunits = 3\n");
-    let spec = ModelSpec::from_toml(&spec).unwrap();
-    let mut net = Net::new(spec, 5).unwrap();
-    let mut rng = Rng::new(11);
-    let n = 2;
-    let x: Vec<f32> = (0..n * h * w * c).map(|_| rng.range(0.0, 1.0)).collect();
-    let labels = [1u8, 2];
-    let loss = |net: &mut Net| {
-        let logits = net.forward(&x, n, false, &mut Rng::new(0));
-        let mut g = vec![0.0; n * 3];
-        softmax_cross_entropy(&logits, &labels, 3, &mut g) as f64
-    };
-    let logits = net.forward(&x, n, true, &mut Rng::new(0));
-    let mut g = vec![0.0; n * 3];
-    softmax_cross_entropy(&logits, &labels, 3, &mut g);
-    net.backward(g, n);
-    let analytic: Vec<Vec<f32>> = net.params().map(|p| p.grad.clone()).collect();
-    let eps = 1e-3f32;
-    let (mut checked, mut bad) = (0, Vec::new());
-    for (pi, grads) in analytic.iter().enumerate() {
-        for (i, &a) in grads.iter().enumerate() {
-            let orig = net.params().nth(pi).unwrap().value[i];
-            net.params_mut().nth(pi).unwrap().value[i] = orig + eps;
-            let up = loss(&mut net);
-            net.params_mut().nth(pi).unwrap().value[i] = orig - eps;
-            let down = loss(&mut net);
-            net.params_mut().nth(pi).unwrap().value[i] = orig;
-            let numeric = ((up - down) / (2.0 * eps as f64)) as f32;
-            if (a - numeric).abs() > 1e-3 + 2e-2 * numeric.abs() {
-                bad.push(format!("param {pi}[{i}]: backprop {a}, finite difference {numeric}"));
-            }
-            checked += 1;
-        }
-    }
-    // A few entries may sit on a ReLU/max kink where finite differences are meaningless.
-    assert!(bad.len() * 50 <= checked, "{body}\n{} of {checked} gradients differ:\n{}", bad.len(), bad.join("\n"));
-}
-
-#[test]
-fn gradients_upsample() {
-    grad_check("[[layers]]\ntype = \"conv\"\nfilters = 3\nkernel = 3\nstride = 2\npadding = \"same\"\n[[layers]]\ntype = \"upsample\"\nfactor = 3\n[[layers]]\ntype = \"conv\"\nfilters = 2\nkernel = 3\nstride = 2\npadding = \"same\"");
-}
-
 /// Per-position weighted cross-entropy: its gradient is the finite difference of its loss.
 #[test]
 fn weighted_cross_entropy_gradient() {
-    use host_train::train::net::weighted_cross_entropy;
+    use host_train::train::loss::weighted_cross_entropy;
     let mut rng = Rng::new(3);
     let (k, rows) = (4, 6);
     let logits: Vec<f32> = (0..k * rows).map(|_| rng.range(-2.0, 2.0)).collect();
@@ -258,7 +201,7 @@ fn weighted_cross_entropy_gradient() {
 /// the finite difference of its loss, on both sides of the Huber kink and with large errors.
 #[test]
 fn localize_loss_gradient() {
-    use host_train::train::net::localize_loss;
+    use host_train::train::loss::localize_loss;
     let mut rng = Rng::new(9);
     let (k, n) = (3, 5);
     let out: Vec<f32> = (0..(k + 4) * n).map(|_| rng.range(-4.0, 12.0)).collect();
@@ -306,77 +249,6 @@ fn box_targets_decode_back_to_their_boxes() {
     for (got, want) in [d.x0, d.y0, d.x1, d.y1].iter().zip(bbox) {
         assert!((got - want).abs() <= 0.5, "{d:?}");
     }
-}
-
-#[test]
-fn gradients_conv_same_rect_stride_relu6() {
-    grad_check("[[layers]]\ntype = \"conv\"\nfilters = 3\nkernel = [3, 2]\nstride = [2, 1]\npadding = \"same\"\nactivation = \"relu6\"");
-}
-
-/// Inputs with more than 4 channels take the pixel-major im2col path (few channels take the
-/// tap-major one, covered above): same geometry, same checks.
-#[test]
-fn gradients_conv_many_channels_pixel_major_path() {
-    let widen = "[[layers]]\ntype = \"pointwise\"\nfilters = 6\n";
-    grad_check(&format!("{widen}[[layers]]\ntype = \"conv\"\nfilters = 3\nkernel = [3, 2]\nstride = [2, 1]\npadding = \"same\"\nactivation = \"relu6\""));
-    grad_check(&format!(
-        "{widen}[[layers]]\ntype = \"conv\"\nfilters = 2\nkernel = 2\ndilation = 2\npadding = [1, 0, 1, 1]"
-    ));
-}
-
-#[test]
-fn gradients_conv_explicit_padding_dilation() {
-    grad_check("[[layers]]\ntype = \"conv\"\nfilters = 2\nkernel = 2\ndilation = 2\npadding = [1, 0, 1, 1]");
-}
-
-#[test]
-fn gradients_depthwise_multiplier_2() {
-    grad_check(
-        "[[layers]]\ntype = \"depthwise\"\nkernel = 3\nmultiplier = 2\npadding = [1, 1, 0, 1]\nactivation = \"relu\"",
-    );
-}
-
-#[test]
-fn gradients_residual_block() {
-    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 3\n[[layers]]\ntype = \"residual\"\nactivation = \"relu\"\nlayers = [ { type = \"depthwise\", kernel = 3, padding = \"same\", activation = \"relu6\" }, { type = \"pointwise\", filters = 3 } ]");
-}
-
-/// A U-Net skip connection: concatenation of the inner layers' output (down, then up again) and
-/// the block's input, nested two levels.
-#[test]
-fn gradients_skip_blocks() {
-    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 3\n[[layers]]\ntype = \"skip\"\nlayers = [ { type = \"conv\", filters = 2, kernel = 3, padding = \"same\", activation = \"relu\" } ]");
-    let unet = r#"
-[[layers]]
-type = "conv"
-filters = 3
-kernel = 3
-padding = "same"
-activation = "relu"
-[[layers]]
-type = "skip"
-[[layers.layers]]
-type = "conv"
-filters = 4
-kernel = 3
-stride = 2
-padding = "same"
-activation = "relu"
-[[layers.layers]]
-type = "skip"
-layers = [ { type = "conv", filters = 2, kernel = 3, stride = 2, padding = "same" }, { type = "upsample", factor = 2 } ]
-[[layers.layers]]
-type = "upsample"
-factor = 2
-[[layers]]
-type = "pointwise"
-filters = 3
-"#;
-    for floats in [1 << 18, 1] {
-        host_train::train::net::set_im2col_chunk_floats(floats);
-        grad_check_on(unet, [8, 8, 2]);
-    }
-    host_train::train::net::set_im2col_chunk_floats(1 << 18);
 }
 
 /// A skip block validates its shapes, names its inner layers, and quantizes to requantize +
@@ -448,39 +320,4 @@ layers = [ { type = "conv", filters = 3, kernel = 3, padding = "same" } ]
     checkpoint::save(&net, Progress::default(), &path).unwrap();
     let (loaded, _) = checkpoint::load(&path).unwrap();
     assert!(net.params().zip(loaded.params()).all(|(a, b)| a.name == b.name && a.value == b.value));
-}
-
-#[test]
-fn gradients_pointwise_and_pools() {
-    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"avg_pool\"\nsize = 2\nstride = 1\npadding = \"same\"");
-    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"max_pool\"\nsize = 3\nstride = 1\npadding = \"same\"");
-    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"l2_pool\"\nsize = 2\nstride = 1");
-    grad_check("[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"global_avg_pool\"");
-    grad_check(
-        "[[layers]]\ntype = \"pointwise\"\nfilters = 4\n[[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"relu6\"",
-    );
-}
-
-/// Max pooling hands each window's gradient to its first maximum when several taps tie, and to
-/// nothing else.
-#[test]
-fn max_pool_gradient_goes_to_the_first_of_tied_maxima() {
-    let spec = "name = \"tie\"\ninput = [2, 4, 2]\n[[layers]]\ntype = \"max_pool\"\nsize = 2\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nunits = 2\n";
-    let mut net = Net::new(ModelSpec::from_toml(spec).unwrap(), 1).unwrap();
-    // Two 2×2 windows, two channels (layout y, x, c). Window 0: channel 0 ties everywhere at 1,
-    // channel 1 has its maximum 5 at the last tap. Window 1: channel 0 ties at 3 on taps 1 and 2.
-    #[rustfmt::skip]
-    let x = vec![
-        1.0, 0.0,   1.0, 0.0,   0.0, 0.0,   3.0, 0.0,
-        1.0, 0.0,   1.0, 5.0,   3.0, 0.0,   2.0, 9.0,
-    ];
-    let y = net.layers[0].forward(x, 1, true, &mut Rng::new(0));
-    assert_eq!(y, vec![1.0, 5.0, 3.0, 9.0]);
-    let dx = net.layers[0].backward(&mut [10.0, 20.0, 30.0, 40.0], 1);
-    #[rustfmt::skip]
-    let want = vec![
-        10.0, 0.0,   0.0, 0.0,    0.0, 0.0,   30.0, 0.0,
-        0.0, 0.0,    0.0, 20.0,   0.0, 0.0,   0.0, 40.0,
-    ];
-    assert_eq!(dx, want);
 }

@@ -109,7 +109,7 @@ fn quantize_chain(
             let skip_q = cur_q;
             let block_in = a.clone();
             let start = layers.len();
-            let (inner, inner_q) = quantize_chain(&mut l.children, a, n, cur_q, method, rng, layers, start)?;
+            let (inner, inner_q) = quantize_chain(l.children_mut(), a, n, cur_q, method, rng, layers, start)?;
             let mut y: Vec<f32> = inner.iter().zip(&block_in).map(|(p, q)| p + q).collect();
             match activation {
                 Act::None => {}
@@ -321,7 +321,7 @@ fn quantize_skip(
     let x_t = layers.len();
     let block_in = x.clone();
     let start = layers.len();
-    let (inner, inner_q) = quantize_chain(&mut l.children, x, n, x_q, method, rng, layers, start)?;
+    let (inner, inner_q) = quantize_chain(l.children_mut(), x, n, x_q, method, rng, layers, start)?;
     let mut both: Vec<f32> = inner.iter().chain(&block_in).copied().collect();
     let (lo, hi) = range_of(&mut both, method);
     let q = QParams::from_range(lo, hi);

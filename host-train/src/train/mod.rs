@@ -2,6 +2,8 @@
 //! learning-rate schedules, dropout only while training, reproducible under a seed.
 
 pub mod checkpoint;
+pub mod layers;
+pub mod loss;
 pub mod net;
 pub mod transfer;
 
@@ -9,7 +11,8 @@ use crate::data::augment::Augment;
 use crate::data::Dataset;
 use crate::model::spec::{Task, BOX_OUTPUTS, BOX_UNITS};
 use crate::rng::Rng;
-use crate::train::net::{localize_loss, weighted_cross_entropy, Net};
+use crate::train::loss::{localize_loss, weighted_cross_entropy};
+use crate::train::net::Net;
 use anyhow::{bail, Result};
 use checkpoint::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
