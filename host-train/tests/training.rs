@@ -265,6 +265,12 @@ fn skip_blocks_validate_and_quantize() {
     let spec = ModelSpec::from_toml(&good).unwrap();
     let r = spec.resolve().unwrap();
     assert_eq!((r[0].output.c, r[0].children[0].name.as_str()), (3, "blk.conv1"));
+    int8_follows_float(spec, "blk.concat");
+}
+
+/// Quantizes a fresh `spec` (8×8×1 input) on random images, checks the graph has a layer named
+/// `op`, and that the int8 outputs through the runtime stay within a few output steps of float.
+fn int8_follows_float(spec: ModelSpec, op: &str) {
     let mut net = Net::new(spec, 4).unwrap();
     let mut rng = Rng::new(2);
     let n = 16;
@@ -280,7 +286,7 @@ fn skip_blocks_validate_and_quantize() {
         host_train::graph::quantize(&mut net, &data, host_train::graph::Calibration::Minmax, "test".into()).unwrap();
     q.validate().unwrap();
     let ops: Vec<String> = q.layers.iter().map(|l| l.name.clone()).collect();
-    assert!(ops.iter().any(|n| n == "blk.concat"), "{ops:?}");
+    assert!(ops.iter().any(|n| n == op), "{ops:?}");
     // int8 through the runtime against float, dequantized: within a few output steps.
     let out_q = q.layers.last().unwrap().output_q;
     let float = host_train::report::metrics::float_outputs(&mut net, &data);
@@ -294,6 +300,20 @@ fn skip_blocks_validate_and_quantize() {
         }
     }
     assert!(worst <= 4.0, "int8 is {worst} output steps from float");
+}
+
+/// A decoder with a learned upsampling: transposed convolutions (2×2/2 valid and 3×3/2 same)
+/// train, validate, name their layers and quantize to TRANSPOSE_CONV ops that follow float.
+#[test]
+fn transpose_conv_layers_validate_and_quantize() {
+    let bad = "name = \"t\"\ninput = [8, 8, 1]\ntask = \"segment\"\n[[layers]]\ntype = \"transpose_conv\"\nfilters = 2\nkernel = 2\nstride = 2\npadding = [9, 9, 0, 0]\n";
+    let e = ModelSpec::from_toml(bad).unwrap().resolve().unwrap_err().to_string();
+    assert!(e.contains("transposeconv1") && e.contains("crop less"), "{e}");
+    let good = "name = \"t\"\ninput = [8, 8, 1]\ntask = \"segment\"\n[[layers]]\ntype = \"conv\"\nfilters = 4\nkernel = 3\nstride = 2\npadding = \"same\"\nactivation = \"relu\"\n[[layers]]\ntype = \"conv\"\nfilters = 4\nkernel = 3\nstride = 2\npadding = \"same\"\nactivation = \"relu\"\n[[layers]]\ntype = \"transpose_conv\"\nname = \"up1\"\nfilters = 4\nkernel = 3\nstride = 2\npadding = \"same\"\nactivation = \"relu\"\n[[layers]]\ntype = \"transpose_conv\"\nname = \"up2\"\nfilters = 3\nkernel = 2\nstride = 2\n";
+    let spec = ModelSpec::from_toml(good).unwrap();
+    let r = spec.resolve().unwrap();
+    assert_eq!((r[2].output.h, r[3].output.h, r[3].output.c), (4, 8, 3));
+    int8_follows_float(spec, "up2");
 }
 
 #[test]

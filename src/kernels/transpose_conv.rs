@@ -146,6 +146,28 @@ pub const fn transpose_conv2d_output_shape(p: &TransposeConvParams, input: Shape
     Ok(out)
 }
 
+/// The rows and columns `(top, left)` cropped before the output (every check of
+/// [`transpose_conv2d_output_shape`] made first): output row `o` takes input row `i` through tap
+/// `k` when `i·S_h + k − top = o`, likewise for columns. A trainer computing the float layer the
+/// same way uses this to train what runs.
+///
+/// # Errors
+///
+/// Those of [`transpose_conv2d_output_shape`].
+pub const fn transpose_conv_crops(p: &TransposeConvParams, input: Shape, filter: Shape) -> Result<(usize, usize)> {
+    if let Err(e) = transpose_conv2d_output_shape(p, input, filter) {
+        return Err(e);
+    }
+    let top = match crop_before(p.padding, true, p.stride_h, filter.h, input.h, p.out_h) {
+        Ok(v) => v,
+        Err(e) => return Err(e),
+    };
+    match crop_before(p.padding, false, p.stride_w, filter.w, input.w, p.out_w) {
+        Ok(left) => Ok((top, left)),
+        Err(e) => Err(e),
+    }
+}
+
 /// Checks everything and returns the output shape and the rows/columns cropped before.
 fn prepare(
     p: &TransposeConvParams,

@@ -23,6 +23,28 @@ pub enum Calibration {
     Percentile,
 }
 
+/// Per-output-channel int8 weights of a convolution-like layer (`channel_of(i)` is weight `i`'s
+/// output channel), their scales, the int32 bias in units of `s_in · s_w[c]` and the
+/// requantization multipliers and shifts to `out_scale`.
+#[allow(clippy::type_complexity)]
+fn per_channel(
+    params: &[crate::train::net::Param],
+    oc: usize,
+    channel_of: impl Fn(usize) -> usize,
+    in_scale: f32,
+    out_scale: f32,
+) -> (Vec<i8>, Vec<f32>, Vec<i32>, Vec<i32>, Vec<i32>) {
+    let (weights, scales) = quantize_weights(&params[0].value, oc, channel_of);
+    let bias = params[1]
+        .value
+        .iter()
+        .zip(&scales)
+        .map(|(&b, &s)| (b as f64 / (in_scale as f64 * s as f64)).round() as i32)
+        .collect();
+    let (multiplier, shift) = requant(in_scale, &scales, out_scale);
+    (weights, scales, bias, multiplier, shift)
+}
+
 fn quantize_weights(w: &[f32], channels: usize, channel_of: impl Fn(usize) -> usize) -> (Vec<i8>, Vec<f32>) {
     let mut maxabs = vec![0f32; channels];
     for (i, &v) in w.iter().enumerate() {
@@ -167,19 +189,11 @@ fn quantize_chain(
                 let (win, _) = crate::train::net::geometry(r).expect("validated");
                 let dims = &l.params[0].dims;
                 let oc = r.output.c;
-                let (weights, weight_scales) = if dw.is_some() {
-                    quantize_weights(&l.params[0].value, oc, |i| i % oc)
-                } else {
-                    let per = l.params[0].value.len() / oc;
-                    quantize_weights(&l.params[0].value, oc, |i| i / per)
-                };
-                let bias = l.params[1]
-                    .value
-                    .iter()
-                    .zip(&weight_scales)
-                    .map(|(&b, &s)| (b as f64 / (cur_q.scale as f64 * s as f64)).round() as i32)
-                    .collect();
-                let (multiplier, shift) = requant(cur_q.scale, &weight_scales, out_q.scale);
+                let per = l.params[0].value.len() / oc;
+                // Depthwise weights are `[kh][kw][c]` (channel fastest), the others OHWI.
+                let channel_of = |i: usize| if dw.is_some() { i % oc } else { i / per };
+                let (weights, weight_scales, bias, multiplier, shift) =
+                    per_channel(&l.params, oc, channel_of, cur_q.scale, out_q.scale);
                 let padding = match &r.spec {
                     LayerSpec::Conv { padding, .. } | LayerSpec::Depthwise { padding, .. } => *padding,
                     _ => PadSpec::default(),
@@ -191,6 +205,29 @@ fn quantize_chain(
                         dilation: [win.dilation_h, win.dilation_w],
                         padding,
                         depth_multiplier: dw,
+                        weights,
+                        weight_scales,
+                        bias,
+                        multiplier,
+                        shift,
+                    },
+                    out_q,
+                    act_range(act, out_q),
+                )
+            }
+            LayerSpec::TransposeConv { stride, padding, .. } => {
+                let out_q = calibrated();
+                let dims = &l.params[0].dims;
+                let oc = r.output.c;
+                let per = l.params[0].value.len() / oc;
+                let (weights, weight_scales, bias, multiplier, shift) =
+                    per_channel(&l.params, oc, |i| i / per, cur_q.scale, out_q.scale);
+                let (sh, sw) = stride.hw();
+                base(
+                    QOp::TransposeConv {
+                        filter_shape: [dims[0], dims[1], dims[2], dims[3]],
+                        stride: [sh, sw],
+                        padding: *padding,
                         weights,
                         weight_scales,
                         bias,
@@ -270,7 +307,7 @@ fn quantize_chain(
                 // Fold into the previous layer's clamp when it owns its output quantization.
                 if layers.len() > barrier {
                     let prev = layers.last_mut().expect("len > barrier");
-                    if matches!(prev.op, QOp::Conv { .. } | QOp::Dense { .. }) {
+                    if matches!(prev.op, QOp::Conv { .. } | QOp::TransposeConv { .. } | QOp::Dense { .. }) {
                         let r2 = act_range(a, prev.output_q);
                         prev.act = [prev.act[0].max(r2[0]), prev.act[1].min(r2[1])];
                         continue;

@@ -81,6 +81,20 @@ impl ModelBuilder {
         })
     }
 
+    /// Transposed convolution (learned upsampling) with `filters` outputs, a square `kernel` and
+    /// `stride` (valid padding: `(in − 1)·stride + kernel` outputs per axis; `.padding(Same)` for
+    /// `in·stride`).
+    pub fn transpose_conv(self, filters: usize, kernel: usize, stride: usize) -> Self {
+        self.push(LayerSpec::TransposeConv {
+            name: None,
+            filters,
+            kernel: Size2::Square(kernel),
+            stride: Size2::Square(stride),
+            padding: PadSpec::default(),
+            activation: Act::None,
+        })
+    }
+
     /// 1×1 convolution.
     pub fn pointwise(self, filters: usize) -> Self {
         self.push(LayerSpec::Pointwise { name: None, filters, stride: Size2::Square(1), activation: Act::None })
@@ -183,6 +197,7 @@ impl ModelBuilder {
             LayerSpec::Conv { name: n, .. }
             | LayerSpec::Pointwise { name: n, .. }
             | LayerSpec::Depthwise { name: n, .. }
+            | LayerSpec::TransposeConv { name: n, .. }
             | LayerSpec::Dense { name: n, .. }
             | LayerSpec::Residual { name: n, .. }
             | LayerSpec::Skip { name: n, .. } => {
@@ -199,6 +214,7 @@ impl ModelBuilder {
             LayerSpec::Conv { activation, .. }
             | LayerSpec::Pointwise { activation, .. }
             | LayerSpec::Depthwise { activation, .. }
+            | LayerSpec::TransposeConv { activation, .. }
             | LayerSpec::Dense { activation, .. }
             | LayerSpec::Residual { activation, .. } => {
                 *activation = act;
@@ -219,7 +235,8 @@ impl ModelBuilder {
         self.modify("stride", |l| match l {
             LayerSpec::Conv { stride, .. }
             | LayerSpec::Pointwise { stride, .. }
-            | LayerSpec::Depthwise { stride, .. } => {
+            | LayerSpec::Depthwise { stride, .. }
+            | LayerSpec::TransposeConv { stride, .. } => {
                 *stride = s;
                 true
             }
@@ -247,6 +264,7 @@ impl ModelBuilder {
         self.modify("padding", |l| match l {
             LayerSpec::Conv { padding, .. }
             | LayerSpec::Depthwise { padding, .. }
+            | LayerSpec::TransposeConv { padding, .. }
             | LayerSpec::MaxPool { padding, .. }
             | LayerSpec::AvgPool { padding, .. }
             | LayerSpec::L2Pool { padding, .. } => {
@@ -261,7 +279,9 @@ impl ModelBuilder {
     pub fn kernel_hw(self, h: usize, w: usize) -> Self {
         let k = if h == w { Size2::Square(h) } else { Size2::Rect([h, w]) };
         self.modify("kernel", |l| match l {
-            LayerSpec::Conv { kernel, .. } | LayerSpec::Depthwise { kernel, .. } => {
+            LayerSpec::Conv { kernel, .. }
+            | LayerSpec::Depthwise { kernel, .. }
+            | LayerSpec::TransposeConv { kernel, .. } => {
                 *kernel = k;
                 true
             }

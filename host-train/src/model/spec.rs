@@ -115,6 +115,29 @@ pub enum LayerSpec {
         #[serde(default)]
         activation: Act,
     },
+    /// Transposed convolution (learned upsampling; TFLite's `TRANSPOSE_CONV`): every input pixel
+    /// adds the kernel times its value onto the output, `stride` apart. Output size per axis:
+    /// `"same"` → input × stride; `"valid"` (the default) → (input − 1) × stride + kernel;
+    /// explicit `[top, bottom, left, right]` crops that much off the valid output, like
+    /// PyTorch's `ConvTranspose2d(padding=…)`.
+    TransposeConv {
+        /// Layer name (defaults to `transposeconv<N>`).
+        #[serde(default)]
+        name: Option<String>,
+        /// Output channels.
+        filters: usize,
+        /// Kernel size.
+        kernel: Size2,
+        /// Stride (the upsampling factor).
+        #[serde(default = "one")]
+        stride: Size2,
+        /// Padding (what a forward convolution of the output would pad, cropped off).
+        #[serde(default)]
+        padding: PadSpec,
+        /// Fused activation.
+        #[serde(default)]
+        activation: Act,
+    },
     /// 1×1 convolution ("network in network").
     Pointwise {
         /// Layer name.
@@ -343,6 +366,7 @@ impl LayerSpec {
             LayerSpec::Conv { .. } => "conv",
             LayerSpec::Pointwise { .. } => "pointwise",
             LayerSpec::Depthwise { .. } => "depthwise",
+            LayerSpec::TransposeConv { .. } => "transposeconv",
             LayerSpec::Relu => "relu",
             LayerSpec::Relu6 => "relu6",
             LayerSpec::MaxPool { .. } => "maxpool",
@@ -365,6 +389,7 @@ impl LayerSpec {
             LayerSpec::Conv { name, .. }
             | LayerSpec::Pointwise { name, .. }
             | LayerSpec::Depthwise { name, .. }
+            | LayerSpec::TransposeConv { name, .. }
             | LayerSpec::Dense { name, .. }
             | LayerSpec::Residual { name, .. }
             | LayerSpec::Skip { name, .. } => name.as_deref(),
@@ -671,6 +696,54 @@ impl ModelSpec {
     }
 }
 
+/// A transposed convolution's output rows and columns for `padding` (see
+/// [`LayerSpec::TransposeConv`]).
+fn transpose_output(
+    name: &str,
+    input: Shape,
+    (kh, kw): (usize, usize),
+    (sh, sw): (usize, usize),
+    padding: PadSpec,
+) -> Result<(usize, usize)> {
+    if kh == 0 || kw == 0 || sh == 0 || sw == 0 {
+        bail!("layer `{name}`: kernel and stride must be at least 1");
+    }
+    let full = |i: usize, k: usize, s: usize| (i - 1).checked_mul(s).and_then(|v| v.checked_add(k));
+    let same = |i: usize, s: usize| i.checked_mul(s);
+    let (h, w) = match padding.padding() {
+        Padding::Same => (same(input.h, sh), same(input.w, sw)),
+        Padding::Valid | Padding::ValidFloor => (full(input.h, kh, sh), full(input.w, kw, sw)),
+        Padding::Explicit { top, bottom, left, right } => (
+            full(input.h, kh, sh).and_then(|v| v.checked_sub(top.checked_add(bottom)?)),
+            full(input.w, kw, sw).and_then(|v| v.checked_sub(left.checked_add(right)?)),
+        ),
+    };
+    match (h, w) {
+        (Some(h @ 1..), Some(w @ 1..)) if h.saturating_mul(w) <= MAX_ACTIVATIONS => Ok((h, w)),
+        _ => bail!("layer `{name}`: a {kh}×{kw} transposed convolution with stride {sh}×{sw} and padding {padding:?} of {}×{} gives no output of at most {MAX_ACTIVATIONS} pixels: crop less or use a smaller stride", input.h, input.w),
+    }
+}
+
+/// The runtime's description of a transposed convolution with this stride and padding to an
+/// `out_h × out_w` output (quantization left neutral).
+pub fn transpose_params(
+    (sh, sw): (usize, usize),
+    padding: PadSpec,
+    out_h: usize,
+    out_w: usize,
+) -> microcnn::transpose_conv::TransposeConvParams {
+    microcnn::transpose_conv::TransposeConvParams {
+        stride_h: sh,
+        stride_w: sw,
+        out_h,
+        out_w,
+        padding: padding.padding(),
+        input_zero_point: 0,
+        output_zero_point: 0,
+        activation: microcnn::quant::ActivationRange::NONE,
+    }
+}
+
 /// Resolves a chain of layers starting from `input`, naming them under `prefix`.
 fn resolve_chain(
     layers: &[LayerSpec],
@@ -777,6 +850,18 @@ fn resolve_chain(
                     })?,
                 )
             }
+            LayerSpec::TransposeConv { filters, kernel, stride, padding, .. } => {
+                if *filters == 0 {
+                    bail!("layer `{name}`: filters must be at least 1");
+                }
+                let (kh, kw) = kernel.hw();
+                let (oh, ow) = transpose_output(&name, input, kernel.hw(), stride.hw(), *padding)?;
+                let p = transpose_params(stride.hw(), *padding, oh, ow);
+                let filter = Shape::new(*filters, kh, kw, input.c);
+                microcnn::transpose_conv::transpose_conv2d_output_shape(&p, input, filter)
+                    .map_err(|e| anyhow::anyhow!("layer `{name}`: a {kh}×{kw} transposed convolution of {}×{}×{} to {oh}×{ow}×{filters} cannot run: {e}", input.h, input.w, input.c))?;
+                Shape::image(oh, ow, *filters)
+            }
             LayerSpec::MaxPool { size, stride, padding }
             | LayerSpec::AvgPool { size, stride, padding }
             | LayerSpec::L2Pool { size, stride, padding } => pool(size, stride, padding)?,
@@ -873,6 +958,13 @@ fn checked_cost(l: &Resolved) -> Option<(usize, usize)> {
             let (kh, kw) = kernel.hw();
             with_bias(kh.checked_mul(kw)?)
         }
+        LayerSpec::TransposeConv { kernel, .. } => {
+            // Every input pixel scatters the whole kernel (taps cropped off the edges included).
+            let (kh, kw) = kernel.hw();
+            let k = kh.checked_mul(kw)?.checked_mul(l.input.c)?;
+            let macs = (l.input.h * l.input.w).checked_mul(k)?.checked_mul(o.c)?;
+            Some((o.c.checked_mul(k)?.checked_add(o.c)?, macs))
+        }
         LayerSpec::Dense { .. } => with_bias(l.input.checked_len().ok()?),
         LayerSpec::Residual { .. } | LayerSpec::Skip { .. } => {
             l.children.iter().try_fold((0usize, 0usize), |(a, b), c| {
@@ -894,12 +986,6 @@ pub fn cost(l: &Resolved) -> (usize, usize) {
 pub fn summary(spec: &ModelSpec) -> Result<String> {
     let layers = spec.resolve()?;
     let mut s = format!("Model \"{}\"  input {}×{}×{}\n", spec.name, spec.input[0], spec.input[1], spec.input[2]);
-    s += &format!(
-        "{:<20} {:<10} {:>14} {:>10} {:>12} {:>12}\n",
-        "layer", "type", "output", "params", "MACs", "act. bytes"
-    );
-    s += &"─".repeat(83);
-    s.push('\n');
     let (mut tp, mut tm, mut peak) = (0, 0, 0);
     // Every layer with its nesting depth (inner layers of residual and skip blocks indented).
     fn walk<'a>(ls: &'a [Resolved], depth: usize, out: &mut Vec<(&'a Resolved, usize)>) {
@@ -910,6 +996,14 @@ pub fn summary(spec: &ModelSpec) -> Result<String> {
     }
     let mut rows = Vec::new();
     walk(&layers, 0, &mut rows);
+    // Columns as wide as the longest (indented) name and kind.
+    let nw = rows.iter().map(|(l, d)| 2 * d + l.name.chars().count()).max().unwrap_or(0).max(20);
+    let kw = rows.iter().map(|(l, _)| l.spec.kind().len()).max().unwrap_or(0).max(10);
+    let rule = "─".repeat(nw + kw + 53);
+    s += &format!(
+        "{:<nw$} {:<kw$} {:>14} {:>10} {:>12} {:>12}\n{rule}\n",
+        "layer", "type", "output", "params", "MACs", "act. bytes"
+    );
     for (l, depth) in rows {
         let (p, m) = cost(l);
         if depth == 0 {
@@ -921,9 +1015,9 @@ pub fn summary(spec: &ModelSpec) -> Result<String> {
         peak = peak.max(live);
         let shape = format!("{}×{}×{}", l.output.h, l.output.w, l.output.c);
         let name = format!("{}{}", "  ".repeat(depth), l.name);
-        s += &format!("{name:<20} {:<10} {shape:>14} {p:>10} {m:>12} {:>12}\n", l.spec.kind(), l.output.len());
+        s += &format!("{name:<nw$} {:<kw$} {shape:>14} {p:>10} {m:>12} {:>12}\n", l.spec.kind(), l.output.len());
     }
-    s += &"─".repeat(83);
+    s += &rule;
     s += &format!("\ntotal: {tp} parameters, {tm} MACs per image, peak live activations {peak} bytes (estimate; `quantize` reports the planned arena)\n");
     s += &format!("task: {}\n", task_line(spec));
     Ok(s)

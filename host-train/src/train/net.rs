@@ -93,6 +93,7 @@ pub fn fused(spec: &LayerSpec) -> Act {
         LayerSpec::Conv { activation, .. }
         | LayerSpec::Pointwise { activation, .. }
         | LayerSpec::Depthwise { activation, .. }
+        | LayerSpec::TransposeConv { activation, .. }
         | LayerSpec::Dense { activation, .. }
         | LayerSpec::Residual { activation, .. } => *activation,
         _ => Act::None,

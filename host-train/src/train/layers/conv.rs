@@ -222,7 +222,7 @@ fn for_each_run(i: Shape, win: &Window, g: &Geometry, o: Shape, mut f: impl FnMu
 
 /// Builds the im2col matrix `[P][kh·kw·c]`; taps in padding are zero. Every value is written
 /// once (no clearing pass over the whole matrix).
-fn im2col(x: &[f32], i: Shape, win: &Window, g: &Geometry, o: Shape, col: &mut [f32]) {
+pub(super) fn im2col(x: &[f32], i: Shape, win: &Window, g: &Geometry, o: Shape, col: &mut [f32]) {
     for_each_run(i, win, g, o, |at, src, len| match src {
         Some(s) => col[at..at + len].copy_from_slice(&x[s..s + len]),
         None => col[at..at + len].fill(0.0),
@@ -230,7 +230,7 @@ fn im2col(x: &[f32], i: Shape, win: &Window, g: &Geometry, o: Shape, col: &mut [
 }
 
 /// Adds the im2col gradient back onto the input gradient.
-fn col2im(dcol: &[f32], i: Shape, win: &Window, g: &Geometry, o: Shape, dx: &mut [f32]) {
+pub(super) fn col2im(dcol: &[f32], i: Shape, win: &Window, g: &Geometry, o: Shape, dx: &mut [f32]) {
     for_each_run(i, win, g, o, |at, src, len| {
         if let Some(s) = src {
             dx[s..s + len].iter_mut().zip(&dcol[at..at + len]).for_each(|(a, b)| *a += b);

@@ -14,6 +14,7 @@ mod depthwise;
 mod pool;
 mod resize;
 mod simple;
+mod transpose;
 
 pub use conv::set_im2col_chunk_floats;
 
@@ -85,6 +86,7 @@ pub fn op_for(r: &Resolved, rng: &mut Rng) -> Box<dyn Op> {
     match &r.spec {
         Conv { .. } | Pointwise { .. } => Box::new(conv::Conv::default()),
         Depthwise { .. } => Box::new(depthwise::Depthwise),
+        TransposeConv { .. } => Box::new(transpose::TransposeConv::default()),
         Dense { .. } => Box::new(dense::Dense),
         MaxPool { .. } => Box::new(pool::MaxPool::default()),
         AvgPool { .. } | L2Pool { .. } => Box::new(pool::AvgPool::default()),
