@@ -821,7 +821,7 @@ pub fn conv2d_i8(
     let blocked = if cfg!(microcnn_dsp) || cfg!(all(target_arch = "arm", not(microcnn_v6m))) {
         true
     } else if cfg!(microcnn_v6m) {
-        is_pointwise(p, w.filter_shape) || w.filter_shape.item_len() <= 64
+        is_pointwise(p, w.filter_shape) || w.filter_shape.item_len() <= COLUMN_BYTES
     } else {
         false
     };

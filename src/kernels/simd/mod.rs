@@ -16,6 +16,9 @@ pub use dsp::*;
 #[cfg(all(target_arch = "arm", microcnn_armv7))]
 pub(crate) mod arm;
 
+#[cfg(all(target_arch = "arm", microcnn_v6m))]
+pub(crate) mod v6m;
+
 pub mod portable;
 #[cfg(not(all(target_arch = "arm", microcnn_dsp)))]
 pub use portable::*;
