@@ -125,7 +125,8 @@ pub fn max_pool2d_i8_reference(p: &PoolParams, input: &[i8], input_shape: Shape,
 
 /// Max pooling, bit-exact with [`max_pool2d_i8_reference`]: four channels at a time, the
 /// lane-wise maximum of packed words over the window's taps ([`crate::simd::max_i8x4`]: `SSUB8`
-/// and `SEL` on cores with the DSP extension).
+/// and `SEL` on cores with the DSP extension; [`crate::simd::portable::max_i8x4_swar`] on the
+/// Cortex-M3), byte by byte on the Cortex-M0 and the host.
 ///
 /// # Errors
 ///
@@ -134,19 +135,29 @@ pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
     let (g, out_shape) = prepare(&p.window, &p.activation, input, input_shape, output)?;
     let (w, c) = (input_shape.w, input_shape.c);
     let clamp = p.activation != ActivationRange::NONE;
-    // Packed words only where SSUB8/SEL exist: emulated, they cost more than bytes.
-    let quads = if cfg!(microcnn_dsp) { c / 4 * 4 } else { 0 };
+    // Packed words where SSUB8/SEL exist, and on the other Armv7-M cores (the M3) in plain
+    // word arithmetic; on the M0 bytes are quicker.
+    let words = cfg!(microcnn_dsp) || cfg!(all(target_arch = "arm", microcnn_armv7));
+    let quads = if words { c / 4 * 4 } else { 0 };
     let word = |at: usize| simd::word(input, at);
+    let max4 = |a: u32, b: u32| {
+        if cfg!(microcnn_dsp) {
+            simd::max_i8x4(a, b)
+        } else {
+            simd::portable::max_i8x4_swar(a, b)
+        }
+    };
     for_each_window(&g, &p.window, input_shape, out_shape, |b, y0, y1, x0, x1, o| {
         let out = &mut output[o..o + c];
         let first = ((b * input_shape.h + y0) * w + x0) * c;
         // Four channels per packed word with SSUB8 + SEL on DSP cores.
         for q in (0..quads).step_by(4) {
+            // The first tap starts the maximum; the others follow.
             let mut m = word(first + q);
             for y in y0..y1 {
                 let row = (b * input_shape.h + y) * w;
-                for x in x0..x1 {
-                    m = simd::max_i8x4(m, word((row + x) * c + q));
+                for x in if y == y0 { x0 + 1 } else { x0 }..x1 {
+                    m = max4(m, word((row + x) * c + q));
                 }
             }
             if let [a, b, c, d] = &mut out[q..q + 4] {
@@ -159,7 +170,7 @@ pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
             out.copy_from_slice(&input[first + quads..first + c]);
             for y in y0..y1 {
                 let row = (b * input_shape.h + y) * w;
-                for x in x0..x1 {
+                for x in if y == y0 { x0 + 1 } else { x0 }..x1 {
                     let at = (row + x) * c;
                     for (m, &v) in out.iter_mut().zip(&input[at + quads..at + c]) {
                         *m = (*m).max(v);

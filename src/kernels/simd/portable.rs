@@ -67,6 +67,27 @@ pub const fn max_i8x4(a: u32, b: u32) -> u32 {
     r
 }
 
+/// [`max_i8x4`] in plain 32-bit arithmetic, without a branch or a byte access: for cores
+/// without `SSUB8`/`SEL` (the Cortex-M3: 12 data-processing instructions per word of four
+/// lanes, against a load, a compare and a select per byte).
+///
+/// With the sign bits flipped (`ua = a ^ H`, `ub = b ^ H`, `H = 0x80` in every lane) signed
+/// order becomes unsigned order. In each lane `(ua | 0x80) − (ub & 0x7f)` lies in `1..=255`, so
+/// no borrow crosses lanes and its bit 7 says whether `ua`'s low seven bits are at least
+/// `ub`'s; `ua ≥ ub` when `ua`'s top bit is set and `ub`'s is not, or the top bits agree and
+/// that bit is set. The lanes' bit 7 spreads to a byte mask, which picks `a` over `b`.
+#[inline(always)]
+pub const fn max_i8x4_swar(a: u32, b: u32) -> u32 {
+    const H: u32 = 0x8080_8080;
+    let (ua, ub) = (a ^ H, b ^ H);
+    let low_ge = (ua | H).wrapping_sub(ub & !H);
+    let differ = a ^ b;
+    let ge = ((ua & !ub) | (!differ & low_ge)) & H;
+    // 0x80 → 0x7f | 0x80 = 0xff per lane; no lane borrows from its neighbour.
+    let mask = (ge - (ge >> 7)) | ge;
+    b ^ (differ & mask)
+}
+
 /// `SMLAD`: `acc + a.lo·b.lo + a.hi·b.hi`, wrapping (the instruction only sets the Q flag).
 #[inline(always)]
 pub const fn smlad(a: u32, b: u32, acc: i32) -> i32 {
@@ -126,4 +147,34 @@ pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> O
         }
     }
     Some(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pair of byte values in every lane (the other lanes pseudo-random), then random words.
+    #[test]
+    fn swar_max_equals_the_lane_definition() {
+        let mut s = 0x2545_f491_u32;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        for x in 0..=255u32 {
+            for y in 0..=255u32 {
+                for lane in 0..4 {
+                    let keep = !(0xff << (8 * lane));
+                    let (a, b) = ((next() & keep) | (x << (8 * lane)), (next() & keep) | (y << (8 * lane)));
+                    assert_eq!(max_i8x4_swar(a, b), max_i8x4(a, b), "{a:08x} {b:08x}");
+                }
+            }
+        }
+        for _ in 0..100_000 {
+            let (a, b) = (next(), next());
+            assert_eq!(max_i8x4_swar(a, b), max_i8x4(a, b), "{a:08x} {b:08x}");
+        }
+    }
 }

@@ -81,6 +81,7 @@ fn main() -> ! {
             && simd::sxtab16_ror8(y, x) == simd::portable::sxtab16_ror8(y, x)
             && simd::smlad(x, y, z) == simd::portable::smlad(x, y, z)
             && simd::max_i8x4(x, y) == simd::portable::max_i8x4(x, y)
+            && simd::portable::max_i8x4_swar(x, y) == simd::portable::max_i8x4(x, y)
             && simd::smlabb(x, y, z) == simd::portable::smlabb(x, y, z)
             && simd::smlatt(x, y, z) == simd::portable::smlatt(x, y, z);
         if !ok {
