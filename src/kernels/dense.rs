@@ -150,47 +150,40 @@ pub fn dense_i8_blocked(
     let per_channel = w.requant.len() != 1;
     let off = -(p.input_zero_point as i32);
     let (zp, act) = (p.output_zero_point, p.activation);
-    let store = |out: &mut [i8], u: usize, acc: i32| {
-        let q = &w.requant[if per_channel { u } else { 0 }];
-        out[u] = ChannelRequant::new(w.bias.map_or(0, |b| b[u]), q.multiplier, q.shift).apply(acc, zp, act);
-    };
     let whole_quads = depth % 4 == 0;
     let row = |u: usize| &w.weights[u * depth..(u + 1) * depth];
     for (x, out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(units)) {
         let mut u = 0;
-        // Four units at a time (one assembly loop on Armv7-M and later).
-        if depth >= 4 {
-            while u + 4 <= units {
-                let Some(head) = blocked::dot4x1_head(&w.weights[u * depth..], depth, x, off) else { break };
-                for (r, &a) in head.iter().enumerate() {
-                    let tail = if whole_quads { 0 } else { blocked::dot1x1_tail(row(u + r), x, off) };
-                    store(out, u + r, a + tail);
+        while u < units {
+            // The next group of rows: four (one assembly loop on Cortex-M cores), then two,
+            // then one. On the M0, whose one- and two-row loops are slow (3 instructions per
+            // product even without emulated pairs, against 3.6 for all four of the assembly
+            // routine's), the last one to three units are the last four rows again, only the
+            // new ones stored. `head` covers the first ⌊depth/4⌋·4 taps of four-row groups
+            // and every tap otherwise.
+            let s = if cfg!(all(target_arch = "arm", microcnn_v6m)) && units >= 4 { u.min(units - 4) } else { u };
+            let four = if depth >= 4 && s + 4 <= units {
+                blocked::dot4x1_head(&w.weights[s * depth..], depth, x, off)
+            } else {
+                None
+            };
+            let (n, head) = match four {
+                Some(head) => (4, head),
+                None if u + 2 <= units => {
+                    let [a0, a1] = blocked::dot2x1(&w.weights[u * depth..], depth, x, off);
+                    (2, [a0, a1, 0, 0])
                 }
-                u += 4;
+                None => (1, [blocked::dot1x1(row(u), x, off), 0, 0, 0]),
+            };
+            let s = if four.is_some() { s } else { u };
+            // One requantization site for every group (each inlined copy costs flash).
+            for (r, &a) in head.iter().enumerate().take(n).skip(u - s) {
+                let tail = if four.is_none() || whole_quads { 0 } else { blocked::dot1x1_tail(row(s + r), x, off) };
+                let q = &w.requant[if per_channel { s + r } else { 0 }];
+                let bias = w.bias.map_or(0, |b| b[s + r]);
+                out[s + r] = ChannelRequant::new(bias, q.multiplier, q.shift).apply(a + tail, zp, act);
             }
-            // The last one to three units on the M0, whose one- and two-row loops are slow
-            // (3 instructions per product even without the emulated pairs, against 3.6 for
-            // all four of the assembly routine's): the last four rows again, only the new ones
-            // stored.
-            if cfg!(all(target_arch = "arm", microcnn_v6m)) && u < units && units >= 4 {
-                let s = units - 4;
-                if let Some(head) = blocked::dot4x1_head(&w.weights[s * depth..], depth, x, off) {
-                    for (r, &a) in head.iter().enumerate().skip(u - s) {
-                        let tail = if whole_quads { 0 } else { blocked::dot1x1_tail(row(s + r), x, off) };
-                        store(out, s + r, a + tail);
-                    }
-                    u = units;
-                }
-            }
-        }
-        while u + 2 <= units {
-            let [a0, a1] = blocked::dot2x1(row(u), row(u + 1), x, off);
-            store(out, u, a0);
-            store(out, u + 1, a1);
-            u += 2;
-        }
-        if u < units {
-            store(out, u, blocked::dot1x1(row(u), x, off));
+            u = s + n;
         }
     }
     Ok(out_shape)

@@ -41,6 +41,7 @@ core::arch::global_asm!(
 #[cfg(not(microcnn_dsp))]
 extern "C" {
     fn microcnn_dot4x1_s8(w: *const i8, x: *const i8, quads: u32, stride: u32, out: *mut i32, offset: i32);
+    fn microcnn_dot2x1_s8(w: *const i8, x: *const i8, quads: u32, stride: u32, out: *mut i32, offset: i32);
 }
 
 /// The dense layer's four-rows-against-one-column dot product on the Cortex-M3 (LDRSB/MLA in
@@ -56,6 +57,24 @@ pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> O
     // SAFETY: reads `w[r·stride..][..4q]` for r = 0..=3 and `x[0..4q]` (bounds checked by
     // `dot4x1_taps`), writes `out`, and saves/restores r4–r11 and lr as the AAPCS requires.
     unsafe { microcnn_dot4x1_s8(w.as_ptr(), x.as_ptr(), quads, stride, out.as_mut_ptr(), offset) };
+    Some(out)
+}
+
+/// [`dot4x1`] for the two rows `w[..]` and `w[stride..]` (LDRSB/MLA, 3.1 instructions per
+/// MAC against about 4 for the compiled loop): `None` if a slice is too short.
+#[cfg(not(microcnn_dsp))]
+#[inline(always)]
+pub fn dot2x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> Option<[i32; 2]> {
+    let taps = quads.checked_mul(4)?;
+    let fits = quads > 0 && stride >= taps && w.len() >= stride.checked_add(taps)? && x.len() >= taps;
+    if !fits {
+        return None;
+    }
+    let (quads, stride) = (u32::try_from(quads).ok()?, u32::try_from(stride).ok()?);
+    let mut out = [0i32; 2];
+    // SAFETY: reads `w[..4q]`, `w[stride..stride + 4q]` and `x[..4q]` (bounds checked above),
+    // writes the two words of `out`, and saves/restores r4–r11 and lr as the AAPCS requires.
+    unsafe { microcnn_dot2x1_s8(w.as_ptr(), x.as_ptr(), quads, stride, out.as_mut_ptr(), offset) };
     Some(out)
 }
 
