@@ -2,6 +2,30 @@
     .thumb
 @ One tap of both pixels and both channels: r0 = w0 (w1 is r3 = k bytes further), r1 = x0
 @ (x1 is 512 bytes further); both pointers move on by one.
+@ Four taps of both pixels and both channels with SXTB16/SMLAD (no flags set): r0 = w0, r3 = the
+@ distance from w0 + 4 to w1, r1 = x0 (x1 is 512 bytes further); both pointers move on by four.
+.macro microcnn_conv2x2_quad
+    ldr     r8, [r1, #512]          @ x1 word
+    ldr     r10, [r1], #4           @ x0 word
+    sxtb16  r9, r8, ror #8          @ x1 bytes 1, 3
+    sxtb16  r8, r8                  @ x1 bytes 0, 2
+    sxtb16  r11, r10, ror #8        @ x0 bytes 1, 3
+    sxtb16  r10, r10                @ x0 bytes 0, 2
+    ldr     r12, [r0], #4           @ w0 word
+    sxtb16  lr, r12
+    sxtb16  r12, r12, ror #8
+    smlad   r4, lr, r10, r4
+    smlad   r4, r12, r11, r4
+    smlad   r5, lr, r8, r5
+    smlad   r5, r12, r9, r5
+    ldr     r12, [r0, r3]           @ w1 word
+    sxtb16  lr, r12
+    sxtb16  r12, r12, ror #8
+    smlad   r6, lr, r10, r6
+    smlad   r6, r12, r11, r6
+    smlad   r7, lr, r8, r7
+    smlad   r7, r12, r9, r7
+.endm
 .macro microcnn_conv2x2_tap
     ldrsb   r8, [r1, #512]          @ x1
     ldrsb   r10, [r1], #1           @ x0
@@ -68,29 +92,16 @@ microcnn_conv2x2_s8:
     lsrs    r2, r3, #2              @ quads
     beq     .Ltail
     subs    r3, r3, #4              @ row 1 relative to the post-incremented row-0 pointer
+    lsrs    r2, r2, #1              @ pairs of quads; C = an odd one, Z = no pair
+    bcc     1f
+    microcnn_conv2x2_quad           @ (sets no flags)
+    beq     3f
 1:
-    ldr     r8, [r1, #512]          @ x1 word
-    ldr     r10, [r1], #4           @ x0 word
-    sxtb16  r9, r8, ror #8          @ x1 bytes 1, 3
-    sxtb16  r8, r8                  @ x1 bytes 0, 2
-    sxtb16  r11, r10, ror #8        @ x0 bytes 1, 3
-    sxtb16  r10, r10                @ x0 bytes 0, 2
-    ldr     r12, [r0], #4           @ w0 word
-    sxtb16  lr, r12
-    sxtb16  r12, r12, ror #8
-    smlad   r4, lr, r10, r4
-    smlad   r4, r12, r11, r4
-    smlad   r5, lr, r8, r5
-    smlad   r5, r12, r9, r5
-    ldr     r12, [r0, r3]           @ w1 word
-    sxtb16  lr, r12
-    sxtb16  r12, r12, ror #8
-    smlad   r6, lr, r10, r6
-    smlad   r6, r12, r11, r6
-    smlad   r7, lr, r8, r7
-    smlad   r7, r12, r9, r7
+    microcnn_conv2x2_quad
+    microcnn_conv2x2_quad
     subs    r2, r2, #1
     bne     1b
+3:
     adds    r3, r3, #4              @ k again
 .Ltail:
     ands    r2, r3, #3              @ taps left
@@ -149,3 +160,4 @@ microcnn_conv2x2_s8:
 
     .size microcnn_conv2x2_s8, . - microcnn_conv2x2_s8
     .purgem microcnn_conv2x2_tap
+    .purgem microcnn_conv2x2_quad
