@@ -341,3 +341,55 @@ layers = [ { type = "conv", filters = 3, kernel = 3, padding = "same" } ]
     let (loaded, _) = checkpoint::load(&path).unwrap();
     assert!(net.params().zip(loaded.params()).all(|(a, b)| a.name == b.name && a.value == b.value));
 }
+
+/// A localization head makes class scores and box numbers from one matrix: its dense layers are
+/// quantized with one weight scale per unit, and its output range is narrowed to the box values
+/// and each image's winning score, so the box keeps its precision through the runtime.
+#[test]
+fn localize_heads_quantize_per_unit_with_a_narrowed_output() {
+    let toml = "name = \"l\"\ninput = [8, 8, 1]\ntask = \"localize\"\nclasses = [\"a\", \"b\", \"c\"]\n[[layers]]\ntype = \"conv\"\nfilters = 4\nkernel = 3\npadding = \"same\"\nactivation = \"relu\"\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nname = \"fc\"\nunits = 8\nactivation = \"relu\"\n[[layers]]\ntype = \"dense\"\nname = \"head\"\nunits = 7\n";
+    let mut net = Net::new(ModelSpec::from_toml(toml).unwrap(), 5).unwrap();
+    let mut rng = Rng::new(3);
+    let n = 32;
+    let data = host_train::data::Dataset {
+        images: (0..n * 64).map(|_| rng.range(0.0, 1.0)).collect(),
+        labels: vec![0; n],
+        h: 8,
+        w: 8,
+        c: 1,
+        ..Default::default()
+    };
+    let q =
+        host_train::graph::quantize(&mut net, &data, host_train::graph::Calibration::Minmax, "test".into()).unwrap();
+    q.validate().unwrap();
+    for (name, units) in [("fc", 8), ("head", 7)] {
+        let l = q.layers.iter().find(|l| l.name == name).unwrap();
+        let host_train::graph::QOp::Dense { weight_scales, multiplier, .. } = &l.op else {
+            panic!("{name} is not dense")
+        };
+        assert_eq!((weight_scales.len(), multiplier.len()), (units, units), "{name}");
+    }
+    let out_q = q.layers.last().unwrap().output_q;
+    let float = host_train::report::metrics::float_outputs(&mut net, &data);
+    let zp = out_q.zero_point as i32;
+    let (lo, hi) = ((-128 - zp) as f32 * out_q.scale, (127 - zp) as f32 * out_q.scale);
+    let mut arena = vec![0i8; q.plan().bytes];
+    let mut y = vec![0i8; q.num_classes()];
+    let (mut narrower, mut worst) = (false, 0.0f32);
+    for (i, f) in float.iter().enumerate() {
+        let winner = f[..3].iter().copied().fold(f32::MIN, f32::max);
+        // Every box value and every winning score inside the range (to a rounding step).
+        assert!(
+            f[3..].iter().chain([&winner]).all(|&v| v >= lo - out_q.scale && v <= hi + out_q.scale),
+            "{f:?} in {lo}..{hi}"
+        );
+        narrower |= f[..3].iter().any(|&v| v < lo - 2.0 * out_q.scale);
+        q.run(&q.quantize_input(data.image(i)), &mut arena, &mut y).unwrap();
+        for (&a, &b) in y[3..].iter().zip(&f[3..]) {
+            worst = worst.max(((a as f32 - out_q.zero_point as f32) * out_q.scale - b).abs() / out_q.scale);
+        }
+    }
+    assert!(worst <= 4.0, "the int8 box is {worst} output steps from float");
+    // The losing scores of a random network reach below the lowest winner: the range was cut.
+    assert!(narrower, "the output range was not narrowed below the class scores");
+}

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::data::Dataset;
-use crate::model::spec::{Act, LayerSpec, PadSpec};
+use crate::model::spec::{Act, LayerSpec, PadSpec, Task, BOX_OUTPUTS};
 use crate::rng::Rng;
 use crate::train::net::{fused, Net};
 use anyhow::{bail, Result};
@@ -95,7 +95,14 @@ pub fn quantize(net: &mut Net, calib: &Dataset, method: Calibration, source: Str
     let input_q = QParams { scale: 1.0 / 255.0, zero_point: -128 };
     let mut layers: Vec<QLayer> = Vec::new();
     let mut rng = Rng::new(0);
-    quantize_chain(&mut net.layers, calib.images.clone(), n, input_q, method, &mut rng, &mut layers, 0)?;
+    let (out, _) = quantize_chain(&mut net.layers, calib.images.clone(), n, input_q, method, &mut rng, &mut layers, 0)?;
+    // Measured on models/localize (the README's recipe; float: class accuracy 89.45 %, mean
+    // IoU 0.923), int8: 89.90 % / 0.894 with neither, 89.75 % / 0.914 with per-unit dense
+    // weights, 89.45 % / 0.899 with the narrowed output, 89.95 % / 0.920 with both.
+    if net.spec.task == Task::Localize {
+        dense_per_unit(&mut layers, &net.layers);
+        narrow_localize_output(&mut layers, &out, n, method);
+    }
     Ok(QModel {
         name: net.spec.name.clone(),
         classes: net.spec.classes.clone(),
@@ -105,6 +112,67 @@ pub fn quantize(net: &mut Net, calib: &Dataset, method: Calibration, source: Str
         source,
         task: net.spec.task,
     })
+}
+
+/// The float layer named `name` in `chain` or its blocks.
+fn find_layer<'a>(chain: &'a [crate::train::net::Layer], name: &str) -> Option<&'a crate::train::net::Layer> {
+    chain.iter().find_map(|l| if l.r.name == name { Some(l) } else { find_layer(l.children(), name) })
+}
+
+/// Requantizes every dense layer's weights with one scale per output unit instead of one for
+/// the matrix (TFLite's converter's choice for `FULLY_CONNECTED`; per-channel
+/// `FULLY_CONNECTED` runs in TFLite Micro, `tools/check_tflite.py`). For localization: its
+/// head makes class scores and box numbers from one matrix, and one scale set by the class
+/// rows leaves the smaller box rows (and the features feeding them) few significant bits.
+fn dense_per_unit(layers: &mut [QLayer], chain: &[crate::train::net::Layer]) {
+    for q in layers.iter_mut() {
+        let s_in = q.input_q.scale;
+        let s_out = q.output_q.scale;
+        let QOp::Dense { units, weights, weight_scales, bias, multiplier, shift } = &mut q.op else { continue };
+        let Some(l) = find_layer(chain, &q.name) else { continue };
+        let (w, b) = (&l.params[0].value, &l.params[1].value);
+        if *units == 0 || w.len() % *units != 0 || b.len() != *units {
+            continue;
+        }
+        let depth = w.len() / *units;
+        (*weights, *weight_scales) = quantize_weights(w, *units, |i| i / depth);
+        *bias = b
+            .iter()
+            .zip(weight_scales.iter())
+            .map(|(&b, &ws)| (b as f64 / (s_in as f64 * ws as f64)).round() as i32)
+            .collect();
+        (*multiplier, *shift) = requant(s_in, weight_scales, s_out);
+    }
+}
+
+/// A localization model's output holds the class scores and the box in one tensor of one scale,
+/// and min/max calibration spends most of its 256 steps on class scores far below any winner,
+/// which only need to stay below it. This narrows the last layer's output range to what the
+/// results depend on: the box values and each calibration image's winning score (a class score
+/// under the lowest calibrated winner then saturates at −128, which no argmax seen in
+/// calibration depends on), so the box gets finer steps. Only a dense head without activation
+/// is changed (its multipliers recomputed for the new scale).
+fn narrow_localize_output(layers: &mut [QLayer], out: &[f32], n: usize, method: Calibration) {
+    let Some(last) = layers.last_mut() else { return };
+    let len = last.output.iter().product::<usize>();
+    if len <= BOX_OUTPUTS || out.len() != n * len || last.act != [i8::MIN, i8::MAX] {
+        return;
+    }
+    let classes = len - BOX_OUTPUTS;
+    let mut wanted: Vec<f32> = Vec::with_capacity(n * (BOX_OUTPUTS + 1));
+    for o in out.chunks_exact(len) {
+        wanted.push(o[..classes].iter().copied().fold(f32::MIN, f32::max));
+        wanted.extend_from_slice(&o[classes..]);
+    }
+    let (lo, hi) = range_of(&mut wanted, method);
+    let q = QParams::from_range(lo, hi);
+    if q.scale >= last.output_q.scale {
+        return;
+    }
+    let s_in = last.input_q.scale;
+    let QOp::Dense { weight_scales, multiplier, shift, .. } = &mut last.op else { return };
+    (*multiplier, *shift) = requant(s_in, weight_scales, q.scale);
+    last.output_q = q;
 }
 
 /// Quantizes a chain of layers whose float input is `x` (already quantized with `cur_q`),
