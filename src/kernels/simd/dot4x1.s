@@ -42,12 +42,19 @@ microcnn_dot4x1_s8:
     movs    r5, #0
     movs    r6, #0
     movs    r7, #0
-    lsrs    r2, r2, #1          @ pairs of quads; carry = an odd quad left over
-    bcc     1f
+    lsrs    r2, r2, #1          @ carry = an odd quad left over
+    bcc     3f
     microcnn_dot4x1_quad        @ the odd quad first
-    cmp     r2, #0
+3:
+    lsrs    r2, r2, #1          @ passes of four quads; carry = a pair left over, Z = no pass
+    bcc     4f
+    microcnn_dot4x1_quad        @ then the pair (no flags set)
+    microcnn_dot4x1_quad
+4:
     beq     2f
 1:
+    microcnn_dot4x1_quad
+    microcnn_dot4x1_quad
     microcnn_dot4x1_quad
     microcnn_dot4x1_quad
     subs    r2, r2, #1
