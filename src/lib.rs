@@ -69,14 +69,17 @@
 //!   `SMLAD`/`SMLABB`/`SMLATT`, requantizing in the same routine, plus `SSUB8`/`SEL` max pooling
 //!   and `SXTAB16` average pooling ([`simd`]);
 //! - the Cortex-M3 (`thumbv7m-*`, and `thumbv8m.main-*` without `dsp`) runs the same
-//!   convolution, depthwise and dense routines built on `LDRSB`/`MLA` instead;
-//! - the Cortex-M0 uses the blocked kernels in Rust for 1×1 convolutions, windows of at most 64
-//!   taps and dense layers, the portable fast paths otherwise, multiplies 32×32→64 from 16-bit
+//!   convolution, depthwise and dense routines built on `LDRSB`/`MLA` instead, and max pooling
+//!   four channels per word in plain 32-bit arithmetic;
+//! - the Cortex-M0 (`thumbv6m-*`) runs the blocked convolution (windows up to 512 taps) and
+//!   dense layer on a Thumb-1 routine of four weight rows against one column (`LDRSB`/`MULS`,
+//!   sums in high registers), the portable fast paths otherwise, multiplies 32×32→64 from 16-bit
 //!   halves and divides by reciprocals (it has neither instruction);
 //! - other targets (the host) use the portable fast paths; the blocked kernels run there too
 //!   (with the portable twins of the instructions) for the tests and the fuzzers.
 //!
-//! The only `unsafe` in the crate is in `src/kernels/simd/dsp.rs` and `src/kernels/simd/arm.rs`:
+//! The only `unsafe` in the crate is in `src/kernels/simd/dsp.rs`, `src/kernels/simd/arm.rs` and
+//! `src/kernels/simd/v6m.rs`:
 //! single instructions through `asm!` and calls of the `global_asm!` routines, each behind a
 //! safe wrapper that checks every bound the routine relies on. The routines use unaligned word
 //! loads, which these cores allow unless software sets the unaligned-access trap
