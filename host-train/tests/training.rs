@@ -268,20 +268,24 @@ fn skip_blocks_validate_and_quantize() {
     int8_follows_float(spec, "blk.concat");
 }
 
-/// Quantizes a fresh `spec` (8×8×1 input) on random images, checks the graph has a layer named
-/// `op`, and that the int8 outputs through the runtime stay within a few output steps of float.
-fn int8_follows_float(spec: ModelSpec, op: &str) {
-    let mut net = Net::new(spec, 4).unwrap();
-    let mut rng = Rng::new(2);
-    let n = 16;
-    let data = host_train::data::Dataset {
+/// `n` random 8×8×1 images (label 0), seeded.
+fn random_images(n: usize, seed: u64) -> host_train::data::Dataset {
+    let mut rng = Rng::new(seed);
+    host_train::data::Dataset {
         images: (0..n * 64).map(|_| rng.range(0.0, 1.0)).collect(),
         labels: vec![0; n],
         h: 8,
         w: 8,
         c: 1,
         ..Default::default()
-    };
+    }
+}
+
+/// Quantizes a fresh `spec` (8×8×1 input) on random images, checks the graph has a layer named
+/// `op`, and that the int8 outputs through the runtime stay within a few output steps of float.
+fn int8_follows_float(spec: ModelSpec, op: &str) {
+    let mut net = Net::new(spec, 4).unwrap();
+    let data = random_images(16, 2);
     let q =
         host_train::graph::quantize(&mut net, &data, host_train::graph::Calibration::Minmax, "test".into()).unwrap();
     q.validate().unwrap();
@@ -349,16 +353,7 @@ layers = [ { type = "conv", filters = 3, kernel = 3, padding = "same" } ]
 fn localize_heads_quantize_per_unit_with_a_narrowed_output() {
     let toml = "name = \"l\"\ninput = [8, 8, 1]\ntask = \"localize\"\nclasses = [\"a\", \"b\", \"c\"]\n[[layers]]\ntype = \"conv\"\nfilters = 4\nkernel = 3\npadding = \"same\"\nactivation = \"relu\"\n[[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nname = \"fc\"\nunits = 8\nactivation = \"relu\"\n[[layers]]\ntype = \"dense\"\nname = \"head\"\nunits = 7\n";
     let mut net = Net::new(ModelSpec::from_toml(toml).unwrap(), 5).unwrap();
-    let mut rng = Rng::new(3);
-    let n = 32;
-    let data = host_train::data::Dataset {
-        images: (0..n * 64).map(|_| rng.range(0.0, 1.0)).collect(),
-        labels: vec![0; n],
-        h: 8,
-        w: 8,
-        c: 1,
-        ..Default::default()
-    };
+    let data = random_images(32, 3);
     let q =
         host_train::graph::quantize(&mut net, &data, host_train::graph::Calibration::Minmax, "test".into()).unwrap();
     q.validate().unwrap();
