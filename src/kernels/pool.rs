@@ -244,6 +244,8 @@ pub fn avg_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
     const BLOCK: usize = 64;
     let mut sums = [0i32; BLOCK];
     let mut divider = Reciprocal::new(1);
+    // The average of int8 values, rounded, is an int8 value: only a narrower range clamps.
+    let clamp = p.activation != ActivationRange::NONE;
     for_each_window(&g, &p.window, input_shape, out_shape, |b, y0, y1, x0, x1, o| {
         let count = ((y1 - y0) * (x1 - x0)) as u32;
         if divider.d != count {
@@ -253,30 +255,30 @@ pub fn avg_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
         let finish = |acc: i32| -> i8 {
             // |acc| ≤ 128·count and count ≤ 2^23, so |acc| + count/2 < 2^31.
             let q = divider.divide(acc.unsigned_abs() + half) as i32;
-            p.activation.clamp(if acc > 0 { q } else { -q })
+            let v = if acc > 0 { q } else { -q };
+            if clamp {
+                p.activation.clamp(v)
+            } else {
+                v as i8
+            }
         };
         // With the DSP extension: four channels per word, summed in 16-bit lanes by SXTAB16
-        // (exact while |sum| ≤ 128·count < 2^15).
+        // (exact while |sum| ≤ 128·count < 2^15), the window's bounds checked once.
         let mut first = 0;
         if cfg!(microcnn_dsp) && count <= 255 {
-            while first + 4 <= c {
-                let (mut even, mut odd) = (0u32, 0u32);
-                for y in y0..y1 {
-                    let row = (b * input_shape.h + y) * w;
-                    for x in x0..x1 {
-                        let v = simd::word_ldr(input, (row + x) * c + first);
-                        even = simd::sxtab16(even, v);
-                        odd = simd::sxtab16_ror8(odd, v);
-                    }
-                }
-                let lane = |v: u32, hi: bool| (if hi { v >> 16 } else { v }) as u16 as i16 as i32;
-                if let [o0, o1, o2, o3] = &mut output[o + first..o + first + 4] {
+            let start = ((b * input_shape.h + y0) * w + x0) * c;
+            let out = &mut output[o..o + c];
+            let quads = c / 4;
+            let lane = |v: u32, hi: bool| (if hi { v >> 16 } else { v }) as u16 as i16 as i32;
+            if simd::sum_windows_x4(input, start, (y1 - y0, w * c), (x1 - x0, c), quads, |q, even, odd| {
+                if let [o0, o1, o2, o3] = &mut out[q..q + 4] {
                     *o0 = finish(lane(even, false));
                     *o1 = finish(lane(odd, false));
                     *o2 = finish(lane(even, true));
                     *o3 = finish(lane(odd, true));
                 }
-                first += 4;
+            }) {
+                first = 4 * quads;
             }
         }
         let mut c0 = first;

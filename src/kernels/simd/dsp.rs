@@ -1,6 +1,6 @@
 //! The DSP extension's instructions through `asm!` (stable Rust has no intrinsics for them).
 //! Each block is one register-to-register instruction with no memory access, no stack use and
-//! no flags read (`load_word` reads the four bytes it is given), or a call of an assembly loop.
+//! no flags read, or a call of an assembly loop; `sum_windows_x4` reads words it bounds-checks.
 #![allow(unsafe_code)]
 
 use core::arch::asm;
@@ -15,20 +15,6 @@ macro_rules! dsp {
         #[cfg(not(microcnn_v8m))]
         asm!($($insn),+, $($ops)*);
     }};
-}
-
-/// Four bytes as a little-endian word in one `LDR` (which LLVM does not always form from four
-/// byte loads); unaligned, as these cores allow.
-#[inline(always)]
-pub fn load_word(b: &[i8; 4]) -> u32 {
-    let r: u32;
-    // SAFETY: reads exactly the four bytes `b` refers to; Armv7E-M and Armv8-M Mainline
-    // perform unaligned word loads (unless software enables the unaligned-access trap, which
-    // the crate documents as unsupported). No stack use, flags untouched.
-    unsafe {
-        asm!("ldr {r}, [{p}]", r = lateout(reg) r, p = in(reg) b.as_ptr(), options(pure, readonly, nostack, preserves_flags))
-    };
-    r
 }
 
 /// `SXTB16`: see [`super::portable::sxtb16`].
@@ -179,4 +165,48 @@ pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> O
         microcnn_dot4x1_s8(w.as_ptr(), x.as_ptr(), quads as u32, stride as u32, out.as_mut_ptr(), super::pair(offset))
     };
     Some(out)
+}
+
+/// For each of `quads` groups of four channels (at `start + 4·q`), the sums of its four byte
+/// lanes over a window of packed words — the word at `start + 4·q + r·row_step + t·col_step`
+/// for `r < rows`, `t < cols` — added with `SXTAB16` into `(even, odd)` 16-bit lanes (lanes 0
+/// and 2, lanes 1 and 3), each from 0, and handed to `f(4·q, even, odd)`. Returns `false`, and
+/// calls nothing, if the window is empty or does not lie inside `bytes`. The lanes wrap at 16
+/// bits; the caller keeps `rows·cols ≤ 255` so they cannot.
+///
+/// One bounds check per window instead of one per tap: measured on average pooling 2×2/2 on
+/// 28×28×8, 41.0 instructions per output instead of 54.7.
+#[inline(always)]
+pub fn sum_windows_x4(
+    bytes: &[i8],
+    start: usize,
+    (rows, row_step): (usize, usize),
+    (cols, col_step): (usize, usize),
+    quads: usize,
+    mut f: impl FnMut(usize, u32, u32),
+) -> bool {
+    if super::window_end(start, (rows, row_step), (cols, col_step), quads).is_none_or(|end| end > bytes.len()) {
+        return false;
+    }
+    let base = bytes.as_ptr();
+    for q in 0..quads {
+        let (mut even, mut odd) = (0u32, 0u32);
+        let mut row = start + 4 * q;
+        for _ in 0..rows {
+            let mut at = row;
+            for _ in 0..cols {
+                // SAFETY: `at = start + 4q + r·row_step + t·col_step` with `q < quads`,
+                // `r < rows`, `t < cols`, so `at + 4 ≤ window_end(..) ≤ bytes.len()` (checked
+                // above, without overflow): the four bytes read lie inside `bytes`, and
+                // `read_unaligned` allows any alignment.
+                let v = unsafe { base.add(at).cast::<u32>().read_unaligned() };
+                even = sxtab16(even, v);
+                odd = sxtab16_ror8(odd, v);
+                at += col_step;
+            }
+            row += row_step;
+        }
+        f(4 * q, even, odd);
+    }
+    true
 }

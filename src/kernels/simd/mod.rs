@@ -31,15 +31,24 @@ pub(crate) fn word(bytes: &[i8], at: usize) -> u32 {
     u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8])
 }
 
-/// [`word`] as one `LDR` on cores with the DSP extension, for loops where the compiler keeps
-/// the four byte loads apart (measured: average pooling).
+/// One past the last byte a window of packed words reads (see `sum_windows_x4`): the last
+/// tap's word of the last quad, `start + (rows−1)·row_step + (cols−1)·col_step + 4·quads`;
+/// `None` if the window or `quads` is empty or the sum overflows.
 #[inline(always)]
-pub(crate) fn word_ldr(bytes: &[i8], at: usize) -> u32 {
-    #[cfg(all(target_arch = "arm", microcnn_dsp))]
-    if let Ok(b) = <&[i8; 4]>::try_from(&bytes[at..at + 4]) {
-        return dsp::load_word(b);
+pub(crate) fn window_end(
+    start: usize,
+    (rows, row_step): (usize, usize),
+    (cols, col_step): (usize, usize),
+    quads: usize,
+) -> Option<usize> {
+    if quads == 0 {
+        return None;
     }
-    word(bytes, at)
+    rows.checked_sub(1)?
+        .checked_mul(row_step)?
+        .checked_add(cols.checked_sub(1)?.checked_mul(col_step)?)?
+        .checked_add(start)?
+        .checked_add(quads.checked_mul(4)?)
 }
 
 /// `offset` in both halfword lanes (for [`sxtab16`]).

@@ -94,6 +94,34 @@ pub const fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     acc.wrapping_add((lo(a) * lo(b)).wrapping_add(hi(a) * hi(b)))
 }
 
+/// [`sum_windows_x4`] of the DSP build (`dsp.rs`) in plain Rust: for each of `quads` groups of
+/// four channels, the sums over a window of packed words in 16-bit lanes.
+#[inline(always)]
+pub fn sum_windows_x4(
+    bytes: &[i8],
+    start: usize,
+    (rows, row_step): (usize, usize),
+    (cols, col_step): (usize, usize),
+    quads: usize,
+    mut f: impl FnMut(usize, u32, u32),
+) -> bool {
+    if super::window_end(start, (rows, row_step), (cols, col_step), quads).is_none_or(|end| end > bytes.len()) {
+        return false;
+    }
+    for q in 0..quads {
+        let (mut even, mut odd) = (0u32, 0u32);
+        for r in 0..rows {
+            for t in 0..cols {
+                let v = super::word(bytes, start + 4 * q + r * row_step + t * col_step);
+                even = sxtab16(even, v);
+                odd = sxtab16_ror8(odd, v);
+            }
+        }
+        f(4 * q, even, odd);
+    }
+    true
+}
+
 /// Bytes between the two columns [`dot2x2`] reads.
 pub const COLUMN_GAP: usize = 512;
 
