@@ -263,16 +263,28 @@ pub fn depthwise_conv2d_i8_blocked(
             for oy in 0..out_shape.h {
                 let y0 = (oy * p.stride_h) as isize - g.y.pad_before as isize;
                 let (ky0, ky1) = tap_range(y0, kh, p.dilation_h, ih);
-                for ox in 0..out_shape.w {
-                    let x0 = (ox * p.stride_w) as isize - g.x.pad_before as isize;
-                    let (kx0, kx1) = tap_range(x0, kw, p.dilation_w, iw);
-                    let out = &mut output[((b * out_shape.h + oy) * out_shape.w + ox) * c..][..c];
+                let x_start = |ox: usize| (ox * p.stride_w) as isize - g.x.pad_before as isize;
+                // Whether all of a pixel's kernel columns are in bounds (no division, unlike
+                // `tap_range`; the dilated kernel is at most MAX_EXTENT, checked by `prepare`).
+                let reach = ((kw - 1) * p.dilation_w) as isize;
+                let full = |ox: usize| x_start(ox) >= 0 && x_start(ox) + reach < iw as isize;
+                let mut run_start = 0;
+                while run_start < out_shape.w {
+                    let (kx0, kx1) = tap_range(x_start(run_start), kw, p.dilation_w, iw);
+                    // The pixels after it with the same in-bounds columns share one call of the
+                    // assembly routine (on a 3×3 "same" layer: the whole interior of a row).
+                    let mut run_end = run_start + 1;
+                    if cfg!(all(target_arch = "arm", microcnn_armv7)) && full(run_start) {
+                        while run_end < out_shape.w && full(run_end) {
+                            run_end += 1;
+                        }
+                    }
                     #[allow(unused_mut)]
                     let mut first = c0;
                     #[cfg(all(target_arch = "arm", microcnn_armv7))]
                     if kx1 > kx0 && ky1 > ky0 {
                         let iy = (y0 + (ky0 * p.dilation_h) as isize) as usize;
-                        let ix = (x0 + (kx0 * p.dilation_w) as isize) as usize;
+                        let ix = (x_start(run_start) + (kx0 * p.dilation_w) as isize) as usize;
                         let taps = simd::arm::Taps {
                             x: (iy * iw + ix) * c + c0,
                             w: (ky0 * kw + kx0) * c + c0,
@@ -282,47 +294,66 @@ pub fn depthwise_conv2d_i8_blocked(
                             x_col: p.dilation_w * c,
                             w_row: kw * c,
                             w_col: c,
+                            pixels: run_end - run_start,
+                            x_pixel: p.stride_w * c,
+                            out_pixel: c,
                         };
                         let q = &table[..quads_end - c0];
-                        first +=
-                            simd::arm::depthwise4(image, w.filter, &taps, q, &mut out[c0..], zp, act.min, act.max, off);
+                        let row_out = ((b * out_shape.h + oy) * out_shape.w + run_start) * c;
+                        first += simd::arm::depthwise4(
+                            image,
+                            w.filter,
+                            &taps,
+                            q,
+                            &mut output[row_out + c0..],
+                            zp,
+                            act.min,
+                            act.max,
+                            off,
+                        );
                     }
-                    for q in (first..quads_end).step_by(4) {
-                        let mut a = [0i32; 4];
-                        for ky in ky0..ky1 {
-                            let iy = (y0 + (ky * p.dilation_h) as isize) as usize;
-                            for kx in kx0..kx1 {
-                                let ix = (x0 + (kx * p.dilation_w) as isize) as usize;
-                                let xw = simd::word(image, (iy * iw + ix) * c + q);
-                                let ww = simd::word(w.filter, (ky * kw + kx) * c + q);
-                                let (xl, xh) = (simd::sxtab16(offp, xw), simd::sxtab16_ror8(offp, xw));
-                                let (wl, wh) = (simd::sxtb16(ww), simd::sxtb16_ror8(ww));
-                                a[0] = simd::smlabb(wl, xl, a[0]);
-                                a[2] = simd::smlatt(wl, xl, a[2]);
-                                a[1] = simd::smlabb(wh, xh, a[1]);
-                                a[3] = simd::smlatt(wh, xh, a[3]);
+                    // The channels the routine left (all of them off the chip), pixel by pixel.
+                    for ox in (run_start..run_end).filter(|_| first < c1) {
+                        let x0 = x_start(ox);
+                        let out = &mut output[((b * out_shape.h + oy) * out_shape.w + ox) * c..][..c];
+                        for q in (first..quads_end).step_by(4) {
+                            let mut a = [0i32; 4];
+                            for ky in ky0..ky1 {
+                                let iy = (y0 + (ky * p.dilation_h) as isize) as usize;
+                                for kx in kx0..kx1 {
+                                    let ix = (x0 + (kx * p.dilation_w) as isize) as usize;
+                                    let xw = simd::word(image, (iy * iw + ix) * c + q);
+                                    let ww = simd::word(w.filter, (ky * kw + kx) * c + q);
+                                    let (xl, xh) = (simd::sxtab16(offp, xw), simd::sxtab16_ror8(offp, xw));
+                                    let (wl, wh) = (simd::sxtb16(ww), simd::sxtb16_ror8(ww));
+                                    a[0] = simd::smlabb(wl, xl, a[0]);
+                                    a[2] = simd::smlatt(wl, xl, a[2]);
+                                    a[1] = simd::smlabb(wh, xh, a[1]);
+                                    a[3] = simd::smlatt(wh, xh, a[3]);
+                                }
+                            }
+                            if let [o0, o1, o2, o3] = &mut out[q..q + 4] {
+                                let t = &table[q - c0..q - c0 + 4];
+                                *o0 = t[0].apply(a[0], zp, act);
+                                *o1 = t[1].apply(a[1], zp, act);
+                                *o2 = t[2].apply(a[2], zp, act);
+                                *o3 = t[3].apply(a[3], zp, act);
                             }
                         }
-                        if let [o0, o1, o2, o3] = &mut out[q..q + 4] {
-                            let t = &table[q - c0..q - c0 + 4];
-                            *o0 = t[0].apply(a[0], zp, act);
-                            *o1 = t[1].apply(a[1], zp, act);
-                            *o2 = t[2].apply(a[2], zp, act);
-                            *o3 = t[3].apply(a[3], zp, act);
-                        }
-                    }
-                    for ch in quads_end..c1 {
-                        let mut a = 0i32;
-                        for ky in ky0..ky1 {
-                            let iy = (y0 + (ky * p.dilation_h) as isize) as usize;
-                            for kx in kx0..kx1 {
-                                let ix = (x0 + (kx * p.dilation_w) as isize) as usize;
-                                let x = image[(iy * iw + ix) * c + ch] as i32 + off;
-                                a += w.filter[(ky * kw + kx) * c + ch] as i32 * x;
+                        for ch in quads_end..c1 {
+                            let mut a = 0i32;
+                            for ky in ky0..ky1 {
+                                let iy = (y0 + (ky * p.dilation_h) as isize) as usize;
+                                for kx in kx0..kx1 {
+                                    let ix = (x0 + (kx * p.dilation_w) as isize) as usize;
+                                    let x = image[(iy * iw + ix) * c + ch] as i32 + off;
+                                    a += w.filter[(ky * kw + kx) * c + ch] as i32 * x;
+                                }
                             }
+                            out[ch] = table[ch - c0].apply(a, zp, act);
                         }
-                        out[ch] = table[ch - c0].apply(a, zp, act);
                     }
+                    run_start = run_end;
                 }
             }
         }

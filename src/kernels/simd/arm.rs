@@ -164,27 +164,30 @@ struct Depthwise4Args {
     x: *const i8,
     w: *const i8,
     rows: u32,
-    cols: u32,
-    xskip: u32,
-    xcol: u32,
-    wskip: u32,
-    wcol: u32,
+    span: u32,
+    xrow: u32,
+    wrow: u32,
+    step: u32,
     quads: u32,
     table: *const ChannelRequant,
     out: *mut i8,
     zp: i32,
-    lo: i32,
-    hi: i32,
+    lo: u32,
+    hi: u32,
     offset: u32,
+    pixels: u32,
+    xpixel: u32,
+    opixel: u32,
 }
 
 extern "C" {
     fn microcnn_depthwise4_s8(args: *const Depthwise4Args);
 }
 
-/// One output pixel's in-bounds taps for [`depthwise4`]: the first tap's index into the input
-/// and the filter (at the block's first channel), how many rows and columns of taps, and the
-/// index steps between rows and between columns.
+/// A run of output pixels with the same in-bounds taps, for [`depthwise4`]: the first pixel's
+/// first tap's index into the input and the filter (at the block's first channel), how many
+/// rows and columns of taps, the index steps between rows and between columns, and how many
+/// pixels, `x_pixel` input bytes and `out_pixel` output bytes apart.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Taps {
     pub x: usize,
@@ -195,6 +198,9 @@ pub(crate) struct Taps {
     pub x_col: usize,
     pub w_row: usize,
     pub w_col: usize,
+    pub pixels: usize,
+    pub x_pixel: usize,
+    pub out_pixel: usize,
 }
 
 /// The last index a tap walk reads (plus `width` bytes), or `None` on overflow.
@@ -202,10 +208,12 @@ fn reach(start: usize, rows: usize, row: usize, cols: usize, col: usize, width: 
     start.checked_add((rows - 1).checked_mul(row)?)?.checked_add((cols - 1).checked_mul(col)?)?.checked_add(width)
 }
 
-/// Channels `0..4·⌊table.len()/4⌋` of one output pixel of a depth-multiplier-1 depthwise
-/// convolution: `out[c] = table[c].apply(Σ_taps w[c]·(x[c] + offset), zp, act)` over the taps
-/// `t` describes. Returns the channels done (0 if a slice is too short or a step does not fit
-/// 32 bits, so the caller's loop does them).
+/// Channels `0..4·⌊table.len()/4⌋` of every pixel `p < t.pixels` of a run of a
+/// depth-multiplier-1 depthwise convolution: `out[p·out_pixel + c] =
+/// table[c].apply(Σ_taps w[c]·(x[p·x_pixel + c] + offset), zp, act)` over the taps `t`
+/// describes. Returns the channels done per pixel (0 if a slice is too short, the input's
+/// column step differs from the filter's (a dilated row), or a step does not fit 32 bits, so
+/// the caller's loop does them).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn depthwise4(
@@ -220,44 +228,63 @@ pub(crate) fn depthwise4(
     offset: i32,
 ) -> usize {
     let channels = table.len() / 4 * 4;
-    if channels == 0 || t.rows == 0 || t.cols == 0 || out.len() < channels {
+    if channels == 0 || t.rows == 0 || t.cols == 0 || t.pixels == 0 || t.x_col != t.w_col {
         return 0;
     }
-    let x_end = reach(t.x, t.rows, t.x_row, t.cols, t.x_col, channels);
+    let last_pixel = |step: usize| (t.pixels - 1).checked_mul(step);
+    let x_end =
+        reach(t.x, t.rows, t.x_row, t.cols, t.x_col, channels).and_then(|e| e.checked_add(last_pixel(t.x_pixel)?));
     let w_end = reach(t.w, t.rows, t.w_row, t.cols, t.w_col, channels);
-    let in_bounds = x_end.is_some_and(|e| e <= input.len()) && w_end.is_some_and(|e| e <= filter.len());
+    let out_end = last_pixel(t.out_pixel).and_then(|e| e.checked_add(channels));
+    let in_bounds = x_end.is_some_and(|e| e <= input.len())
+        && w_end.is_some_and(|e| e <= filter.len())
+        && out_end.is_some_and(|e| e <= out.len());
     let word = |v: usize| u32::try_from(v).ok();
-    // The steps from after a row's last tap to the next row's first; the input's may be
-    // negative (wide dilation), which the routine's 32-bit adds wrap to the same address.
-    let skip = |row: usize, col: usize| Some(word(row)?.wrapping_sub(word(col)?.checked_mul(word(t.cols)?)?));
-    let (Some(xskip), Some(wskip), Some(xcol), Some(wcol), true) =
-        (skip(t.x_row, t.x_col), skip(t.w_row, t.w_col), word(t.x_col), word(t.w_col), in_bounds)
-    else {
+    // The routine forms `rows · x_row` (one past the last row's end) and `cols · step` in 32
+    // bits; both must fit, as every other step.
+    let fits = t.rows.checked_mul(t.x_row).and_then(word).is_some();
+    let (Some(span), Some(xrow), Some(wrow), Some(step), Some(pixels), Some(xpixel), Some(opixel), true, true) = (
+        t.cols.checked_mul(t.w_col).and_then(word),
+        word(t.x_row),
+        word(t.w_row),
+        word(t.w_col),
+        word(t.pixels),
+        word(t.x_pixel),
+        word(t.out_pixel),
+        in_bounds,
+        fits,
+    ) else {
         return 0;
     };
-    let offset = if cfg!(microcnn_dsp) { super::pair(offset) } else { offset as u32 };
+    let dsp = cfg!(microcnn_dsp);
+    let bytes = |v: i8| if dsp { (v as u8 as u32) * 0x0101_0101 } else { v as i32 as u32 };
     let args = Depthwise4Args {
         x: input[t.x..].as_ptr(),
         w: filter[t.w..].as_ptr(),
         rows: t.rows as u32,
-        cols: t.cols as u32,
-        xskip,
-        xcol,
-        wskip,
-        wcol,
+        span,
+        xrow,
+        wrow,
+        step,
         quads: (channels / 4) as u32,
         table: table.as_ptr(),
         out: out.as_mut_ptr(),
         zp: zp as i32,
-        lo: lo as i32 - zp as i32,
-        hi: hi as i32 - zp as i32,
-        offset,
+        lo: bytes(lo),
+        hi: bytes(hi),
+        offset: if dsp { super::pair(offset) } else { offset as u32 },
+        pixels,
+        xpixel,
+        opixel,
     };
-    // The routine reads, for every tap (r, k) with r < rows and k < cols, the `channels` bytes
-    // at input[x + r·x_row + k·x_col..] and filter[w + r·w_row + k·w_col..], reads
-    // table[..channels], writes out[..channels], and saves/restores r4–r11 and lr (AAPCS).
-    // SAFETY: all reads end below `x_end ≤ input.len()` / `w_end ≤ filter.len()` (checked above
-    // without overflow, from in-slice starts); `args` outlives the call.
+    // The routine reads, for every pixel p < pixels and tap (r, k) with r < rows and k < cols,
+    // the `channels` bytes at input[x + p·x_pixel + r·x_row + k·x_col..] and
+    // filter[w + r·w_row + k·w_col..], reads table[..channels], writes
+    // out[p·out_pixel..][..channels] (word stores, unaligned, which these cores allow), and
+    // saves/restores r4–r11 and lr, keeping the stack 8-byte aligned (AAPCS).
+    // SAFETY: all reads end below `x_end ≤ input.len()` / `w_end ≤ filter.len()` and all writes
+    // below `out_end ≤ out.len()` (checked above without overflow, from in-slice starts);
+    // `args` outlives the call.
     unsafe { microcnn_depthwise4_s8(&args) };
     channels
 }

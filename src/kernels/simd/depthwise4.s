@@ -3,67 +3,126 @@
     .type microcnn_depthwise4_s8,%function
     .thumb_func
     .p2align 2
-@ microcnn_depthwise4_s8(args): one output pixel of a depthwise convolution (depth multiplier 1)
-@ for a block of channels, four at a time: accumulate every in-bounds tap, requantize, store.
+@ microcnn_depthwise4_s8(args): a run of output pixels of a depthwise convolution (depth
+@ multiplier 1) that share one window of in-bounds taps, for a block of channels four at a time:
+@ accumulate every tap, requantize, clamp, store four bytes.
 @
 @ r0 = args, a `Depthwise4Args` (src/kernels/simd/arm.rs), all fields 32 bits:
-@    0 x        input at the first in-bounds tap, block's first channel
+@    0 x        input at the first pixel's first in-bounds tap, block's first channel
 @    4 w        filter at the same tap, block's first channel
 @    8 rows     in-bounds kernel rows, ≥ 1
-@   12 cols     in-bounds kernel columns, ≥ 1
-@   16 xskip    bytes from after a row's last tap to the next row's first (input)
-@   20 xcol     bytes between taps in a row (input: dilation · channels)
-@   24 wskip    as xskip, filter
-@   28 wcol     as xcol, filter (channels)
-@   32 quads    channel quads, ≥ 1
-@   36 table    ChannelRequant entries (requant.s), one per channel
-@   40 out      output of the block's first channel
-@   44 zp       output zero point
-@   48 lo       activation minimum − zp
-@   52 hi       activation maximum − zp
-@   56 offset   −input zero point: in both halfwords with MICROCNN_DSP, else as a word
-@ acc_c = Σ_taps w_c·(x_c + offset); out[c] = the requantized acc_c.
-@ With MICROCNN_DSP a tap is one word of four inputs and one of four weights, unpacked by
-@ SXTAB16/SXTB16 and accumulated by SMLABB/SMLATT; otherwise LDRSB and MLA per channel.
+@   12 span     bytes of one row of taps: in-bounds columns × step, ≥ 1
+@   16 xrow     bytes between the input rows of two kernel rows (dilation · width · channels)
+@   20 wrow     bytes between two kernel rows of the filter (kernel width · channels)
+@   24 step     bytes between two taps of a row, in the input and in the filter (channels;
+@               the input's column dilation is 1)
+@   28 quads    channel quads per pixel, ≥ 1
+@   32 table    ChannelRequant entries (requant.s), one per channel
+@   36 out      output of the first pixel, block's first channel
+@   40 zp       output zero point
+@   44 lo       activation minimum (with MICROCNN_DSP in all four bytes)
+@   48 hi       activation maximum (likewise)
+@   52 offset   −input zero point: in both halfwords with MICROCNN_DSP, else as a word
+@   56 pixels   pixels in the run, ≥ 1
+@   60 xpixel   bytes between two pixels' inputs (stride · channels)
+@   64 opixel   bytes between two pixels' outputs (channels)
+@ acc_c = add_c + Σ_taps w_c·(x_c + offset); out[c] = clamp(requantized acc_c + zp, lo, hi).
 @
-@ Stack frame (after the 9 saved registers): [sp] x, [sp+4] w (both advance four channels per
-@ quad), [sp+8] table, [sp+12] out, [sp+16] quads left, [sp+20] args, [sp+24] rows left.
+@ A row of taps is walked by one negative index from −span up to 0 against pointers to the
+@ row's end (input and filter), so the index's add is also the loop test. With MICROCNN_DSP a tap
+@ is one word of four inputs and one of four weights, unpacked by SXTAB16/SXTB16 and
+@ accumulated by SMLABB/SMLATT, and the four results are clamped as packed bytes (SSUB8/SEL);
+@ otherwise SXTB and MLA per channel and a clamp per channel.
+@
+@ Stack frame (after the 9 saved registers), all words:
+@   0 X, 4 W: this quad's input and filter row ends of its first row; 8 XEND: X after the last
+@   row; 12 table; 16 out; 20 quads left; 24 xrow, 28 wrow; 32 −span; 36 zp; 40 lo, 44 hi;
+@   48 args; 52 pixels left; 56 X0, 60 OUT0: this pixel's first-quad X and out; 64 W0;
+@   68 offset; 72 step.
+.macro microcnn_dw_requant a
+    lsl     \a, \a, r2
+    smull   r1, lr, \a, r9
+    adds    r1, r1, #0x40000000
+    adc     lr, lr, #0
+    lsrs    r1, r1, #31
+    orr     \a, r1, lr, lsl #1      @ y = SaturatingRoundingDoublingHighMul
+    and     r1, \a, r10             @ remainder
+    asr     lr, r10, #1
+    add     lr, lr, \a, lsr #31     @ threshold
+    asr     \a, \a, r3
+    cmp     r1, lr
+    it      gt
+    addgt   \a, \a, #1              @ q = RoundingDivideByPOT
+    add     \a, \a, r0              @ + zp
+.ifdef MICROCNN_DSP
+    ssat    \a, #8, \a
+.endif
+.endm
+.macro microcnn_dw_clamp a
+    cmp     \a, r8
+    it      lt
+    movlt   \a, r8
+    cmp     \a, r9
+    it      gt
+    movgt   \a, r9
+.endm
 microcnn_depthwise4_s8:
     push    {r4-r11, lr}
-    sub     sp, sp, #28
-    str     r0, [sp, #20]
-    ldr     r1, [r0, #0]
-    str     r1, [sp, #0]
-    ldr     r1, [r0, #4]
-    str     r1, [sp, #4]
-    ldr     r1, [r0, #36]
-    str     r1, [sp, #8]
-    ldr     r1, [r0, #40]
-    str     r1, [sp, #12]
-    ldr     r1, [r0, #32]
-    str     r1, [sp, #16]
+    sub     sp, sp, #76
+    str     r0, [sp, #48]
+    ldr     r1, [r0, #12]           @ span
+    rsbs    r2, r1, #0
+    str     r2, [sp, #32]
+    ldr     r2, [r0, #0]
+    add     r2, r2, r1
+    str     r2, [sp, #56]           @ X0: the first pixel's first row end
+    ldr     r2, [r0, #4]
+    add     r2, r2, r1
+    str     r2, [sp, #64]           @ W0
+    ldr     r2, [r0, #36]
+    str     r2, [sp, #60]           @ OUT0
+    ldrd    r2, r3, [r0, #16]       @ xrow, wrow
+    strd    r2, r3, [sp, #24]
+    ldr     r2, [r0, #40]
+    str     r2, [sp, #36]           @ zp
+    ldrd    r2, r3, [r0, #44]       @ lo, hi
+    strd    r2, r3, [sp, #40]
+    ldr     r2, [r0, #52]
+    str     r2, [sp, #68]           @ offset
+    ldr     r2, [r0, #24]
+    str     r2, [sp, #72]           @ step
+    ldr     r2, [r0, #56]
+    str     r2, [sp, #52]           @ pixels
+.Ldw_pixel:
+    ldr     r0, [sp, #48]
+    ldr     r1, [sp, #56]
+    ldr     r2, [sp, #64]
+    strd    r1, r2, [sp, #0]        @ X, W
+    ldr     r3, [r0, #8]            @ rows
+    ldr     r4, [sp, #24]
+    mla     r3, r3, r4, r1
+    str     r3, [sp, #8]            @ XEND = X + rows · xrow
+    ldr     r3, [r0, #32]
+    str     r3, [sp, #12]           @ table
+    ldr     r3, [sp, #60]
+    str     r3, [sp, #16]           @ out
+    ldr     r3, [r0, #28]
+    str     r3, [sp, #20]           @ quads
 .Ldw_quad:
-    ldr     lr, [sp, #20]           @ args
-    ldr     r0, [sp, #0]            @ x
-    ldr     r1, [sp, #4]            @ w
-    ldr     r2, [lr, #8]            @ rows
-    str     r2, [sp, #24]
-    movs    r4, #0
-    movs    r5, #0
-    movs    r6, #0
-    movs    r7, #0
-    ldr     r3, [lr, #20]           @ xcol
-    ldr     r12, [lr, #56]          @ offset
-    ldr     lr, [lr, #28]           @ wcol
-.Ldw_row:
-    ldr     r2, [sp, #20]
-    ldr     r2, [r2, #12]           @ cols
+    ldr     r11, [sp, #12]
+    ldr     r4, [r11, #8]           @ the accumulators start at the channels' `add`
+    ldr     r5, [r11, #28]
+    ldr     r6, [r11, #48]
+    ldr     r7, [r11, #68]
+    ldrd    r0, r1, [sp, #0]
+    ldr     r2, [sp, #32]
+    mov     r3, r2
+    ldr     r12, [sp, #68]
+    ldr     lr, [sp, #72]
 .Ldw_tap:
+    ldr     r8, [r0, r3]            @ four inputs
+    ldr     r10, [r1, r3]           @ four weights
 .ifdef MICROCNN_DSP
-    ldr     r8, [r0]                @ four inputs
-    ldr     r10, [r1]               @ four weights
-    add     r0, r0, r3
-    add     r1, r1, lr
     sxtab16 r9, r12, r8             @ channels 0, 2, + offset
     sxtab16 r8, r12, r8, ror #8     @ channels 1, 3, + offset
     sxtb16  r11, r10                @ weights 0, 2
@@ -73,73 +132,87 @@ microcnn_depthwise4_s8:
     smlabb  r5, r10, r8, r5
     smlatt  r7, r10, r8, r7
 .else
-    ldrsb   r8, [r0]
-    ldrsb   r9, [r1]
-    ldrsb   r10, [r0, #1]
-    ldrsb   r11, [r1, #1]
-    add     r8, r8, r12
-    mla     r4, r8, r9, r4
-    add     r10, r10, r12
-    mla     r5, r10, r11, r5
-    ldrsb   r8, [r0, #2]
-    ldrsb   r9, [r1, #2]
-    ldrsb   r10, [r0, #3]
-    ldrsb   r11, [r1, #3]
-    add     r8, r8, r12
-    mla     r6, r8, r9, r6
-    add     r10, r10, r12
-    mla     r7, r10, r11, r7
-    add     r0, r0, r3
-    add     r1, r1, lr
+    sxtb    r9, r8
+    sxtb    r11, r10
+    add     r9, r9, r12
+    mla     r4, r9, r11, r4
+    sxtb    r9, r8, ror #8
+    sxtb    r11, r10, ror #8
+    add     r9, r9, r12
+    mla     r5, r9, r11, r5
+    sxtb    r9, r8, ror #16
+    sxtb    r11, r10, ror #16
+    add     r9, r9, r12
+    mla     r6, r9, r11, r6
+    add     r9, r12, r8, asr #24
+    asr     r11, r10, #24
+    mla     r7, r9, r11, r7
 .endif
-    subs    r2, r2, #1
+    adds    r3, r3, lr
     bne     .Ldw_tap
-    ldr     r2, [sp, #20]
-    ldr     r8, [r2, #16]           @ xskip
-    ldr     r9, [r2, #24]           @ wskip
+    ldrd    r8, r9, [sp, #24]       @ xrow, wrow
     add     r0, r0, r8
     add     r1, r1, r9
-    ldr     r8, [sp, #24]
-    subs    r8, r8, #1
-    str     r8, [sp, #24]
-    bne     .Ldw_row
-    ldr     r1, [sp, #20]
-    ldr     r0, [r1, #44]           @ zp
-    ldr     r11, [r1, #48]          @ lo
-    ldr     r12, [r1, #52]          @ hi
-    ldr     r1, [sp, #8]
-    microcnn_load_channel
-    str     r1, [sp, #8]
-    microcnn_requant r4
-    ldr     r1, [sp, #8]
-    microcnn_load_channel
-    str     r1, [sp, #8]
-    microcnn_requant r5
-    ldr     r1, [sp, #8]
-    microcnn_load_channel
-    str     r1, [sp, #8]
-    microcnn_requant r6
-    ldr     r1, [sp, #8]
-    microcnn_load_channel
-    str     r1, [sp, #8]
-    microcnn_requant r7
-    ldr     r1, [sp, #12]
-    strb    r4, [r1]
-    strb    r5, [r1, #1]
-    strb    r6, [r1, #2]
-    strb    r7, [r1, #3]
-    adds    r1, r1, #4
-    str     r1, [sp, #12]
-    ldr     r1, [sp, #0]
-    adds    r1, r1, #4
-    str     r1, [sp, #0]
-    ldr     r1, [sp, #4]
-    adds    r1, r1, #4
-    str     r1, [sp, #4]
+    ldr     r8, [sp, #8]
+    mov     r3, r2
+    cmp     r0, r8
+    bne     .Ldw_tap
+    ldr     r11, [sp, #12]
+    ldr     r0, [sp, #36]           @ zp
+    ldm     r11!, {r2, r3, r8, r9, r10}
+    microcnn_dw_requant r4
+    ldm     r11!, {r2, r3, r8, r9, r10}
+    microcnn_dw_requant r5
+    ldm     r11!, {r2, r3, r8, r9, r10}
+    microcnn_dw_requant r6
+    ldm     r11!, {r2, r3, r8, r9, r10}
+    microcnn_dw_requant r7
+    str     r11, [sp, #12]
+    ldrd    r8, r9, [sp, #40]       @ lo, hi
+.ifdef MICROCNN_DSP
+    bfi     r4, r5, #8, #8
+    bfi     r4, r6, #16, #8
+    bfi     r4, r7, #24, #8
+    ssub8   r1, r4, r8
+    sel     r4, r4, r8              @ max(·, lo) per byte
+    ssub8   r1, r9, r4
+    sel     r4, r4, r9              @ min(·, hi) per byte
+.else
+    microcnn_dw_clamp r4
+    microcnn_dw_clamp r5
+    microcnn_dw_clamp r6
+    microcnn_dw_clamp r7
+    bfi     r4, r5, #8, #8
+    bfi     r4, r6, #16, #8
+    bfi     r4, r7, #24, #8
+.endif
     ldr     r1, [sp, #16]
-    subs    r1, r1, #1
+    str     r4, [r1], #4            @ four outputs (unaligned stores are allowed here)
     str     r1, [sp, #16]
+    ldrd    r0, r1, [sp, #0]
+    adds    r0, r0, #4
+    adds    r1, r1, #4
+    strd    r0, r1, [sp, #0]
+    ldr     r0, [sp, #8]
+    adds    r0, r0, #4
+    str     r0, [sp, #8]
+    ldr     r0, [sp, #20]
+    subs    r0, r0, #1
+    str     r0, [sp, #20]
     bne     .Ldw_quad
-    add     sp, sp, #28
+    ldr     r0, [sp, #48]
+    ldr     r1, [sp, #56]
+    ldr     r2, [r0, #60]
+    add     r1, r1, r2
+    str     r1, [sp, #56]           @ X0 += xpixel
+    ldr     r1, [sp, #60]
+    ldr     r2, [r0, #64]
+    add     r1, r1, r2
+    str     r1, [sp, #60]           @ OUT0 += opixel
+    ldr     r1, [sp, #52]
+    subs    r1, r1, #1
+    str     r1, [sp, #52]
+    bne     .Ldw_pixel
+    add     sp, sp, #76
     pop     {r4-r11, pc}
     .size microcnn_depthwise4_s8, . - microcnn_depthwise4_s8
