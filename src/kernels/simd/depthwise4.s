@@ -39,20 +39,9 @@
 @   row; 12 table; 16 out; 20 quads left; 24 xrow, 28 wrow; 32 −span; 36 zp; 40 lo, 44 hi;
 @   48 args; 52 pixels left; 56 X0, 60 OUT0: this pixel's first-quad X and out; 64 W0;
 @   68 offset; 72 step.
+@ The requantized accumulator \a (requant.s) plus the zero point in r0, saturated to int8 on DSP cores.
 .macro microcnn_dw_requant a
-    lsl     \a, \a, r2
-    smull   r1, lr, \a, r9
-    adds    r1, r1, #0x40000000
-    adc     lr, lr, #0
-    lsrs    r1, r1, #31
-    orr     \a, r1, lr, lsl #1      @ y = SaturatingRoundingDoublingHighMul
-    and     r1, \a, r10             @ remainder
-    asr     lr, r10, #1
-    add     lr, lr, \a, lsr #31     @ threshold
-    asr     \a, \a, r3
-    cmp     r1, lr
-    it      gt
-    addgt   \a, \a, #1              @ q = RoundingDivideByPOT
+    microcnn_requant_q \a
     add     \a, \a, r0              @ + zp
 .ifdef MICROCNN_DSP
     ssat    \a, #8, \a

@@ -195,10 +195,10 @@ pub fn sum_windows_x4(
         for _ in 0..rows {
             let mut at = row;
             for _ in 0..cols {
-                // SAFETY: `at = start + 4q + r·row_step + t·col_step` with `q < quads`,
-                // `r < rows`, `t < cols`, so `at + 4 ≤ window_end(..) ≤ bytes.len()` (checked
-                // above, without overflow): the four bytes read lie inside `bytes`, and
-                // `read_unaligned` allows any alignment.
+                // `at = start + 4q + r·row_step + t·col_step` with `q < quads`, `r < rows`,
+                // `t < cols`, so `at + 4 ≤ window_end(..) ≤ bytes.len()` (checked above,
+                // without overflow).
+                // SAFETY: so the four bytes read lie inside `bytes`; `read_unaligned` allows any alignment.
                 let v = unsafe { base.add(at).cast::<u32>().read_unaligned() };
                 even = sxtab16(even, v);
                 odd = sxtab16_ror8(odd, v);

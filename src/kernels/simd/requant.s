@@ -2,10 +2,9 @@
     .thumb
 @ The requantize step shared by the assembly kernels (conv2x2.s, depthwise4.s), bit-exact with
 @ ChannelRequant::apply (src/quant.rs): TFLM's MultiplyByQuantizedMultiplier, zero point, clamp.
-@ Requantizes accumulator \a with the channel in r8 (add), r9 (multiplier), r10 (mask),
-@ r2 (left), r3 (right) and r0 (zp), r11 (lo), r12 (hi); clobbers r1 and lr.
-.macro microcnn_requant a
-    add     \a, \a, r8
+@ SaturatingRoundingDoublingHighMul then RoundingDivideByPOT of accumulator \a (already offset),
+@ with r2 (left), r9 (multiplier), r10 (mask), r3 (right); clobbers r1 and lr.
+.macro microcnn_requant_q a
     lsl     \a, \a, r2
     smull   r1, lr, \a, r9
     adds    r1, r1, #0x40000000
@@ -19,6 +18,12 @@
     cmp     r1, lr
     it      gt
     addgt   \a, \a, #1              @ q = RoundingDivideByPOT
+.endm
+@ Requantizes accumulator \a with the channel in r8 (add), r9 (multiplier), r10 (mask),
+@ r2 (left), r3 (right) and r0 (zp), r11 (lo), r12 (hi); clobbers r1 and lr.
+.macro microcnn_requant a
+    add     \a, \a, r8
+    microcnn_requant_q \a
     cmp     \a, r11
     it      lt
     movlt   \a, r11

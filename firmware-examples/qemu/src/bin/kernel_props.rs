@@ -89,6 +89,37 @@ fn main() -> ! {
             failures += 1;
         }
     }
+    // The window sums of average pooling against their plain-Rust twin, windows that fit and
+    // windows that overrun the buffer (both must refuse those and call nothing).
+    let mut bytes = [0i8; 256];
+    for _ in 0..2_000 {
+        for b in bytes.iter_mut() {
+            *b = rng.int8();
+        }
+        let (start, rows, cols, quads) = (rng.below(200), rng.below(4), rng.below(4), rng.below(4));
+        let (row_step, col_step) = (rng.below(64), rng.below(16));
+        let mut sums = [[0u32; 3]; 2];
+        let mut n = [0usize; 2];
+        let fast = simd::sum_windows_x4(&bytes, start, (rows, row_step), (cols, col_step), quads, |q, e, o| {
+            sums[0][n[0] % 3] ^= (q as u32) ^ e ^ o.rotate_left(7);
+            n[0] += 1;
+        });
+        let plain =
+            simd::portable::sum_windows_x4(&bytes, start, (rows, row_step), (cols, col_step), quads, |q, e, o| {
+                sums[1][n[1] % 3] ^= (q as u32) ^ e ^ o.rotate_left(7);
+                n[1] += 1;
+            });
+        if fast != plain || n[0] != n[1] || sums[0] != sums[1] {
+            defmt::error!(
+                "window sums differ from their definition at {=usize} ({=usize}×{=usize}, {=usize} quads)",
+                start,
+                rows,
+                cols,
+                quads
+            );
+            failures += 1;
+        }
+    }
     for case in 0..CASES {
         let n = 1 + rng.below(2);
         let (h, w) = (1 + rng.below(8), 1 + rng.below(8));
