@@ -85,9 +85,9 @@
 //! loads, which these cores allow unless software sets the unaligned-access trap
 //! (`SCB.CCR.UNALIGN_TRP`); microcnn does not support that setting.
 //!
-//! Stack: the blocked convolution uses 1,920 bytes ([`memory::KERNEL_STACK_BYTES`]: two 512-byte
-//! columns, a 32-channel requantization table of 640 bytes and 256 bytes of sums for windows
-//! longer than a column), the blocked depthwise 640, the portable column path 512, average
+//! Stack: the blocked convolution uses 2,176 bytes ([`memory::KERNEL_STACK_BYTES`]: two 512-byte
+//! columns, a 32-channel requantization table of 896 bytes and 256 bytes of sums for windows
+//! longer than a column), the blocked depthwise 896, the portable column path 512, average
 //! pooling 256; no kernel uses arena scratch.
 //!
 //! # Optional features

@@ -5,7 +5,7 @@
 //! registers, so a layer needs exactly its input and its output tensor (one byte per int8
 //! element). The buffers beyond that are on the stack, at most [`KERNEL_STACK_BYTES`]: the
 //! blocked convolution's two pixel columns of [`crate::conv::COLUMN_BYTES`] (512) bytes, its
-//! 32-channel requantization table (640 bytes) and the sums it carries across the pieces of
+//! 32-channel requantization table (896 bytes) and the sums it carries across the pieces of
 //! windows longer than a column (256 bytes); the firmware's stack reserve covers them, and the
 //! QEMU apps measure the high-water mark of whole inferences. The functions below still report scratch explicitly so a plan
 //! stays correct if a future fast path needs arena scratch.
@@ -17,9 +17,9 @@ use crate::kernels::pool::pool2d_output_shape;
 use crate::shape::{Shape, Window};
 
 /// The most stack any kernel's own buffers take (the blocked convolution's: two 512-byte
-/// columns, a 640-byte channel table and 256 bytes of sums), beside a few hundred bytes of
+/// columns, an 896-byte channel table and 256 bytes of sums), beside a few hundred bytes of
 /// frames.
-pub const KERNEL_STACK_BYTES: usize = 2 * crate::kernels::conv::COLUMN_BYTES + 640 + 256;
+pub const KERNEL_STACK_BYTES: usize = 2 * crate::kernels::conv::COLUMN_BYTES + 896 + 256;
 
 /// The memory one layer needs while it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

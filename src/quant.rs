@@ -109,33 +109,43 @@ pub const fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point
 /// One output channel's requantization decoded once per kernel call, for the blocked kernels:
 /// what to add to the raw accumulator (the bias, and the zero-point term `−zp·Σw` when the
 /// kernel accumulates raw products), the multiplier, and the shift split into left and right
-/// parts with the rounding mask of the right shift precomputed. [`ChannelRequant::apply`] gives
-/// exactly [`requantize`]'s bits for every multiplier that [`Requant::check`] accepts (the
+/// parts with the rounding constants of the right shift precomputed. [`ChannelRequant::apply`]
+/// gives exactly [`requantize`]'s bits for every multiplier that [`Requant::check`] accepts (the
 /// kernels build the table only after that check), in about half the instructions: no
-/// saturation case (it needs a negative multiplier) and no mask to rebuild per output. The
-/// field order is the assembly kernels' (`src/kernels/simd/requant.s` loads an entry with one
-/// `LDM`).
+/// saturation case (it needs a negative multiplier) and no mask to rebuild per output.
+///
+/// The field order is the assembly kernels' (`src/kernels/simd/requant.s` loads the first five
+/// with one `LDM`). They run the short form [`ChannelRequant::apply_short`], which is exact only
+/// while `(acc + add) · 2^(left+1)` fits `i32`; a kernel calls them only after
+/// [`ChannelRequant::short_ok`] has shown that for every accumulator the channel can produce.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub(crate) struct ChannelRequant {
-    /// `max(shift, 0)`, at most 31.
-    pub left: u32,
+    /// `max(shift, 0) + 1`, at most 32: the left shift and the doubling of the high multiply.
+    pub lsl: u32,
+    /// Q31 multiplier, `0..=i32::MAX`.
+    pub multiplier: i32,
+    /// `2^(right−1)` (0 when `right` is 0), the rounding half of the right shift, plus
+    /// `zp_out · 2^right`, so the shift adds the output zero point (wrapping; used only where
+    /// [`ChannelRequant::short_ok`] holds, which keeps it exact).
+    pub round: i32,
+    /// 31 when `right ≥ 1`, else 32: a logical right shift by it gives `[x < 0]` or 0 (the
+    /// ties-away-from-zero correction, which only a real right shift needs).
+    pub sign: u32,
     /// `max(−shift, 0)`, at most 31.
     pub right: u32,
     /// Added (wrapping, as TFLM's `int32` bias add) to the accumulator first.
     pub add: i32,
-    /// Q31 multiplier, `0..=i32::MAX`.
-    pub multiplier: i32,
     /// `2^right − 1`: the bits the right shift rounds away.
     pub mask: i32,
 }
 
 impl ChannelRequant {
     /// Decodes `multiplier`/`shift` (the shift is clamped as in
-    /// [`multiply_by_quantized_multiplier`]). A negative multiplier, which every kernel refuses
-    /// before building a table, is stored as 0.
+    /// [`multiply_by_quantized_multiplier`]) for the output zero point `zp`. A negative
+    /// multiplier, which every kernel refuses before building a table, is stored as 0.
     #[inline(always)]
-    pub(crate) const fn new(add: i32, multiplier: i32, shift: i32) -> Self {
+    pub(crate) const fn new(add: i32, multiplier: i32, shift: i32, zp: i8) -> Self {
         let left = if shift > 31 {
             31
         } else if shift > 0 {
@@ -151,13 +161,21 @@ impl ChannelRequant {
             (-shift) as u32
         };
         let multiplier = if multiplier < 0 { 0 } else { multiplier };
-        ChannelRequant { left, right, add, multiplier, mask: ((1u32 << right) - 1) as i32 }
+        ChannelRequant {
+            lsl: left + 1,
+            multiplier,
+            round: (if right == 0 { 0 } else { 1i32 << (right - 1) }).wrapping_add((zp as i32).wrapping_shl(right)),
+            sign: if right == 0 { 32 } else { 31 },
+            right,
+            add,
+            mask: ((1u32 << right) - 1) as i32,
+        }
     }
 
     /// `requantize(acc + add, multiplier, shift, zp, act)`.
     #[inline(always)]
     pub(crate) const fn apply(&self, acc: i32, zp: i8, act: ActivationRange) -> i8 {
-        let x = acc.wrapping_add(self.add).wrapping_shl(self.left);
+        let x = acc.wrapping_add(self.add).wrapping_shl(self.lsl - 1);
         // SaturatingRoundingDoublingHighMul without its saturation: that needs
         // x = multiplier = i32::MIN, and the multiplier is never negative. |x·m| < 2^62, so the
         // rounded quotient fits i32 (see `saturating_rounding_doubling_high_mul`).
@@ -166,6 +184,32 @@ impl ChannelRequant {
         let threshold = (self.mask >> 1) + ((y as u32) >> 31) as i32;
         let q = (y >> self.right) + ((y & self.mask) > threshold) as i32;
         act.clamp(q.saturating_add(zp as i32))
+    }
+
+    /// Whether [`ChannelRequant::apply_short`] is exact for every accumulator `acc` with
+    /// `|acc| ≤ bound` (before `add`): `(bound + |add|) · 2^lsl < 2^31`, and `right ≤ 22` so
+    /// that the high word plus `round` (at most `2^30 + 2^21 + 128 · 2^22`) fits as well.
+    #[inline(always)]
+    pub(crate) const fn short_ok(&self, bound: u32) -> bool {
+        let reach = bound as u64 + self.add.unsigned_abs() as u64;
+        self.lsl < 32 && self.right <= 22 && (reach << self.lsl) < 1 << 31
+    }
+
+    /// The assembly kernels' requantization (`requant.s`, five instructions on DSP cores)
+    /// instruction by instruction in 32-bit arithmetic: `MultiplyByQuantizedMultiplier(acc +
+    /// add) + zp`, exact where [`ChannelRequant::short_ok`] holds. With `x = (acc + add) ·
+    /// 2^lsl` (the left shift and the doubling), `SMMLAR(x, multiplier, round)` is
+    /// SaturatingRoundingDoublingHighMul plus `round`, as `⌊(a·m + 2^30) / 2^31⌋` is
+    /// `⌊(2a·m + 2^31) / 2^32⌋`, the high word rounded; RoundingDivideByPOT is then one
+    /// arithmetic shift after subtracting `[x < 0]` (`(y + 2^(right−1) − [y < 0]) >> right`,
+    /// ties away from zero: the product has `x`'s sign or is 0, which rounds to 0 either way).
+    #[cfg_attr(not(test), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) const fn apply_short(&self, acc: i32) -> i32 {
+        let x = acc.wrapping_add(self.add).wrapping_shl(self.lsl);
+        let high = ((((self.round as i64) << 32) + x as i64 * self.multiplier as i64 + (1 << 31)) >> 32) as i32;
+        let fix = if self.sign < 32 { (x as u32 >> 31) as i32 } else { 0 };
+        high.wrapping_sub(fix) >> self.right
     }
 }
 
@@ -412,7 +456,7 @@ mod tests {
         for &shift in if cfg!(miri) { &boundaries[..] } else { &all[..] } {
             for &m in &mults {
                 for &add in &adds {
-                    let q = ChannelRequant::new(add, m, shift);
+                    let q = ChannelRequant::new(add, m, shift, 0);
                     for acc in accs.iter().copied().chain((0..if cfg!(miri) { 2 } else { 40 }).map(|_| next())) {
                         for zp in [-128i8, -3, 0, 127] {
                             for act in acts {
@@ -428,6 +472,64 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The assembly's short requantization (`requant.s`, modelled by `apply_short`) against the
+    /// reference for every shift and multiplier class, at accumulators on and next to the
+    /// largest `short_ok` admits, and `short_ok` refusing the first bound beyond it.
+    #[test]
+    fn short_requant_equals_requantize_wherever_short_ok_admits_it() {
+        let mults = [0, 1, 2, 3, 12_345, (1 << 30) - 1, 1 << 30, (1 << 30) + 12_345, i32::MAX - 1, i32::MAX];
+        let adds = [0, 1, -1, 100_000, -100_000, (1 << 29) - 1, -(1 << 29), i32::MIN, i32::MAX];
+        let mut seed = 0x1234_5679u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let mut admitted = 0u32;
+        let shifts: &[i32] = if cfg!(miri) { &[-31, -1, 0, 1, 29] } else { &[0; 0] };
+        let all: [i32; 71] = core::array::from_fn(|k| k as i32 - 40);
+        for &shift in if cfg!(miri) { shifts } else { &all[..] } {
+            for &m in &mults {
+                for &add in &adds {
+                    let zp = [-128i8, 0, 127][next() as usize % 3];
+                    let q = ChannelRequant::new(add, m, shift, zp);
+                    // The largest bound admitted (binary search over u32), then accumulators
+                    // at ±bound, near it, and random ones inside it.
+                    let (mut lo, mut hi) = (0u64, 1u64 << 32);
+                    while hi - lo > 1 {
+                        let mid = (lo + hi) / 2;
+                        if q.short_ok(mid as u32) {
+                            lo = mid;
+                        } else {
+                            hi = mid;
+                        }
+                    }
+                    if !q.short_ok(lo as u32) {
+                        continue;
+                    }
+                    admitted += 1;
+                    let bound = lo as i64;
+                    if hi < 1 << 32 {
+                        assert!(!q.short_ok(hi as u32));
+                        // Just beyond the bound the doubled value no longer fits.
+                        let reach = hi as i64 + add.unsigned_abs() as i64;
+                        assert!(reach << q.lsl >= 1 << 31 || q.lsl >= 32 || q.right > 22);
+                    }
+                    let edge = [bound, bound - 1, -bound, 1 - bound, 0, 1, -1, bound / 2, -bound / 3];
+                    let randoms = (0..if cfg!(miri) { 2 } else { 24 })
+                        .map(|_| (next() as i64 % (bound + 1)) * if next() & 1 == 0 { 1 } else { -1 });
+                    for acc in edge.into_iter().chain(randoms).filter(|a| a.abs() <= bound) {
+                        let acc = acc as i32;
+                        let want = multiply_by_quantized_multiplier(acc.wrapping_add(add), m, shift) + zp as i32;
+                        assert_eq!(q.apply_short(acc), want, "acc {acc} add {add} m {m} shift {shift} zp {zp}");
+                    }
+                }
+            }
+        }
+        assert!(admitted > 100, "only {admitted} channels admitted");
     }
 
     #[test]

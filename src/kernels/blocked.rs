@@ -47,7 +47,9 @@ pub(crate) fn dot2x2_raw(w: &[i8], stride: usize, n: usize, x: &[i8], gap: usize
 /// down to even, `out_p[c] = table[c].apply(Σ w[c·k..][..k] · x_p[..k])` with the columns
 /// `x_0 = x[..k]` and `x_1 = x[gap..][..k]` (raw products: the zero-point term is in the table's
 /// `add`). Returns the channels done. On Armv7-M and later Mainline cores with the standard gap
-/// this is one assembly routine ([`super::simd`]'s `arm` module), elsewhere this loop.
+/// and a table whose every channel admits the short requantization (`short`, see
+/// `ChannelRequant::short_ok`) this is one assembly routine ([`super::simd`]'s `arm` module),
+/// elsewhere this loop.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn conv2x2(
@@ -56,6 +58,7 @@ pub(crate) fn conv2x2(
     x: &[i8],
     gap: usize,
     table: &[ChannelRequant],
+    short: bool,
     out0: &mut [i8],
     out1: &mut [i8],
     zp: i8,
@@ -66,8 +69,9 @@ pub(crate) fn conv2x2(
     // function has no second copy of the loop there (measured: 0.6 KB of flash).
     #[cfg(all(target_arch = "arm", microcnn_armv7))]
     if gap == super::simd::COLUMN_GAP {
-        return super::simd::arm::conv2x2(w, k, x, table, out0, out1, zp, act.min, act.max);
+        return if short { super::simd::arm::conv2x2(w, k, x, table, out0, out1, act.min, act.max) } else { 0 };
     }
+    let _ = short;
     #[cfg(all(target_arch = "arm", microcnn_v6m))]
     let mut c = conv4x2_v6m(w, k, x, gap, table, out0, out1, zp, act);
     #[cfg(not(all(target_arch = "arm", microcnn_v6m)))]
@@ -120,10 +124,10 @@ fn conv4x2_v6m(
     c
 }
 
-/// `Σ w`, for folding the zero point into raw products.
+/// `(Σ w, Σ |w|)`: the first folds the zero point into raw products, the second bounds them.
 #[inline(always)]
-pub(crate) fn sum(w: &[i8]) -> i32 {
-    w.iter().map(|&v| v as i32).sum()
+pub(crate) fn sums(w: &[i8]) -> (i32, u32) {
+    w.iter().fold((0i32, 0u32), |(s, a), &v| (s + v as i32, a + v.unsigned_abs() as u32))
 }
 
 /// `[Σ w0·(x − zp), Σ w1·(x − zp)]`: the two rows `w0 = w[..k]`, `w1 = w[stride..stride + k]`

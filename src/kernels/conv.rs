@@ -426,7 +426,7 @@ fn conv_by_columns(
     for c0 in (0..oc).step_by(BLOCK) {
         let c1 = (c0 + BLOCK).min(oc);
         for c in c0..c1 {
-            full_sum[c - c0] = blocked::sum(&w.filter[c * k..(c + 1) * k]);
+            full_sum[c - c0] = blocked::sums(&w.filter[c * k..(c + 1) * k]).0;
         }
         for b in 0..input_shape.n {
             let image = &input[b * input_shape.item_len()..(b + 1) * input_shape.item_len()];
@@ -646,8 +646,8 @@ fn long_window(
 
 /// Output channels [`conv2d_i8_blocked`] decodes the requantization of at once.
 pub const BLOCK: usize = 32;
-// The stack figure in `memory::KERNEL_STACK_BYTES` counts a 640-byte table and 256 bytes of sums.
-const _: () = assert!(BLOCK * core::mem::size_of::<ChannelRequant>() == 640 && 2 * BLOCK * 4 == 256);
+// The stack figure in `memory::KERNEL_STACK_BYTES` counts an 896-byte table and 256 bytes of sums.
+const _: () = assert!(BLOCK * core::mem::size_of::<ChannelRequant>() == 896 && 2 * BLOCK * 4 == 256);
 
 /// Convolution with register blocking, bit-exact with [`conv2d_i8_reference`]: output pixels
 /// are taken two at a time and output channels two at a time, so each loaded weight word
@@ -658,8 +658,8 @@ const _: () = assert!(BLOCK * core::mem::size_of::<ChannelRequant>() == 640 && 2
 /// [`COLUMN_BYTES`] taps at a time for longer windows (whose raw sums are carried between
 /// the pieces).
 ///
-/// Stack: two columns of [`COLUMN_BYTES`] bytes, a table of 20 bytes per output channel for
-/// a block of [`BLOCK`] channels and, for long windows, 8 bytes of sums per channel (1,920
+/// Stack: two columns of [`COLUMN_BYTES`] bytes, a table of 28 bytes per output channel for
+/// a block of [`BLOCK`] channels and, for long windows, 8 bytes of sums per channel (2,176
 /// bytes in all, [`crate::memory::KERNEL_STACK_BYTES`]).
 ///
 /// # Errors
@@ -702,9 +702,14 @@ pub fn conv2d_i8_blocked(
     let (zp, act) = (p.output_zero_point, p.activation);
     for c0 in (0..oc).step_by(BLOCK) {
         let c1 = (c0 + BLOCK).min(oc);
+        // Whether every channel's raw sums (|Σ w·x| ≤ 128·Σ|w|) admit the short requantization
+        // of the assembly routine (`ChannelRequant::short_ok`); if not, the Rust path does them.
+        let mut short = true;
         for (c, q) in (c0..c1).zip(table.iter_mut()) {
-            let add = (off * blocked::sum(&w.filter[c * k..(c + 1) * k])).wrapping_add(w.bias.map_or(0, |b| b[c]));
-            *q = ChannelRequant::new(add, w.requant[c].multiplier, w.requant[c].shift);
+            let (sum, abs) = blocked::sums(&w.filter[c * k..(c + 1) * k]);
+            let add = (off * sum).wrapping_add(w.bias.map_or(0, |b| b[c]));
+            *q = ChannelRequant::new(add, w.requant[c].multiplier, w.requant[c].shift, zp);
+            short &= q.short_ok(abs.saturating_mul(128));
         }
         let table = &table[..c1 - c0];
         let mut pix = 0;
@@ -733,7 +738,7 @@ pub fn conv2d_i8_blocked(
                     gather_pixel(&view, &input[b0 * item..(b0 + 1) * item], oy0, ox0, &mut c0s[..k]);
                     gather_pixel(&view, &input[b1 * item..(b1 + 1) * item], oy1, ox1, &mut c1s[..k]);
                 }
-                c = blocked::conv2x2(filter, k, &columns[..], COLUMN_BYTES, table, out0, out1, zp, act);
+                c = blocked::conv2x2(filter, k, &columns[..], COLUMN_BYTES, table, short, out0, out1, zp, act);
             }
             if c < table.len() {
                 // What is left — a last odd channel, a last single pixel, or windows longer than

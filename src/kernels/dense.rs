@@ -181,7 +181,7 @@ pub fn dense_i8_blocked(
                 let tail = if four.is_none() || whole_quads { 0 } else { blocked::dot1x1_tail(row(s + r), x, off) };
                 let q = &w.requant[if per_channel { s + r } else { 0 }];
                 let bias = w.bias.map_or(0, |b| b[s + r]);
-                out[s + r] = ChannelRequant::new(bias, q.multiplier, q.shift).apply(a + tail, zp, act);
+                out[s + r] = ChannelRequant::new(bias, q.multiplier, q.shift, zp).apply(a + tail, zp, act);
             }
             u = s + n;
         }

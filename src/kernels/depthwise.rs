@@ -227,7 +227,7 @@ pub fn depthwise_conv2d_i8_fast(
 /// each channel's requantization is decoded once per call. Other multipliers go to
 /// [`depthwise_conv2d_i8_fast`].
 ///
-/// Stack: a 32-channel requantization table (512 bytes).
+/// Stack: a 32-channel requantization table (896 bytes).
 ///
 /// # Errors
 ///
@@ -254,8 +254,17 @@ pub fn depthwise_conv2d_i8_blocked(
     let mut table = [ChannelRequant::default(); BLOCK];
     for c0 in (0..c).step_by(BLOCK) {
         let c1 = (c0 + BLOCK).min(c);
+        // Whether every channel's sums (|Σ w·(x − zp)| ≤ 255·Σ|w| over all its taps) admit the
+        // assembly routine's short requantization (`ChannelRequant::short_ok`).
+        #[allow(unused_mut, unused_variables)]
+        let mut short = true;
         for (ch, q) in (c0..c1).zip(table.iter_mut()) {
-            *q = ChannelRequant::new(w.bias.map_or(0, |b| b[ch]), w.requant[ch].multiplier, w.requant[ch].shift);
+            *q = ChannelRequant::new(w.bias.map_or(0, |b| b[ch]), w.requant[ch].multiplier, w.requant[ch].shift, zp);
+            #[cfg(all(target_arch = "arm", microcnn_armv7))]
+            {
+                let abs: u32 = w.filter[ch..].iter().step_by(c).map(|&v| v.unsigned_abs() as u32).sum();
+                short &= q.short_ok(abs.saturating_mul(255));
+            }
         }
         let quads_end = c0 + (c1 - c0) / 4 * 4;
         for b in 0..input_shape.n {
@@ -282,7 +291,7 @@ pub fn depthwise_conv2d_i8_blocked(
                     #[allow(unused_mut)]
                     let mut first = c0;
                     #[cfg(all(target_arch = "arm", microcnn_armv7))]
-                    if kx1 > kx0 && ky1 > ky0 {
+                    if short && kx1 > kx0 && ky1 > ky0 {
                         let iy = (y0 + (ky0 * p.dilation_h) as isize) as usize;
                         let ix = (x_start(run_start) + (kx0 * p.dilation_w) as isize) as usize;
                         let taps = simd::arm::Taps {
@@ -306,7 +315,6 @@ pub fn depthwise_conv2d_i8_blocked(
                             &taps,
                             q,
                             &mut output[row_out + c0..],
-                            zp,
                             act.min,
                             act.max,
                             off,

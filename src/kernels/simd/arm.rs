@@ -88,19 +88,19 @@ struct Conv2x2Args {
     pairs: u32,
     out0: *mut i8,
     out1: *mut i8,
-    zp: i32,
-    lo: i32,
-    hi: i32,
+    lo: u32,
+    hi: u32,
 }
 
-// The routine reads the table entries at these offsets.
+// The routines read the table entries at these offsets (`requant.s`).
 const _: () = {
-    assert!(core::mem::size_of::<ChannelRequant>() == 20);
-    assert!(core::mem::offset_of!(ChannelRequant, left) == 0);
-    assert!(core::mem::offset_of!(ChannelRequant, right) == 4);
-    assert!(core::mem::offset_of!(ChannelRequant, add) == 8);
-    assert!(core::mem::offset_of!(ChannelRequant, multiplier) == 12);
-    assert!(core::mem::offset_of!(ChannelRequant, mask) == 16);
+    assert!(core::mem::size_of::<ChannelRequant>() == 28);
+    assert!(core::mem::offset_of!(ChannelRequant, lsl) == 0);
+    assert!(core::mem::offset_of!(ChannelRequant, multiplier) == 4);
+    assert!(core::mem::offset_of!(ChannelRequant, round) == 8);
+    assert!(core::mem::offset_of!(ChannelRequant, sign) == 12);
+    assert!(core::mem::offset_of!(ChannelRequant, right) == 16);
+    assert!(core::mem::offset_of!(ChannelRequant, add) == 20);
 };
 
 extern "C" {
@@ -110,10 +110,24 @@ extern "C" {
 /// Bytes between the two pixels' columns.
 const GAP: usize = super::COLUMN_GAP;
 
+/// An activation bound as the routines take it: in all four bytes on DSP cores (for the packed
+/// SSUB8/SEL clamp), else as a word.
+#[inline(always)]
+fn bound(v: i8) -> u32 {
+    if cfg!(microcnn_dsp) {
+        (v as u8 as u32) * 0x0101_0101
+    } else {
+        v as i32 as u32
+    }
+}
+
 /// Channel pairs `c, c + 1` for `c = 0, 2, …` below `table.len()` (rounded down to even):
 /// `out_p[c] = table[c].apply(Σ w[c·k..][..k] · x_p[..k], zp, act)` for the columns
-/// `x_0 = x[..k]`, `x_1 = x[GAP..][..k]`. Returns the number of channels done (0 when a
-/// slice is too short or there is no pair, so the caller's loop does them).
+/// `x_0 = x[..k]`, `x_1 = x[GAP..][..k]`, where every entry of `table` must admit the short
+/// requantization for these sums (`ChannelRequant::short_ok`; the routine's results are only
+/// exact then). Returns the number of channels done (0 when a slice is too short or there is
+/// no pair, so the caller's loop does them).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn conv2x2(
     w: &[i8],
@@ -122,7 +136,6 @@ pub(crate) fn conv2x2(
     table: &[ChannelRequant],
     out0: &mut [i8],
     out1: &mut [i8],
-    zp: i8,
     lo: i8,
     hi: i8,
 ) -> usize {
@@ -146,13 +159,13 @@ pub(crate) fn conv2x2(
         pairs: (channels / 2) as u32,
         out0: out0.as_mut_ptr(),
         out1: out1.as_mut_ptr(),
-        zp: zp as i32,
-        lo: lo as i32 - zp as i32,
-        hi: hi as i32 - zp as i32,
+        lo: bound(lo),
+        hi: bound(hi),
     };
     // The routine reads w[..channels·k], x[..k], x[GAP..GAP + k] and table[..channels], writes
-    // out0[..channels] and out1[..channels], saves and restores r4–r11 and lr, and keeps the
-    // stack 8-byte aligned (AAPCS); unaligned word loads are allowed on these cores.
+    // out0[..channels] and out1[..channels] (two bytes at a time), saves and restores r4–r11
+    // and lr, and keeps the stack 8-byte aligned (AAPCS); unaligned word loads and halfword
+    // stores are allowed on these cores.
     // SAFETY: every one of those ranges is in bounds by the checks above; `args` outlives the call.
     unsafe { microcnn_conv2x2_s8(&args) };
     channels
@@ -171,7 +184,6 @@ struct Depthwise4Args {
     quads: u32,
     table: *const ChannelRequant,
     out: *mut i8,
-    zp: i32,
     lo: u32,
     hi: u32,
     offset: u32,
@@ -211,7 +223,9 @@ fn reach(start: usize, rows: usize, row: usize, cols: usize, col: usize, width: 
 /// Channels `0..4·⌊table.len()/4⌋` of every pixel `p < t.pixels` of a run of a
 /// depth-multiplier-1 depthwise convolution: `out[p·out_pixel + c] =
 /// table[c].apply(Σ_taps w[c]·(x[p·x_pixel + c] + offset), zp, act)` over the taps `t`
-/// describes. Returns the channels done per pixel (0 if a slice is too short, the input's
+/// describes, where every entry of `table` must admit the short requantization for these sums
+/// (`ChannelRequant::short_ok`; the routine's results are only exact then, and the zero point
+/// comes from the table). Returns the channels done per pixel (0 if a slice is too short, the input's
 /// column step differs from the filter's (a dilated row), or a step does not fit 32 bits, so
 /// the caller's loop does them).
 #[allow(clippy::too_many_arguments)]
@@ -222,7 +236,6 @@ pub(crate) fn depthwise4(
     t: &Taps,
     table: &[ChannelRequant],
     out: &mut [i8],
-    zp: i8,
     lo: i8,
     hi: i8,
     offset: i32,
@@ -257,7 +270,6 @@ pub(crate) fn depthwise4(
         return 0;
     };
     let dsp = cfg!(microcnn_dsp);
-    let bytes = |v: i8| if dsp { (v as u8 as u32) * 0x0101_0101 } else { v as i32 as u32 };
     let args = Depthwise4Args {
         x: input[t.x..].as_ptr(),
         w: filter[t.w..].as_ptr(),
@@ -269,9 +281,8 @@ pub(crate) fn depthwise4(
         quads: (channels / 4) as u32,
         table: table.as_ptr(),
         out: out.as_mut_ptr(),
-        zp: zp as i32,
-        lo: bytes(lo),
-        hi: bytes(hi),
+        lo: bound(lo),
+        hi: bound(hi),
         offset: if dsp { super::pair(offset) } else { offset as u32 },
         pixels,
         xpixel,

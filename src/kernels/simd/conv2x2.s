@@ -36,6 +36,15 @@
     mla     r6, r12, r10, r6
     mla     r7, r12, r8, r7
 .endm
+@ clamp(\a, lo, hi) with lo in r2 and hi in r3 (Armv7-M: the results are not saturated first).
+.macro microcnn_conv2x2_clamp a
+    cmp     \a, r2
+    it      lt
+    movlt   \a, r2
+    cmp     \a, r3
+    it      gt
+    movgt   \a, r3
+.endm
     .section .text.microcnn_conv2x2_s8,"ax",%progbits
     .global microcnn_conv2x2_s8
     .type microcnn_conv2x2_s8,%function
@@ -48,46 +57,42 @@
 @    0 w      filter row of the block's first channel; rows are `k` bytes apart
 @    4 x      column of pixel 0; pixel 1's column is 512 bytes further
 @    8 k      taps per row, ≥ 1
-@   12 table  one 20-byte ChannelRequant per channel: left, right, add, multiplier, mask
+@   12 table  one 28-byte ChannelRequant per channel (requant.s), each admitted by short_ok
 @   16 pairs  channel pairs, ≥ 1
 @   20 out0   pixel 0's output for the block's first channel (channels are consecutive bytes)
 @   24 out1   pixel 1's
-@   28 zp     output zero point
-@   32 lo     activation minimum − zp
-@   36 hi     activation maximum − zp
-@ For each pair c, c+1: a_pc = Σ w_c·x_p over k taps (raw int8 products), then
-@ out_p[c] = clamp(RDBPOT(SRDHM((a_pc + add) << left, multiplier), right), lo, hi) + zp, which is
-@ TFLM's MultiplyByQuantizedMultiplier plus zero point and clamp (see ChannelRequant::apply).
-@ With MICROCNN_DSP set the taps go four at a time through SXTB16/SMLAD, otherwise one at a time
-@ through LDRSB/MLA (Armv7-M); a remainder of k mod 4 taps is always done one at a time.
+@   28 lo     activation minimum (with MICROCNN_DSP in all four bytes)
+@   32 hi     activation maximum (likewise)
+@ For each pair c, c+1: a_pc = add_c + Σ w_c·x_p over k taps (raw int8 products; the
+@ accumulators start at the table's `add`), then out_p[c] = clamp(requant(a_pc) + zp, lo, hi)
+@ (requant.s: TFLM's MultiplyByQuantizedMultiplier, the zero point folded into `round`).
+@ With MICROCNN_DSP the taps go four at a time through SXTB16/SMLAD and the four results are
+@ saturated to int8 (SSAT) and clamped as packed bytes (SSUB8/SEL); otherwise the taps go one at
+@ a time through LDRSB/MLA (Armv7-M) and each result is clamped on its own. A remainder of
+@ k mod 4 taps is always done one at a time. Each pixel's two bytes go out in one STRH.
 @
 @ Stack frame (after the 9 saved registers): [sp] w, [sp+4] table, [sp+8] out0, [sp+12] out1,
-@ [sp+16] pairs left, [sp+20] args, [sp+24] zp, [sp+28] lo, [sp+32] hi, [sp+36] x, [sp+40] k.
+@ [sp+16] pairs left, [sp+20] lo, [sp+24] hi, [sp+28] x, [sp+32] k; 44 bytes with padding, so
+@ the stack stays 8-byte aligned.
 microcnn_conv2x2_s8:
     push    {r4-r11, lr}
     sub     sp, sp, #44
     ldm     r0, {r1-r7}             @ w x k table pairs out0 out1
     str     r1, [sp, #0]
     str     r4, [sp, #4]
-    str     r6, [sp, #8]
-    str     r7, [sp, #12]
+    strd    r6, r7, [sp, #8]
     str     r5, [sp, #16]
-    str     r2, [sp, #36]
-    str     r3, [sp, #40]
-    ldr     r1, [r0, #28]
-    ldr     r2, [r0, #32]
-    ldr     r3, [r0, #36]
-    str     r1, [sp, #24]
-    str     r2, [sp, #28]
-    str     r3, [sp, #32]
+    strd    r2, r3, [sp, #28]
+    ldrd    r1, r2, [r0, #28]
+    strd    r1, r2, [sp, #20]       @ lo, hi
 .Lpair:
     ldr     r0, [sp, #0]            @ w0
-    ldr     r1, [sp, #36]           @ x0
-    ldr     r3, [sp, #40]           @ k
-    movs    r4, #0                  @ a00 = Σ w0·x0
-    movs    r5, #0                  @ a01 = Σ w0·x1
-    movs    r6, #0                  @ a10 = Σ w1·x0
-    movs    r7, #0                  @ a11 = Σ w1·x1
+    ldrd    r1, r3, [sp, #28]       @ x0, k
+    ldr     r2, [sp, #4]            @ table
+    ldr     r4, [r2, #20]           @ a00 = a01 = add of channel c
+    ldr     r6, [r2, #48]           @ a10 = a11 = add of channel c + 1
+    mov     r5, r4
+    mov     r7, r6
 .ifdef MICROCNN_DSP
     lsrs    r2, r3, #2              @ quads
     beq     .Ltail
@@ -127,30 +132,44 @@ microcnn_conv2x2_s8:
 .Lrequant:
     add     r0, r0, r3              @ r0 was w0 + k; the next pair starts at w0 + 2k
     str     r0, [sp, #0]
-    ldr     r0, [sp, #24]           @ zp
-    ldr     r11, [sp, #28]          @ lo
-    ldr     r12, [sp, #32]          @ hi
     @ Channel c: pixels 0 and 1 (r4, r5); then channel c + 1 (r6, r7).
     ldr     r1, [sp, #4]
-    microcnn_load_channel
+    microcnn_load_channel r1
+    microcnn_requant_q r4, r11, r12
+    microcnn_requant_q r5, r11, r12
+    adds    r1, r1, #28
+    microcnn_load_channel r1
+    microcnn_requant_q r6, r11, r12
+    microcnn_requant_q r7, r11, r12
+    adds    r1, r1, #28
     str     r1, [sp, #4]
-    microcnn_requant r4
-    microcnn_requant r5
-    ldr     r1, [sp, #4]
-    microcnn_load_channel
-    str     r1, [sp, #4]
-    microcnn_requant r6
-    microcnn_requant r7
-    ldr     r1, [sp, #8]
-    strb    r4, [r1]
-    strb    r6, [r1, #1]
-    adds    r1, r1, #2
-    str     r1, [sp, #8]
-    ldr     r1, [sp, #12]
-    strb    r5, [r1]
-    strb    r7, [r1, #1]
-    adds    r1, r1, #2
-    str     r1, [sp, #12]
+    ldrd    r2, r3, [sp, #20]       @ lo, hi
+.ifdef MICROCNN_DSP
+    ssat    r4, #8, r4
+    ssat    r5, #8, r5
+    ssat    r6, #8, r6
+    ssat    r7, #8, r7
+    bfi     r4, r6, #8, #8          @ pixel 0: channels c, c + 1
+    bfi     r4, r5, #16, #8
+    bfi     r4, r7, #24, #8         @ pixel 1
+    ssub8   r1, r4, r2
+    sel     r4, r4, r2              @ max(·, lo) per byte
+    ssub8   r1, r3, r4
+    sel     r4, r4, r3              @ min(·, hi) per byte
+.else
+    microcnn_conv2x2_clamp r4
+    microcnn_conv2x2_clamp r5
+    microcnn_conv2x2_clamp r6
+    microcnn_conv2x2_clamp r7
+    bfi     r4, r6, #8, #8
+    bfi     r4, r5, #16, #8
+    bfi     r4, r7, #24, #8
+.endif
+    ldrd    r0, r1, [sp, #8]        @ out0, out1
+    strh    r4, [r0], #2            @ (unaligned halfword stores are allowed on these cores)
+    lsrs    r4, r4, #16
+    strh    r4, [r1], #2
+    strd    r0, r1, [sp, #8]
     ldr     r1, [sp, #16]
     subs    r1, r1, #1
     str     r1, [sp, #16]
@@ -161,3 +180,4 @@ microcnn_conv2x2_s8:
     .size microcnn_conv2x2_s8, . - microcnn_conv2x2_s8
     .purgem microcnn_conv2x2_tap
     .purgem microcnn_conv2x2_quad
+    .purgem microcnn_conv2x2_clamp

@@ -19,14 +19,14 @@
 @   28 quads    channel quads per pixel, ≥ 1
 @   32 table    ChannelRequant entries (requant.s), one per channel
 @   36 out      output of the first pixel, block's first channel
-@   40 zp       output zero point
-@   44 lo       activation minimum (with MICROCNN_DSP in all four bytes)
-@   48 hi       activation maximum (likewise)
-@   52 offset   −input zero point: in both halfwords with MICROCNN_DSP, else as a word
-@   56 pixels   pixels in the run, ≥ 1
-@   60 xpixel   bytes between two pixels' inputs (stride · channels)
-@   64 opixel   bytes between two pixels' outputs (channels)
-@ acc_c = add_c + Σ_taps w_c·(x_c + offset); out[c] = clamp(requantized acc_c + zp, lo, hi).
+@   40 lo       activation minimum (with MICROCNN_DSP in all four bytes)
+@   44 hi       activation maximum (likewise)
+@   48 offset   −input zero point: in both halfwords with MICROCNN_DSP, else as a word
+@   52 pixels   pixels in the run, ≥ 1
+@   56 xpixel   bytes between two pixels' inputs (stride · channels)
+@   60 opixel   bytes between two pixels' outputs (channels)
+@ acc_c = add_c + Σ_taps w_c·(x_c + offset); out[c] = clamp(requant(acc_c) + zp, lo, hi)
+@ (requant.s, the zero point folded into the table's `round`; every entry admitted by short_ok).
 @
 @ A row of taps is walked by one negative index from −span up to 0 against pointers to the
 @ row's end (input and filter), so the index's add is also the loop test. With MICROCNN_DSP a tap
@@ -38,11 +38,13 @@
 @   0 X, 4 W: this quad's input and filter row ends of its first row; 8 XEND: X after the last
 @   row; 12 table; 16 out; 20 quads left; 24 xrow, 28 wrow; 32 −span; 36 zp; 40 lo, 44 hi;
 @   48 args; 52 pixels left; 56 X0, 60 OUT0: this pixel's first-quad X and out; 64 W0;
-@   68 offset; 72 step.
-@ The requantized accumulator \a (requant.s) plus the zero point in r0, saturated to int8 on DSP cores.
+@   68 offset; 72 step (36 unused).
+@ The requantized accumulator \a (requant.s) of the channel at r11, which moves on to the next
+@ entry; saturated to int8 on DSP cores.
 .macro microcnn_dw_requant a
-    microcnn_requant_q \a
-    add     \a, \a, r0              @ + zp
+    microcnn_load_channel r11
+    microcnn_requant_q \a, r1, r12
+    adds    r11, r11, #28
 .ifdef MICROCNN_DSP
     ssat    \a, #8, \a
 .endif
@@ -72,15 +74,13 @@ microcnn_depthwise4_s8:
     str     r2, [sp, #60]           @ OUT0
     ldrd    r2, r3, [r0, #16]       @ xrow, wrow
     strd    r2, r3, [sp, #24]
-    ldr     r2, [r0, #40]
-    str     r2, [sp, #36]           @ zp
-    ldrd    r2, r3, [r0, #44]       @ lo, hi
+    ldrd    r2, r3, [r0, #40]       @ lo, hi
     strd    r2, r3, [sp, #40]
-    ldr     r2, [r0, #52]
+    ldr     r2, [r0, #48]
     str     r2, [sp, #68]           @ offset
     ldr     r2, [r0, #24]
     str     r2, [sp, #72]           @ step
-    ldr     r2, [r0, #56]
+    ldr     r2, [r0, #52]
     str     r2, [sp, #52]           @ pixels
 .Ldw_pixel:
     ldr     r0, [sp, #48]
@@ -99,10 +99,10 @@ microcnn_depthwise4_s8:
     str     r3, [sp, #20]           @ quads
 .Ldw_quad:
     ldr     r11, [sp, #12]
-    ldr     r4, [r11, #8]           @ the accumulators start at the channels' `add`
-    ldr     r5, [r11, #28]
-    ldr     r6, [r11, #48]
-    ldr     r7, [r11, #68]
+    ldr     r4, [r11, #20]          @ the accumulators start at the channels' `add`
+    ldr     r5, [r11, #48]
+    ldr     r6, [r11, #76]
+    ldr     r7, [r11, #104]
     ldrd    r0, r1, [sp, #0]
     ldr     r2, [sp, #32]
     mov     r3, r2
@@ -147,14 +147,9 @@ microcnn_depthwise4_s8:
     cmp     r0, r8
     bne     .Ldw_tap
     ldr     r11, [sp, #12]
-    ldr     r0, [sp, #36]           @ zp
-    ldm     r11!, {r2, r3, r8, r9, r10}
     microcnn_dw_requant r4
-    ldm     r11!, {r2, r3, r8, r9, r10}
     microcnn_dw_requant r5
-    ldm     r11!, {r2, r3, r8, r9, r10}
     microcnn_dw_requant r6
-    ldm     r11!, {r2, r3, r8, r9, r10}
     microcnn_dw_requant r7
     str     r11, [sp, #12]
     ldrd    r8, r9, [sp, #40]       @ lo, hi
@@ -191,11 +186,11 @@ microcnn_depthwise4_s8:
     bne     .Ldw_quad
     ldr     r0, [sp, #48]
     ldr     r1, [sp, #56]
-    ldr     r2, [r0, #60]
+    ldr     r2, [r0, #56]
     add     r1, r1, r2
     str     r1, [sp, #56]           @ X0 += xpixel
     ldr     r1, [sp, #60]
-    ldr     r2, [r0, #64]
+    ldr     r2, [r0, #60]
     add     r1, r1, r2
     str     r1, [sp, #60]           @ OUT0 += opixel
     ldr     r1, [sp, #52]

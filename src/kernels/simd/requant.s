@@ -1,39 +1,30 @@
     .syntax unified
     .thumb
-@ The requantize step shared by the assembly kernels (conv2x2.s, depthwise4.s), bit-exact with
-@ ChannelRequant::apply (src/quant.rs): TFLM's MultiplyByQuantizedMultiplier, zero point, clamp.
-@ SaturatingRoundingDoublingHighMul then RoundingDivideByPOT of accumulator \a (already offset),
-@ with r2 (left), r9 (multiplier), r10 (mask), r3 (right); clobbers r1 and lr.
-.macro microcnn_requant_q a
-    lsl     \a, \a, r2
-    smull   r1, lr, \a, r9
-    adds    r1, r1, #0x40000000
-    adc     lr, lr, #0
-    lsrs    r1, r1, #31
-    orr     \a, r1, lr, lsl #1      @ y = SaturatingRoundingDoublingHighMul
-    and     r1, \a, r10             @ remainder
-    asr     lr, r10, #1
-    add     lr, lr, \a, lsr #31     @ threshold
-    asr     \a, \a, r3
-    cmp     r1, lr
-    it      gt
-    addgt   \a, \a, #1              @ q = RoundingDivideByPOT
+@ The requantization shared by the assembly kernels (conv2x2.s, depthwise4.s), bit-exact with
+@ ChannelRequant::apply_short (src/quant.rs): TFLM's MultiplyByQuantizedMultiplier plus the
+@ output zero point, for channels ChannelRequant::short_ok admitted (the wrappers in arm.rs
+@ call the routines only then). With x = acc · 2^(left+1), which fits 32 bits,
+@ SaturatingRoundingDoublingHighMul is the rounded high word of x·m (SMMLAR), which also adds
+@ `round` = 2^(right−1) + zp·2^right; RoundingDivideByPOT is then one arithmetic shift after
+@ subtracting x's sign bit (ties away from zero; `sign` is 32 when right is 0, so nothing is
+@ subtracted). Five instructions on DSP cores, seven on the Cortex-M3 (SMULL, ADDS, ADC).
+@ Channel: r2 lsl, r3 multiplier, r8 round, r9 sign, r10 right (microcnn_load_channel);
+@ clobbers \t (and \u without the DSP extension).
+.macro microcnn_requant_q a, t, u
+    lsl     \a, \a, r2              @ x = acc · 2^(left+1)
+.ifdef MICROCNN_DSP
+    smmlar  \t, \a, r3, r8          @ SRDHM(acc · 2^left, m) + round
+.else
+    smull   \t, \u, \a, r3
+    adds    \t, \t, #0x80000000
+    adc     \t, \u, r8              @ SRDHM(acc · 2^left, m) + round
+.endif
+    lsr     \a, \a, r9              @ [x < 0] when right ≥ 1, else 0
+    sub     \a, \t, \a
+    asr     \a, \a, r10             @ RoundingDivideByPOT, + zp
 .endm
-@ Requantizes accumulator \a with the channel in r8 (add), r9 (multiplier), r10 (mask),
-@ r2 (left), r3 (right) and r0 (zp), r11 (lo), r12 (hi); clobbers r1 and lr.
-.macro microcnn_requant a
-    add     \a, \a, r8
-    microcnn_requant_q \a
-    cmp     \a, r11
-    it      lt
-    movlt   \a, r11
-    cmp     \a, r12
-    it      gt
-    movgt   \a, r12
-    add     \a, \a, r0              @ clamp(q, min − zp, max − zp) + zp = clamp(q + zp, min, max)
-.endm
-@ r1 = table entry (left, right, add, multiplier, mask: five words) → r2 left, r3 right, r8 add,
-@ r9 multiplier, r10 mask; r1 moves to the next entry.
-.macro microcnn_load_channel
-    ldm     r1!, {r2, r3, r8, r9, r10}
+@ \p = table entry (lsl, multiplier, round, sign, right, add, mask: 28 bytes) → r2, r3, r8, r9,
+@ r10.
+.macro microcnn_load_channel p
+    ldm     \p, {r2, r3, r8, r9, r10}
 .endm
