@@ -199,7 +199,7 @@ pub(crate) fn dot4x1_head(w: &[i8], k: usize, x: &[i8], off: i32) -> Option<[i32
     #[cfg(all(target_arch = "arm", microcnn_v6m))]
     return super::simd::v6m::dot4x1(w, k, x, k / 4 * 4, off);
     #[cfg(not(all(target_arch = "arm", any(microcnn_v6m, all(microcnn_armv7, not(microcnn_dsp))))))]
-    super::simd::dot4x1(w, k, x, k / 4, off)
+    super::simd::portable::dot4x1(w, k, x, k / 4, off)
 }
 
 /// `Σ w·(x − zp)` over the taps after the last full four of `w`.

@@ -1,5 +1,5 @@
-@ microcnn_dot4x1_s8 for Armv7-M without the DSP extension (Cortex-M3): the same contract as
-@ dot4x1.s, except that [sp + 4] is the input offset −zp as a plain word.
+@ microcnn_dot4x1_s8(w, x, quads, stride, out, offset) for Armv7-M without the DSP extension
+@ (Cortex-M3); [sp + 4] is the input offset −zp as a plain word.
 @   r0 = w: row 0 (rows 1–3 are 1, 2, 3 × `stride` bytes further), r1 = x, r2 = quads ≥ 1,
 @   r3 = stride, [sp] = out: out[r] = Σ w_r·(x + offset) over 4·quads taps.
 @ Per tap: one input load and offset add shared by the four rows, then a load and an MLA per

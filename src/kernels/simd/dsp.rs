@@ -120,19 +120,19 @@ pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
 //   out[0..4] = [Σ w0·x0, Σ w0·x1, Σ w1·x0, Σ w1·x1] over 4·quads taps (raw int8 products).
 // Per four taps (16 MACs): 3 loads, 6 SXTB16, 8 SMLAD, 3 others — 1.375 instructions per MAC.
 #[cfg(not(microcnn_v8m))]
-core::arch::global_asm!(include_str!("dot2x2.s"), include_str!("dot4x1.s"), options(raw));
+core::arch::global_asm!(include_str!("dot2x2.s"), include_str!("dense.s"), options(raw));
 #[cfg(microcnn_v8m)]
 core::arch::global_asm!(
     ".arch armv7e-m",
     include_str!("dot2x2.s"),
-    include_str!("dot4x1.s"),
+    include_str!("dense.s"),
     ".arch armv8-m.main",
     options(raw)
 );
 
 extern "C" {
     fn microcnn_dot2x2_s8(w: *const i8, x: *const i8, quads: u32, stride: u32, out: *mut i32);
-    fn microcnn_dot4x1_s8(w: *const i8, x: *const i8, quads: u32, stride: u32, out: *mut i32, offset: u32);
+    fn microcnn_dense_rows_s8(args: *const DenseArgs) -> u32;
 }
 
 /// Bytes between the two columns [`dot2x2`] reads.
@@ -152,19 +152,96 @@ pub fn dot2x2(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Option<[i32; 4
     Some(out)
 }
 
-/// `[Σ w_r·(x − zp)]` for the four rows `w_r = w[r·stride..]` over the first `4·quads` taps of
-/// `x`, with `offset = −zp`; `None` if a slice is too short. Per four taps (16 MACs): 5 loads,
-/// 10 unpacks, 8 SMLAD, and the loop's 2 instructions per four quads — 1.47 instructions per MAC.
+/// The routine's arguments (layout documented in `dense.s`).
+#[repr(C)]
+struct DenseArgs {
+    w: *const i8,
+    x: *const i8,
+    quads: u32,
+    stride: u32,
+    rows: u32,
+    acc: *mut i32,
+    pairs: *mut u32,
+    offset: u32,
+    first: u32,
+    out: *mut i8,
+    quant: *const crate::Requant,
+    step: u32,
+    bias: *const i32,
+    zp2: i32,
+    lo: i32,
+    hi: i32,
+}
+
+// The routine reads a `Requant` as (multiplier, shift) with one LDRD.
+const _: () = {
+    assert!(core::mem::size_of::<crate::Requant>() == 8);
+    assert!(core::mem::offset_of!(crate::Requant, multiplier) == 0);
+    assert!(core::mem::offset_of!(crate::Requant, shift) == 4);
+};
+
+/// The dense layer for the rows `w_r = w[r·stride..]`, `r < rows`, over the `4·⌊x.len()/4⌋`
+/// taps of `x`: `Σ_r = Σ w_r·(x + offset)`, requantized into `o` ([`super::DenseOut`]);
+/// `false`, with nothing written, if a slice is too short or `rows` is not 1 to
+/// [`super::DENSE_ROWS`] ([`super::dense_rows_fit`]). One assembly call per
+/// [`super::DENSE_CHUNK`] taps (`dense.s`): the piece unpacked once into 16-bit pairs with the
+/// offset added, then five rows at a time, per quad one `LDRD` of the pairs and per row a word
+/// of weights, two `SXTB16` and two `SMLAD` (1.3 instructions per MAC), then four, two, one;
+/// the last call requantizes by the short route wherever it is exact, and if any output is not
+/// (a huge accumulator or shift) every row is requantized here by [`crate::quant::requantize`].
 #[inline(always)]
-pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> Option<[i32; 4]> {
-    super::dot4x1_taps(w, stride, x, quads)?;
-    let mut out = [0i32; 4];
-    // SAFETY: reads `w[r·stride..][..4q]` for r = 0..=3 and `x[0..4q]` (bounds checked above),
-    // writes `out`, and saves/restores r4–r11 and lr as the AAPCS requires.
-    unsafe {
-        microcnn_dot4x1_s8(w.as_ptr(), x.as_ptr(), quads as u32, stride as u32, out.as_mut_ptr(), super::pair(offset))
-    };
-    Some(out)
+pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o: super::DenseOut<'_>) -> bool {
+    use core::mem::MaybeUninit;
+    if !super::dense_rows_fit(w, stride, rows, x, &o) {
+        return false;
+    }
+    // Both written by the routine before anything reads them (uninitialised so that no clear
+    // precedes every call: measured 154 + 400 instructions on a 256→10 layer).
+    let mut acc = [const { MaybeUninit::<i32>::uninit() }; super::DENSE_ROWS];
+    let mut pairs = [const { MaybeUninit::<u32>::uninit() }; super::DENSE_CHUNK / 2];
+    let taps = x.len() / 4 * 4;
+    let mut undone = 0;
+    for t0 in (0..taps).step_by(super::DENSE_CHUNK) {
+        let quads = (taps - t0).min(super::DENSE_CHUNK) / 4;
+        let last = t0 + 4 * quads == taps;
+        let args = DenseArgs {
+            w: w[t0..].as_ptr(),
+            x: x[t0..].as_ptr(),
+            quads: quads as u32,
+            stride: stride as u32,
+            rows: rows as u32,
+            acc: acc.as_mut_ptr().cast(),
+            pairs: pairs.as_mut_ptr().cast(),
+            offset: super::pair(offset),
+            first: (t0 == 0) as u32,
+            out: if last { o.out.as_mut_ptr() } else { core::ptr::null_mut() },
+            quant: o.quant.as_ptr(),
+            step: if o.quant.len() == 1 { 0 } else { 8 },
+            bias: o.bias.as_ptr(),
+            zp2: 2 * o.zp as i32 + 1,
+            lo: o.act.min as i32,
+            hi: o.act.max as i32,
+        };
+        // SAFETY: the routine reads `w[t0 + r·stride..][..4q]` for r < rows and `x[t0..][..4q]`
+        // (unaligned word loads, allowed on these cores), writes and then reads `pairs[..2q]`
+        // (2q ≤ DENSE_CHUNK/2), writes (t0 = 0) or reads and writes `acc[..rows]` (rows ≤
+        // DENSE_ROWS), and on the last piece reads `bias[..rows]` and `quant[..rows]` (or
+        // `quant[0]` with step 0) and writes `out[..rows]` — all in bounds by `dense_rows_fit`,
+        // which also keeps every count and `4·stride` within 32 bits; `pairs`, `acc`, `bias` and
+        // `quant` are word-aligned for its LDRD, LDM and STM; it saves/restores r4–r11 and lr and
+        // keeps the stack 8-byte aligned (AAPCS); `args` outlives the call.
+        undone = unsafe { microcnn_dense_rows_s8(&args) };
+    }
+    if undone != 0 {
+        // SAFETY: the routine's first call (t0 = 0; taps ≥ 4 by `dense_rows_fit`, so there is
+        // one) wrote `acc[..rows]`, and `MaybeUninit<i32>` has `i32`'s layout.
+        let acc = unsafe { core::slice::from_raw_parts(acc.as_ptr().cast::<i32>(), rows) };
+        for (r, ((out, &a), &b)) in o.out.iter_mut().zip(acc).zip(o.bias).enumerate() {
+            let q = o.quant.get(r).unwrap_or(&o.quant[0]);
+            *out = crate::quant::requantize(a.wrapping_add(b), q.multiplier, q.shift, o.zp, o.act);
+        }
+    }
+    true
 }
 
 /// For each of `quads` groups of four channels (at `start + 4·q`), the sums of its four byte

@@ -74,3 +74,43 @@ pub(crate) fn dot4x1_taps(w: &[i8], stride: usize, x: &[i8], quads: usize) -> Op
     let fits = quads > 0 && stride >= taps && w.len() >= stride.checked_mul(3)?.checked_add(taps)? && x.len() >= taps;
     fits.then_some(taps)
 }
+
+/// Taps of the input vector [`dense_rows`] unpacks at a time: 512 16-bit pairs (1 KB of stack).
+pub const DENSE_CHUNK: usize = 512;
+
+/// Rows [`dense_rows`] takes at once (their sums, 256 bytes, are carried across the pieces).
+pub const DENSE_ROWS: usize = 64;
+
+/// Where [`dense_rows`] puts its rows and how it requantizes them: `out[r] =
+/// requantize(Σ_r + bias[r], quant[r], zp, act)` (`quant` has one entry per row, or one for
+/// every row), each `Requant` already checked ([`crate::Requant`]'s documented ranges).
+pub struct DenseOut<'a> {
+    /// One byte per row.
+    pub out: &'a mut [i8],
+    /// One multiplier per row, or one for all.
+    pub quant: &'a [crate::Requant],
+    /// One bias per row.
+    pub bias: &'a [i32],
+    /// Output zero point.
+    pub zp: i8,
+    /// Output clamp.
+    pub act: crate::ActivationRange,
+}
+
+/// Whether [`dense_rows`]' slices hold what it reads and writes: `rows` (1 to [`DENSE_ROWS`])
+/// rows of `taps = 4·⌊x.len()/4⌋ ≥ 4` weights `stride ≥ taps` bytes apart, with `4·stride`
+/// fitting 32 bits, and `rows` outputs, biases and multipliers (or one multiplier). Shared by
+/// both implementations.
+#[inline(always)]
+pub(crate) fn dense_rows_fit(w: &[i8], stride: usize, rows: usize, x: &[i8], o: &DenseOut<'_>) -> bool {
+    let taps = x.len() / 4 * 4;
+    let reach = rows.checked_sub(1).and_then(|r| r.checked_mul(stride)?.checked_add(taps));
+    taps > 0
+        && (1..=DENSE_ROWS).contains(&rows)
+        && stride >= taps
+        && reach.is_some_and(|e| e <= w.len())
+        && stride.checked_mul(4).is_some_and(|v| u32::try_from(v).is_ok())
+        && o.out.len() >= rows
+        && o.bias.len() >= rows
+        && (o.quant.len() == 1 || o.quant.len() >= rows)
+}

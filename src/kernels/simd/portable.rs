@@ -177,6 +177,44 @@ pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> O
     Some(a)
 }
 
+/// The dense layer for the rows `w_r = w[r·stride..]`, `r < rows`, over the `4·⌊x.len()/4⌋`
+/// taps of `x`: `Σ_r = Σ w_r·(x + offset)`, requantized into `o` ([`super::DenseOut`]), the
+/// way the DSP routine does it: [`super::DENSE_CHUNK`] taps at a time unpacked once into 16-bit
+/// pairs with the offset added (`SXTAB16`), then `SXTB16`/`SMLAD` per word of weights, then
+/// the short requantization where it is exact (`requantize_short`). `false`, with nothing
+/// written, if a slice is too short or `rows` is not 1 to [`super::DENSE_ROWS`]
+/// ([`super::dense_rows_fit`]).
+#[inline(always)]
+pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o: super::DenseOut<'_>) -> bool {
+    if !super::dense_rows_fit(w, stride, rows, x, &o) {
+        return false;
+    }
+    let mut acc = [0i32; super::DENSE_ROWS];
+    let mut pairs = [0u32; super::DENSE_CHUNK / 2];
+    let offp = super::pair(offset);
+    let taps = x.len() / 4 * 4;
+    for t0 in (0..taps).step_by(super::DENSE_CHUNK) {
+        let piece = &x[t0..taps.min(t0 + super::DENSE_CHUNK)];
+        for (q, p) in piece.chunks_exact(4).zip(pairs.chunks_exact_mut(2)) {
+            let v = super::word(q, 0);
+            p[0] = sxtab16(offp, v);
+            p[1] = sxtab16_ror8(offp, v);
+        }
+        for (r, a) in acc[..rows].iter_mut().enumerate() {
+            let row = &w[r * stride + t0..][..piece.len()];
+            for (q, p) in row.chunks_exact(4).zip(pairs.chunks_exact(2)) {
+                let v = super::word(q, 0);
+                *a = smlad(sxtb16_ror8(v), p[1], smlad(sxtb16(v), p[0], *a));
+            }
+        }
+    }
+    for (r, ((out, &a), &b)) in o.out[..rows].iter_mut().zip(&acc).zip(o.bias).enumerate() {
+        let q = o.quant.get(r).unwrap_or(&o.quant[0]);
+        *out = crate::quant::requantize_short(a.wrapping_add(b), q.multiplier, q.shift, o.zp, o.act);
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
