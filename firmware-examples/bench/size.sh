@@ -20,7 +20,7 @@ for spec in "M3 thumbv7m-none-eabi" "M4 thumbv7em-none-eabihf" "M33 thumbv8m.mai
     CARGO_PROFILE_RELEASE_OPT_LEVEL=$opt cargo build -q --release --target "$2" -p microcnn-qemu --bin classify --target-dir "target/size-$opt"
     bytes=$("$nm" --print-size --size-sort -C --radix=d "target/size-$opt/$2/release/classify" |
       awk 'tolower($3) == "t" { s = $2 + 0; $1 = $2 = $3 = ""; sub(/^ +/, ""); print s, $0 }' |
-      grep -E '^[0-9]+ (microcnn::|microcnn_[a-z0-9]+_s8$)' | awk '{ t += $1 } END { print t + 0 }')
+      grep -E '^[0-9]+ (microcnn::|microcnn_[a-z0-9_]+_s8$)' | awk '{ t += $1 } END { print t + 0 }')
     row="$row $bytes |"
   done
   echo "$row"

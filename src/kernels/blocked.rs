@@ -10,13 +10,7 @@
 //! headroom argument in [`super::conv::MAX_TAPS`]); the sums are exact, so any blocking gives
 //! the reference kernel's bits.
 
-use super::simd::{pair, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8};
 use crate::quant::{ActivationRange, ChannelRequant};
-
-#[inline(always)]
-fn w4(c: &[i8]) -> u32 {
-    u32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])
-}
 
 /// `[Σ w0·x0, Σ w0·x1, Σ w1·x0, Σ w1·x1]` over `n` taps — raw products, the zero point is
 /// folded in by the caller (`+ off·Σw`) — where `w` holds the two rows `w0 = w[..n]`,
@@ -131,34 +125,19 @@ pub(crate) fn sums(w: &[i8]) -> (i32, u32) {
 }
 
 /// `[Σ w0·(x − zp), Σ w1·(x − zp)]`: the two rows `w0 = w[..k]`, `w1 = w[stride..stride + k]`
-/// against one column of `k = x.len()` taps.
+/// against one column of `k = x.len()` taps (the dense layer on the M3 and the M0).
+#[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
 #[inline(always)]
 pub(crate) fn dot2x1(w: &[i8], stride: usize, x: &[i8], off: i32) -> [i32; 2] {
     let k = x.len();
     let (w0, w1) = (&w[..k], &w[stride..stride + k]);
-    let quads = k / 4 * 4;
     let (mut a0, mut a1) = (0i32, 0i32);
     #[allow(unused_mut)]
     let mut done = 0;
-    // The Cortex-M3: the whole quads in one LDRSB/MLA assembly loop (the packed pairs below
-    // are emulated on this core).
-    #[cfg(all(target_arch = "arm", microcnn_armv7, not(microcnn_dsp)))]
+    // The Cortex-M3: the whole quads in one LDRSB/MLA assembly loop.
+    #[cfg(microcnn_armv7)]
     if let Some([s0, s1]) = super::simd::arm::dot2x1(w, stride, x, k / 4, off) {
-        (a0, a1, done) = (s0, s1, quads);
-    }
-    if cfg!(not(all(target_arch = "arm", not(microcnn_dsp)))) {
-        let offp = pair(off);
-        for ((wa, wb), xa) in
-            w0[..quads].chunks_exact(4).zip(w1[..quads].chunks_exact(4)).zip(x[..quads].chunks_exact(4))
-        {
-            let xa = w4(xa);
-            let (xl, xh) = (sxtab16(offp, xa), sxtab16_ror8(offp, xa));
-            let wa = w4(wa);
-            a0 = smlad(sxtb16_ror8(wa), xh, smlad(sxtb16(wa), xl, a0));
-            let wb = w4(wb);
-            a1 = smlad(sxtb16_ror8(wb), xh, smlad(sxtb16(wb), xl, a1));
-        }
-        done = quads;
+        (a0, a1, done) = (s0, s1, k / 4 * 4);
     }
     for i in done..k {
         let xv = x[i] as i32 + off;
@@ -168,41 +147,28 @@ pub(crate) fn dot2x1(w: &[i8], stride: usize, x: &[i8], off: i32) -> [i32; 2] {
     [a0, a1]
 }
 
-/// `Σ w·(x − zp)`: one row against one column.
+/// `Σ w·(x − zp)`: one row against one column (the dense layer on the M3 and the M0; plain
+/// byte loads and multiply-accumulates are quicker there than emulated packed pairs).
+#[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
 #[inline(always)]
 pub(crate) fn dot1x1(w: &[i8], x: &[i8], off: i32) -> i32 {
-    let k = w.len();
-    let x = &x[..k];
-    if cfg!(all(target_arch = "arm", not(microcnn_dsp))) {
-        // As in `dot2x1`.
-        return w.iter().zip(x).map(|(&wv, &xv)| wv as i32 * (xv as i32 + off)).sum();
-    }
-    let offp = pair(off);
-    let mut a = 0i32;
-    let quads = k / 4 * 4;
-    for (wa, xa) in w[..quads].chunks_exact(4).zip(x[..quads].chunks_exact(4)) {
-        let (xa, wa) = (w4(xa), w4(wa));
-        a = smlad(sxtb16_ror8(wa), sxtab16_ror8(offp, xa), smlad(sxtb16(wa), sxtab16(offp, xa), a));
-    }
-    for i in quads..k {
-        a += w[i] as i32 * (x[i] as i32 + off);
-    }
-    a
+    w.iter().zip(x).map(|(&wv, &xv)| wv as i32 * (xv as i32 + off)).sum()
 }
 
 /// The four rows `w[r·k..]`, r = 0..=3, against `x` over the first `⌊k/4⌋·4` taps, with the
-/// offset `off = −zp` applied to `x`; [`dot1x1_tail`] adds the rest.
+/// offset `off = −zp` applied to `x` (the M3's and the M0's assembly); [`dot1x1_tail`] adds
+/// the rest.
+#[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
 #[inline(always)]
 pub(crate) fn dot4x1_head(w: &[i8], k: usize, x: &[i8], off: i32) -> Option<[i32; 4]> {
-    #[cfg(all(target_arch = "arm", microcnn_armv7, not(microcnn_dsp)))]
+    #[cfg(microcnn_armv7)]
     return super::simd::arm::dot4x1(w, k, x, k / 4, off);
-    #[cfg(all(target_arch = "arm", microcnn_v6m))]
+    #[cfg(microcnn_v6m)]
     return super::simd::v6m::dot4x1(w, k, x, k / 4 * 4, off);
-    #[cfg(not(all(target_arch = "arm", any(microcnn_v6m, all(microcnn_armv7, not(microcnn_dsp))))))]
-    super::simd::portable::dot4x1(w, k, x, k / 4, off)
 }
 
 /// `Σ w·(x − zp)` over the taps after the last full four of `w`.
+#[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
 #[inline(always)]
 pub(crate) fn dot1x1_tail(w: &[i8], x: &[i8], off: i32) -> i32 {
     let start = w.len() / 4 * 4;

@@ -1,9 +1,16 @@
 //! Dense (fully connected) layer.
 
 use crate::error::{Error, Result};
+#[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
+use crate::kernels::blocked;
 use crate::kernels::conv::{check_bias, check_channel_params, MAX_TAPS};
-use crate::kernels::{blocked, simd};
-use crate::quant::{requantize, requantize_short, ActivationRange, ChannelRequant, Requant};
+#[cfg(not(all(target_arch = "arm", not(microcnn_dsp))))]
+use crate::kernels::simd;
+#[cfg(not(all(target_arch = "arm", not(microcnn_dsp))))]
+use crate::quant::requantize_short;
+#[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
+use crate::quant::ChannelRequant;
+use crate::quant::{requantize, ActivationRange, Requant};
 use crate::shape::Shape;
 
 /// Quantization of a dense layer.
@@ -129,17 +136,20 @@ pub fn dense_i8(
     }
 }
 
-/// The bias of a layer without one, for a block of [`simd::DENSE_ROWS`] units.
+/// The bias of a layer without one, for a block of `simd::DENSE_ROWS` units.
+#[cfg(not(all(target_arch = "arm", not(microcnn_dsp))))]
 static NO_BIAS: [i32; simd::DENSE_ROWS] = [0; simd::DENSE_ROWS];
 
 /// Dense layer with register blocking, bit-exact with [`dense_i8_reference`].
 ///
 /// On cores with the DSP extension (and on the host, with the same arithmetic in plain Rust,
-/// see [`crate::simd`]) the input is unpacked once into 16-bit pairs with the zero point
-/// applied ([`simd::DENSE_CHUNK`] taps at a time, 1 KB of stack) by one assembly routine, which
-/// then runs every row against it, five at a time (`LDRD` of the pairs, then per row one word of
-/// weights, two `SXTB16` and two `SMLAD`), then two, then one; the sums of up to
-/// [`simd::DENSE_ROWS`] units are carried across the pieces of inputs longer than that. Elsewhere
+/// see [`crate::simd`]) one assembly routine per [`simd::DENSE_CHUNK`] input taps and block of
+/// up to [`simd::DENSE_ROWS`] units: the sums start at the biases, the taps are unpacked once
+/// into 16-bit pairs with the zero point applied, then two rows at a time take eight taps per
+/// step (`LDM` of the pairs, per row one `LDRD` of weights, four `SXTB16` and four `SMLAD`:
+/// 1.19 instructions per MAC), and the last piece requantizes. `LDRD` needs word-aligned rows:
+/// the taps before a row's first aligned weight, and the last `depth mod 4`, are summed here
+/// into its bias, and a depth that is not a multiple of 4 goes one row at a time. Elsewhere
 /// four units at a time against the input's bytes (the `LDRSB`/`MLA` assembly of the M3 and
 /// the M0), then two, then one. Batch items go one at a time: on a microcontroller the batch is
 /// one, and a two-item path cost 1.5 KB of flash.
@@ -161,81 +171,100 @@ pub fn dense_i8_blocked(
     let (zp, act) = (p.output_zero_point, p.activation);
     let units = w.units;
     let per_channel = w.requant.len() != 1;
-    // One requantization site for every path (each inlined copy costs flash).
-    let requant = |u: usize, acc: i32| {
-        let q = &w.requant[if per_channel { u } else { 0 }];
-        let bias = w.bias.map_or(0, |b| b[u]);
-        if cfg!(microcnn_v6m) {
-            // No 32×32→64 multiply on the M0: 16-bit halves instead of a `__aeabi_lmul` call.
-            ChannelRequant::new(bias, q.multiplier, q.shift, zp).apply(acc, zp, act)
-        } else {
-            requantize_short(acc.wrapping_add(bias), q.multiplier, q.shift, zp, act)
-        }
-    };
     let row = |u: usize| &w.weights[u * depth..(u + 1) * depth];
-    let whole_quads = depth % 4 == 0;
-    if cfg!(not(all(target_arch = "arm", not(microcnn_dsp)))) && depth >= 4 {
+    #[cfg(not(all(target_arch = "arm", not(microcnn_dsp))))]
+    {
+        // With depth a multiple of 4 every row has the first row's alignment: blocks of up to
+        // DENSE_ROWS rows; otherwise one row at a time, each with its own.
+        let block = if depth % 4 == 0 { simd::DENSE_ROWS } else { 1 };
         for (x, out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(units)) {
-            for u0 in (0..units).step_by(simd::DENSE_ROWS) {
-                let n = (units - u0).min(simd::DENSE_ROWS);
-                let tails: [i32; simd::DENSE_ROWS];
-                let mut bias = w.bias.map_or(&NO_BIAS[..n], |b| &b[u0..u0 + n]);
-                if !whole_quads {
-                    // The last depth mod 4 taps of each row go into its bias (exact: the
-                    // reference adds the bias to the whole sum, wrapping).
-                    tails = core::array::from_fn(|r| match bias.get(r) {
-                        Some(&b) => b.wrapping_add(blocked::dot1x1_tail(row(u0 + r), x, off)),
+            let mut u0 = 0;
+            while u0 < units {
+                let n = (units - u0).min(block);
+                let first = &w.weights[u0 * depth..];
+                // The taps before the first word-aligned weight (the routine loads rows with
+                // LDRD), then whole quads; the taps outside those go into the bias (exact: the
+                // reference adds the bias to the whole sum, wrapping).
+                let head = first.as_ptr().align_offset(4).min(depth);
+                let taps = (depth - head) / 4 * 4;
+                let quant = if per_channel { &w.requant[u0..u0 + n] } else { w.requant };
+                let user_bias = w.bias.map_or(&NO_BIAS[..n], |b| &b[u0..u0 + n]);
+                let edges: [i32; simd::DENSE_ROWS];
+                let bias = if taps == depth {
+                    user_bias
+                } else {
+                    edges = core::array::from_fn(|r| match user_bias.get(r) {
+                        Some(&b) => {
+                            let (wr, xs) = (row(u0 + r), x.iter().map(|&v| v as i32 + off));
+                            let outside = wr.iter().zip(xs).enumerate().filter(|(t, _)| *t < head || *t >= head + taps);
+                            outside.fold(b, |a, (_, (&wv, xv))| a.wrapping_add(wv as i32 * xv))
+                        }
                         None => 0,
                     });
-                    bias = &tails[..n];
-                }
-                let o = simd::DenseOut {
-                    out: &mut out[u0..u0 + n],
-                    quant: if per_channel { &w.requant[u0..u0 + n] } else { w.requant },
-                    bias,
-                    zp,
-                    act,
+                    &edges[..n]
                 };
-                if !simd::dense_rows(&w.weights[u0 * depth..], depth, n, x, off, o) {
-                    // Unreachable: `prepare` checked every length the routine is given.
-                    return Err(Error::LengthMismatch { expected: units * depth, actual: w.weights.len() });
+                let outs = &mut out[u0..u0 + n];
+                if taps == 0 {
+                    for (r, (o, &a)) in outs.iter_mut().zip(bias).enumerate() {
+                        let q = quant.get(r).unwrap_or(&quant[0]);
+                        *o = requantize_short(a, q.multiplier, q.shift, zp, act);
+                    }
+                } else {
+                    let o = simd::DenseOut { out: outs, quant, bias, zp, act };
+                    if !simd::dense_rows(&first[head..], depth, n, &x[head..head + taps], off, o) {
+                        // Unreachable: `prepare` checked every length, and `head` aligns the rows.
+                        return Err(Error::LengthMismatch { expected: units * depth, actual: w.weights.len() });
+                    }
                 }
+                u0 += n;
             }
         }
-        return Ok(out_shape);
+        Ok(out_shape)
     }
-    for (x, out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(units)) {
-        let mut u = 0;
-        while u < units {
-            // The next group of rows: four (one assembly loop on the M3 and the M0), then two,
-            // then one. On the M0, whose one- and two-row loops are slow (3 instructions per
-            // product even without emulated pairs, against 3.6 for all four of the assembly
-            // routine's), the last one to three units are the last four rows again, only the
-            // new ones stored. `head` covers the first ⌊depth/4⌋·4 taps of four-row groups
-            // and every tap otherwise.
-            let s = if cfg!(all(target_arch = "arm", microcnn_v6m)) && units >= 4 { u.min(units - 4) } else { u };
-            let four = if depth >= 4 && s + 4 <= units {
-                blocked::dot4x1_head(&w.weights[s * depth..], depth, x, off)
-            } else {
-                None
-            };
-            let (n, head) = match four {
-                Some(head) => (4, head),
-                None if u + 2 <= units => {
-                    let [a0, a1] = blocked::dot2x1(&w.weights[u * depth..], depth, x, off);
-                    (2, [a0, a1, 0, 0])
+    #[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
+    {
+        let whole_quads = depth % 4 == 0;
+        // One requantization site for every group (each inlined copy costs flash).
+        let requant = |u: usize, acc: i32| {
+            let q = &w.requant[if per_channel { u } else { 0 }];
+            let bias = w.bias.map_or(0, |b| b[u]);
+            // Measured: fewer instructions than `requantize_short` on the M3, and no
+            // `__aeabi_lmul` call on the M0 (16-bit halves there).
+            ChannelRequant::new(bias, q.multiplier, q.shift, zp).apply(acc, zp, act)
+        };
+        for (x, out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(units)) {
+            let mut u = 0;
+            while u < units {
+                // The next group of rows: four (one assembly loop on the M3 and the M0), then
+                // two, then one. On the M0, whose one- and two-row loops are slow (3
+                // instructions per product even without emulated pairs, against 3.6 for all four
+                // of the assembly routine's), the last one to three units are the last four rows
+                // again, only the new ones stored. `head` covers the first ⌊depth/4⌋·4 taps of
+                // four-row groups and every tap otherwise.
+                let s = if cfg!(microcnn_v6m) && units >= 4 { u.min(units - 4) } else { u };
+                let four = if depth >= 4 && s + 4 <= units {
+                    blocked::dot4x1_head(&w.weights[s * depth..], depth, x, off)
+                } else {
+                    None
+                };
+                let (n, head) = match four {
+                    Some(head) => (4, head),
+                    None if u + 2 <= units => {
+                        let [a0, a1] = blocked::dot2x1(&w.weights[u * depth..], depth, x, off);
+                        (2, [a0, a1, 0, 0])
+                    }
+                    None => (1, [blocked::dot1x1(row(u), x, off), 0, 0, 0]),
+                };
+                let s = if four.is_some() { s } else { u };
+                for (r, &a) in head.iter().enumerate().take(n).skip(u - s) {
+                    let tail = if four.is_none() || whole_quads { 0 } else { blocked::dot1x1_tail(row(s + r), x, off) };
+                    out[s + r] = requant(s + r, a + tail);
                 }
-                None => (1, [blocked::dot1x1(row(u), x, off), 0, 0, 0]),
-            };
-            let s = if four.is_some() { s } else { u };
-            for (r, &a) in head.iter().enumerate().take(n).skip(u - s) {
-                let tail = if four.is_none() || whole_quads { 0 } else { blocked::dot1x1_tail(row(s + r), x, off) };
-                out[s + r] = requant(s + r, a + tail);
+                u = s + n;
             }
-            u = s + n;
         }
+        Ok(out_shape)
     }
-    Ok(out_shape)
 }
 
 #[cfg(test)]
@@ -263,7 +292,10 @@ mod tests {
             let extreme = case % 2 == 1;
             let byte = |v: u32| if extreme { [-128i8, 127, -1, 0][v as usize % 4] } else { v as u8 as i8 };
             let x: Vec<i8> = (0..depth).map(|_| byte(next())).collect();
-            let weights: Vec<i8> = (0..depth * units).map(|_| byte(next())).collect();
+            // A byte or three in front, so rows start at every alignment.
+            let skew = case % 4;
+            let stored: Vec<i8> = (0..skew + depth * units).map(|_| byte(next())).collect();
+            let weights = &stored[skew..];
             let bias: Vec<i32> = (0..units)
                 .map(|u| if extreme && u % 3 == 0 { [i32::MIN, i32::MAX][u % 2] } else { next() as i32 >> 12 })
                 .collect();
@@ -285,7 +317,7 @@ mod tests {
                     activation: ActivationRange::relu(zp),
                 };
                 let w = DenseWeights {
-                    weights: &weights,
+                    weights,
                     units,
                     bias: Some(&bias),
                     requant: if per_channel { &requant } else { &requant[..1] },

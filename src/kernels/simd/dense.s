@@ -3,111 +3,102 @@
 @ microcnn_dense_rows_s8(args): the dense layer for `rows` weight rows against one piece of the
 @ input, and on the last piece their requantization. The piece's quads of taps are first
 @ unpacked once into `pairs` — per quad the words (x0, x2) and (x1, x3), 16-bit lanes, with the
-@ input offset −zp added (SXTAB16) — so each quad then costs one LDRD for every group of rows
-@ instead of a load and two SXTAB16 per group. Rows go five at a time (per quad: LDRD, then for
-@ each row LDR, SXTB16 ×2, SMLAD ×2: 26 instructions per 20 MACs), then four, two and one.
+@ input offset −zp added (SXTAB16). Rows then go two at a time, eight taps per step: one LDM of
+@ four words of pairs, and per row one LDRD of eight weights, four SXTB16 and four SMLAD —
+@ 19 instructions per 16 MACs (the weight rows must be word-aligned for LDRD), four steps per
+@ loop pass; a last odd row alone.
 @
 @ r0 = args, a `DenseArgs` (src/kernels/simd/dsp.rs), all fields 32 bits:
-@    0 w       row 0 of the piece (row r is r·stride bytes further)
-@    4 x       the piece's 4·quads input bytes
+@    0 w       row 0 of the piece, word-aligned (row r is r·stride bytes further)
+@    4 x       the piece's 4·quads input bytes (any alignment)
 @    8 quads   ≥ 1
-@   12 stride  bytes between rows, ≥ 4·quads
+@   12 stride  bytes between rows, a multiple of 4, ≥ 4·quads
 @   16 rows    ≥ 1
-@   20 acc     rows sums: acc[r] (+)= Σ w_r·(x + offset) over the piece
-@   24 pairs   2·quads words, written here
-@   28 offset  −input zero point in both halfwords
-@   32 first   nonzero: the sums start at 0 (acc is only written)
+@   20 acc     rows sums, written: acc[r] = init[r] + Σ w_r·(x + offset) over the piece
+@   24 init    rows words the sums start from (the biases on the first piece, then acc)
+@   28 pairs   2·quads words, written here
+@   32 offset  −input zero point in both halfwords
 @   36 out     0: not the last piece; else out[r] = requantized acc[r] for every row
 @   40 quant   `Requant` (multiplier, shift) of row 0, for out
 @   44 step    bytes between two rows' `Requant`s (8, or 0 for one per tensor)
-@   48 bias    rows biases (zeros for a layer without)
-@   52 zp2     2·(output zero point) + 1
-@   56 lo      activation minimum
-@   60 hi      activation maximum
+@   48 zp2     2·(output zero point) + 1
+@   52 lo      activation minimum
+@   56 hi      activation maximum
 @ Returns in r0 how many outputs the short requantization could not do exactly (left unwritten:
 @ the caller then requantizes every row from acc); see the requantization loop below.
-@ Stack frame (after the 9 saved registers): [sp] rows left, [sp+4] acc cursor, [sp+8] pairs,
-@ [sp+12] quads, [sp+16] first, [sp+20] stride − 4·quads (from a row's end to the next row),
-@ [sp+24] args, [sp+28] outputs left undone.
-.macro microcnn_dense_row acc, addr:vararg
-    ldr     r12, \addr
-    sxtb16  r11, r12                @ weights 0, 2
-    sxtb16  r12, r12, ror #8        @ weights 1, 3
-    smlad   \acc, r11, r9, \acc
-    smlad   \acc, r12, r10, \acc
+@ Stack frame (after the 9 saved registers): [sp] rows left, [sp+4] acc cursor, [sp+8] init
+@ cursor, [sp+12] pairs, [sp+16] quads, [sp+20] stride, [sp+24] args, [sp+28] outputs undone.
+.macro microcnn_dense_row8 acc, row
+    ldrd    r8, r9, [\row], #8      @ eight weights of the row
+    sxtb16  r10, r8
+    smlad   \acc, r10, r4, \acc
+    sxtb16  r8, r8, ror #8
+    smlad   \acc, r8, r5, \acc
+    sxtb16  r10, r9
+    smlad   \acc, r10, r6, \acc
+    sxtb16  r9, r9, ror #8
+    smlad   \acc, r9, r7, \acc
 .endm
-.macro microcnn_dense_quad5
-    ldrd    r9, r10, [r1], #8       @ (x0, x2), (x1, x3)
-    microcnn_dense_row r5, [r0, r3]
-    microcnn_dense_row r6, [r0, r3, lsl #1]
-    microcnn_dense_row r7, [r0, r8]
-    microcnn_dense_row lr, [r0, r3, lsl #2]
-    microcnn_dense_row r4, [r0], #4
+.macro microcnn_dense_row4 acc, row
+    ldr     r8, [\row], #4          @ four weights of the row
+    sxtb16  r10, r8
+    smlad   \acc, r10, r4, \acc
+    sxtb16  r8, r8, ror #8
+    smlad   \acc, r8, r5, \acc
 .endm
-.macro microcnn_dense_quad4
-    ldrd    r9, r10, [r1], #8
-    microcnn_dense_row r5, [r0, r3]
-    microcnn_dense_row r6, [r0, r3, lsl #1]
-    microcnn_dense_row r7, [r0, r8]
-    microcnn_dense_row r4, [r0], #4
-.endm
-.macro microcnn_dense_quad2
-    ldrd    r9, r10, [r1], #8
-    microcnn_dense_row r5, [r0, r3]
-    microcnn_dense_row r4, [r0], #4
-.endm
-.macro microcnn_dense_quad1
-    ldrd    r9, r10, [r1], #8
-    microcnn_dense_row r4, [r0], #4
-.endm
-@ One group of rows: the sums in \regs start at 0 (first piece) or at acc (LDM), then the loop
-@ over the quads, two per pass (an odd one first), then the sums are stored (STM) and acc and
-@ r0 move on to the next group (\rows rows further). \label names its local labels.
-.macro microcnn_dense_group body, rows, regs:vararg
-    ldrd    r1, r2, [sp, #8]        @ pairs, quads
-    ldr     r12, [sp, #16]
-    cmp     r12, #0
-    ldr     r12, [sp, #4]
-    bne     1f
-    .if \rows == 1
-    ldr     \regs, [r12]             @ (LDM and STM need two registers or more)
-    .else
-    ldm     r12, {\regs}
+@ Two quads (eight taps) of rows A (r0, sum r11) and, with \two, B (r2, sum r12).
+.macro microcnn_dense_oct two
+    ldm     r1!, {r4-r7}            @ (x0, x2), (x1, x3), (x4, x6), (x5, x7)
+    microcnn_dense_row8 r11, r0
+    .if \two
+    microcnn_dense_row8 r12, r2
     .endif
-    b       2f
+.endm
+@ A group of one or two rows: the sums start from init, an odd quad first, then eight taps per
+@ step — the steps beyond a multiple of four one at a time (in lr), then four per pass; then
+@ the sums go to acc.
+.macro microcnn_dense_group two
+    ldr     lr, [sp, #8]
+    .if \two
+    ldrd    r11, r12, [lr], #8
+    .else
+    ldr     r11, [lr], #4
+    .endif
+    str     lr, [sp, #8]
+    ldr     r1, [sp, #12]           @ pairs
+    ldr     r3, [sp, #16]           @ quads
+    lsrs    r3, r3, #1              @ C = an odd quad; r3 = steps of eight
+    bcc     1f
+    ldrd    r4, r5, [r1], #8
+    microcnn_dense_row4 r11, r0
+    .if \two
+    microcnn_dense_row4 r12, r2
+    .endif
 1:
-    .irp reg, \regs
-    mov     \reg, #0
-    .endr
+    ands    lr, r3, #3              @ steps beyond a multiple of four
+    beq     3f
 2:
-    lsrs    r2, r2, #1              @ C = an odd quad, Z = no pair
-    bcc     3f
-    \body
-    beq     4f
+    microcnn_dense_oct \two
+    subs    lr, lr, #1
+    bne     2b
 3:
-    \body
-    \body
-    subs    r2, r2, #1
-    bne     3b
+    lsrs    r3, r3, #2              @ passes of four steps
+    beq     5f
 4:
-    ldr     r12, [sp, #4]
-    .if \rows == 1
-    str     \regs, [r12], #4
+    microcnn_dense_oct \two
+    microcnn_dense_oct \two
+    microcnn_dense_oct \two
+    microcnn_dense_oct \two
+    subs    r3, r3, #1
+    bne     4b
+5:
+    ldr     lr, [sp, #4]
+    .if \two
+    strd    r11, r12, [lr], #8
     .else
-    stm     r12!, {\regs}
+    str     r11, [lr], #4
     .endif
-    str     r12, [sp, #4]
-    ldr     r12, [sp, #20]
-    add     r0, r0, r12             @ row 0's end → row 1
-    .if \rows > 1
-    .if \rows == 5
-    add     r0, r0, r3, lsl #2      @ → row 5
-    .elseif \rows == 4
-    add     r0, r0, r8              @ → row 4
-    .else
-    add     r0, r0, r3              @ → row 2
-    .endif
-    .endif
+    str     lr, [sp, #4]
 .endm
     .section .text.microcnn_dense_rows_s8,"ax",%progbits
     .global microcnn_dense_rows_s8
@@ -119,68 +110,125 @@ microcnn_dense_rows_s8:
     sub     sp, sp, #36
     str     r0, [sp, #24]
     mov     r12, r0
-    ldrd    r4, r5, [r12, #16]      @ rows, acc
-    strd    r4, r5, [sp, #0]
-    ldrd    r4, r5, [r12, #24]      @ pairs, offset
+    ldr     r4, [r12, #16]
+    str     r4, [sp, #0]            @ rows
+    ldrd    r4, r5, [r12, #20]      @ acc, init
+    strd    r4, r5, [sp, #4]
+    ldrd    r4, r5, [r12, #28]      @ pairs, offset
     ldrd    r0, r1, [r12, #0]       @ w, x
     ldrd    r2, r3, [r12, #8]       @ quads, stride
-    strd    r4, r2, [sp, #8]        @ pairs, quads
-    ldr     r6, [r12, #32]
-    str     r6, [sp, #16]           @ first
-    sub     r6, r3, r2, lsl #2
-    str     r6, [sp, #20]           @ stride − 4·quads
-    lsrs    r6, r2, #1              @ unpack two quads per pass (an odd one first)
-    bcc     .Ldense_unpack
+    strd    r4, r2, [sp, #12]       @ pairs, quads
+    str     r3, [sp, #20]           @ stride
+    ands    r6, r2, #1              @ unpack an odd quad, an odd pair, then four quads a pass
+    beq     .Ldense_unpack
     ldr     r9, [r1], #4
     sxtab16 r10, r5, r9             @ x0 + offset, x2 + offset
     sxtab16 r11, r5, r9, ror #8     @ x1 + offset, x3 + offset
     strd    r10, r11, [r4], #8
-    beq     .Ldense_unpacked
 .Ldense_unpack:
-    ldr     r7, [r1], #4            @ (the input may be unaligned: no LDRD)
+    tst     r2, #2
+    beq     .Ldense_unpack4
+    ldr     r7, [r1], #4            @ (the input may be unaligned: no LDRD or LDM)
     ldr     r8, [r1], #4
     sxtab16 r9, r5, r7
     sxtab16 r10, r5, r7, ror #8
     sxtab16 r11, r5, r8
     sxtab16 r12, r5, r8, ror #8
     stm     r4!, {r9-r12}
+.Ldense_unpack4:
+    lsrs    r6, r2, #2
+    beq     .Ldense_rows
+.Ldense_unpack4_loop:
+    ldr     r2, [r1], #4
+    ldr     r3, [r1], #4
+    ldr     r7, [r1], #4
+    ldr     r8, [r1], #4
+    sxtab16 r9, r5, r2
+    sxtab16 r10, r5, r2, ror #8
+    sxtab16 r11, r5, r3
+    sxtab16 r12, r5, r3, ror #8
+    stm     r4!, {r9-r12}
+    sxtab16 r9, r5, r7
+    sxtab16 r10, r5, r7, ror #8
+    sxtab16 r11, r5, r8
+    sxtab16 r12, r5, r8, ror #8
+    stm     r4!, {r9-r12}
     subs    r6, r6, #1
-    bne     .Ldense_unpack
-.Ldense_unpacked:
-    add     r8, r3, r3, lsl #1      @ 3 · stride
-.Ldense_five:
+    bne     .Ldense_unpack4_loop
+.Ldense_rows:
     ldr     r4, [sp, #0]
-    subs    r4, r4, #5
-    blt     .Ldense_rest
-    str     r4, [sp, #0]
-    microcnn_dense_group microcnn_dense_quad5, 5, r4, r5, r6, r7, lr
-    b       .Ldense_five
-.Ldense_rest:
-    adds    r4, r4, #5              @ rows left, 0–4
-    str     r4, [sp, #0]
-    cmp     r4, #4
-    bne     .Ldense_two
-    microcnn_dense_group microcnn_dense_quad4, 4, r4, r5, r6, r7
-    b       .Ldense_end
-.Ldense_two:
-    cmp     r4, #2
+    subs    r4, r4, #2
     blt     .Ldense_one
-    microcnn_dense_group microcnn_dense_quad2, 2, r4, r5
-    ldr     r4, [sp, #0]
-    cmp     r4, #3
-    bne     .Ldense_end
+    str     r4, [sp, #0]
+    ldr     r3, [sp, #20]
+    add     r2, r0, r3              @ row B
+    microcnn_dense_group 1
+    mov     r0, r2                  @ row B's end …
+    ldrd    r2, r3, [sp, #16]       @ quads, stride
+    sub     r3, r3, r2, lsl #2
+    add     r0, r0, r3              @ … to the next pair's row A
+    b       .Ldense_rows
 .Ldense_one:
-    cmp     r4, #0
-    beq     .Ldense_end
-    microcnn_dense_group microcnn_dense_quad1, 1, r4
+    adds    r4, r4, #2
+    beq     .Ldense_requant_start
+    microcnn_dense_group 0
 @ Requantization (last piece only), bit-exact with requantize_short (src/quant.rs): with
 @ x = acc·2^(left+1) fitting 32 bits (tested on the value: shifting back gives acc) and
 @ right ≤ 22, SMMLAR gives SaturatingRoundingDoublingHighMul plus round = zp·2^right +
-@ 2^(right−1), and RoundingDivideByPOT is one shift after subtracting x's sign bit; other
-@ outputs are counted and left to the caller. 31 instructions per output.
-@ Registers: r1 acc, r2 quant, r3 step, r4 bias, r5 zp2, r6 lo, r7 hi, r8 rows left, r12 out;
-@ r0, r9–r11 and lr scratch.
-.Ldense_end:
+@ 2^(right−1), and RoundingDivideByPOT is one shift after subtracting x's sign bit (with no
+@ right shift, SMMLAR adds just zp); other outputs are counted and left to the caller. 27
+@ instructions per output, 22 when the activation clamps to all of int8 (one SSAT).
+@ Registers: r1 acc, r2 quant, r3 step, r5 zp2, r6 lo, r7 hi, r8 rows left, r12 out; r0, r4,
+@ r9–r11 and lr scratch.
+.macro microcnn_dense_requant full
+1:
+    ldr     r9, [r1], #4            @ acc (the bias included)
+    ldrd    r10, r11, [r2]          @ multiplier, shift
+    add     r2, r2, r3
+    bic     lr, r11, r11, asr #31   @ left
+    add     lr, lr, #1
+    lsl     r0, r9, lr              @ x = acc · 2^(left+1)
+    asr     lr, r0, lr
+    cmp     lr, r9
+    bne     4f
+    rsbs    r11, r11, #0            @ right = −shift
+    ble     2f
+    cmp     r11, #22
+    bhi     4f
+    lsl     lr, r5, r11
+    asr     lr, lr, #1              @ round = zp·2^right + 2^(right−1)
+    smmlar  r9, r0, r10, lr         @ SRDHM(acc · 2^left, m) + round
+    add     r9, r9, r0, asr #31     @ − [x < 0]
+    asr     r9, r9, r11             @ RoundingDivideByPOT, + zp
+    b       3f
+2:
+    asr     lr, r5, #1              @ zp (no right shift)
+    smmlar  r9, r0, r10, lr
+3:
+    .if \full
+    ssat    r9, #8, r9
+    .else
+    cmp     r9, r6
+    it      lt
+    movlt   r9, r6
+    cmp     r9, r7
+    it      gt
+    movgt   r9, r7
+    .endif
+    strb    r9, [r12], #1
+    subs    r8, r8, #1
+    bne     1b
+    b       .Ldense_done
+4:
+    ldr     r0, [sp, #28]           @ not exact by the short route: left to the caller
+    add     r0, r0, #1
+    str     r0, [sp, #28]
+    add     r12, r12, #1
+    subs    r8, r8, #1
+    bne     1b
+    b       .Ldense_done
+.endm
+.Ldense_requant_start:
     mov     r0, #0
     str     r0, [sp, #28]
     ldr     r0, [sp, #24]
@@ -189,57 +237,23 @@ microcnn_dense_rows_s8:
     beq     .Ldense_done
     ldr     r1, [r0, #20]           @ acc
     ldrd    r2, r3, [r0, #40]       @ quant, step
-    ldrd    r4, r5, [r0, #48]       @ bias, zp2
-    ldrd    r6, r7, [r0, #56]       @ lo, hi
+    ldr     r5, [r0, #48]           @ zp2
+    ldrd    r6, r7, [r0, #52]       @ lo, hi
     ldr     r8, [r0, #16]           @ rows
-.Ldense_requant:
-    ldr     r9, [r1], #4
-    ldr     r0, [r4], #4
-    add     r9, r9, r0              @ acc + bias (wrapping, as TFLM's)
-    ldrd    r10, r11, [r2]          @ multiplier, shift
-    add     r2, r2, r3
-    bic     lr, r11, r11, asr #31   @ left
-    add     lr, lr, #1
-    rsb     r11, r11, #0
-    bic     r11, r11, r11, asr #31  @ right
-    lsl     r0, r9, lr              @ x = acc · 2^(left+1)
-    asr     lr, r0, lr
-    cmp     lr, r9
-    bne     .Ldense_long
-    cmp     r11, #22
-    bhi     .Ldense_long
-    lsl     lr, r5, r11
-    asr     lr, lr, #1              @ round = zp·2^right + 2^(right−1) (zp when right is 0)
-    smmlar  r9, r0, r10, lr         @ SRDHM(acc · 2^left, m) + round
-    cmp     r11, #0
-    it      ne
-    addne   r9, r9, r0, asr #31     @ − [x < 0] when right ≥ 1
-    asr     r9, r9, r11             @ RoundingDivideByPOT, + zp
-    cmp     r9, r6
-    it      lt
-    movlt   r9, r6
-    cmp     r9, r7
-    it      gt
-    movgt   r9, r7
-    strb    r9, [r12], #1
-    subs    r8, r8, #1
-    bne     .Ldense_requant
-    b       .Ldense_done
-.Ldense_long:
-    ldr     r0, [sp, #28]
-    add     r0, r0, #1
-    str     r0, [sp, #28]
-    add     r12, r12, #1
-    subs    r8, r8, #1
-    bne     .Ldense_requant
+    cmn     r6, #128
+    bne     .Ldense_requant_clamp
+    cmp     r7, #127
+    bne     .Ldense_requant_clamp
+    microcnn_dense_requant 1
+.Ldense_requant_clamp:
+    microcnn_dense_requant 0
 .Ldense_done:
     ldr     r0, [sp, #28]
     add     sp, sp, #36
     pop     {r4-r11, pc}
     .size microcnn_dense_rows_s8, . - microcnn_dense_rows_s8
-    .purgem microcnn_dense_row
-    .purgem microcnn_dense_quad5
-    .purgem microcnn_dense_quad4
-    .purgem microcnn_dense_quad2
-    .purgem microcnn_dense_quad1
+    .purgem microcnn_dense_row8
+    .purgem microcnn_dense_row4
+    .purgem microcnn_dense_oct
     .purgem microcnn_dense_group
+    .purgem microcnn_dense_requant

@@ -161,13 +161,12 @@ struct DenseArgs {
     stride: u32,
     rows: u32,
     acc: *mut i32,
+    init: *const i32,
     pairs: *mut u32,
     offset: u32,
-    first: u32,
     out: *mut i8,
     quant: *const crate::Requant,
     step: u32,
-    bias: *const i32,
     zp2: i32,
     lo: i32,
     hi: i32,
@@ -182,13 +181,14 @@ const _: () = {
 
 /// The dense layer for the rows `w_r = w[r·stride..]`, `r < rows`, over the `4·⌊x.len()/4⌋`
 /// taps of `x`: `Σ_r = Σ w_r·(x + offset)`, requantized into `o` ([`super::DenseOut`]);
-/// `false`, with nothing written, if a slice is too short or `rows` is not 1 to
-/// [`super::DENSE_ROWS`] ([`super::dense_rows_fit`]). One assembly call per
-/// [`super::DENSE_CHUNK`] taps (`dense.s`): the piece unpacked once into 16-bit pairs with the
-/// offset added, then five rows at a time, per quad one `LDRD` of the pairs and per row a word
-/// of weights, two `SXTB16` and two `SMLAD` (1.3 instructions per MAC), then four, two, one;
-/// the last call requantizes by the short route wherever it is exact, and if any output is not
-/// (a huge accumulator or shift) every row is requantized here by [`crate::quant::requantize`].
+/// `false`, with nothing written, if [`super::dense_rows_fit`] refuses the slices (too short,
+/// `rows` not 1 to [`super::DENSE_ROWS`], rows not word-aligned). One assembly call per
+/// [`super::DENSE_CHUNK`] taps (`dense.s`): the sums start at the biases, the piece is
+/// unpacked once into 16-bit pairs with the offset added, then two rows at a time, eight taps
+/// per step (one `LDM` of pairs, per row one `LDRD` of weights, four `SXTB16` and four
+/// `SMLAD`: 1.19 instructions per MAC); the last call requantizes by the short route wherever
+/// it is exact, and if any output is not (a huge accumulator or shift) every row is
+/// requantized here by [`crate::quant::requantize`].
 #[inline(always)]
 pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o: super::DenseOut<'_>) -> bool {
     use core::mem::MaybeUninit;
@@ -200,8 +200,10 @@ pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o
     let mut acc = [const { MaybeUninit::<i32>::uninit() }; super::DENSE_ROWS];
     let mut pairs = [const { MaybeUninit::<u32>::uninit() }; super::DENSE_CHUNK / 2];
     let taps = x.len() / 4 * 4;
+    let sums = acc.as_mut_ptr().cast::<i32>();
     let mut undone = 0;
-    for t0 in (0..taps).step_by(super::DENSE_CHUNK) {
+    let mut t0 = 0;
+    while t0 < taps {
         let quads = (taps - t0).min(super::DENSE_CHUNK) / 4;
         let last = t0 + 4 * quads == taps;
         let args = DenseArgs {
@@ -210,35 +212,37 @@ pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o
             quads: quads as u32,
             stride: stride as u32,
             rows: rows as u32,
-            acc: acc.as_mut_ptr().cast(),
+            acc: sums,
+            init: if t0 == 0 { o.bias.as_ptr() } else { sums },
             pairs: pairs.as_mut_ptr().cast(),
             offset: super::pair(offset),
-            first: (t0 == 0) as u32,
             out: if last { o.out.as_mut_ptr() } else { core::ptr::null_mut() },
             quant: o.quant.as_ptr(),
             step: if o.quant.len() == 1 { 0 } else { 8 },
-            bias: o.bias.as_ptr(),
             zp2: 2 * o.zp as i32 + 1,
             lo: o.act.min as i32,
             hi: o.act.max as i32,
         };
-        // SAFETY: the routine reads `w[t0 + r·stride..][..4q]` for r < rows and `x[t0..][..4q]`
-        // (unaligned word loads, allowed on these cores), writes and then reads `pairs[..2q]`
-        // (2q ≤ DENSE_CHUNK/2), writes (t0 = 0) or reads and writes `acc[..rows]` (rows ≤
-        // DENSE_ROWS), and on the last piece reads `bias[..rows]` and `quant[..rows]` (or
-        // `quant[0]` with step 0) and writes `out[..rows]` — all in bounds by `dense_rows_fit`,
-        // which also keeps every count and `4·stride` within 32 bits; `pairs`, `acc`, `bias` and
-        // `quant` are word-aligned for its LDRD, LDM and STM; it saves/restores r4–r11 and lr and
-        // keeps the stack 8-byte aligned (AAPCS); `args` outlives the call.
+        // SAFETY: the routine reads `w[t0 + r·stride..][..4q]` for r < rows (word-aligned: `w`
+        // and `stride` are multiples of 4, and so is t0) and `x[t0..][..4q]` (unaligned word
+        // loads, allowed on these cores), writes and then reads `pairs[..2q]` (2q ≤
+        // DENSE_CHUNK/2), reads `init[..rows]` (the biases, or `acc` after the first piece,
+        // which the first call wrote) and writes `acc[..rows]` (rows ≤ DENSE_ROWS), and on the
+        // last piece reads `quant[..rows]` (or `quant[0]` with step 0) and writes `out[..rows]`
+        // — all in bounds by `dense_rows_fit`, which also keeps every count and `4·stride`
+        // within 32 bits; `pairs`, `acc`, the biases and `quant` are word-aligned for its LDRD,
+        // LDM and STRD; it saves/restores r4–r11 and lr and keeps the stack 8-byte aligned
+        // (AAPCS); `args` outlives the call.
         undone = unsafe { microcnn_dense_rows_s8(&args) };
+        t0 += 4 * quads;
     }
     if undone != 0 {
         // SAFETY: the routine's first call (t0 = 0; taps ≥ 4 by `dense_rows_fit`, so there is
         // one) wrote `acc[..rows]`, and `MaybeUninit<i32>` has `i32`'s layout.
-        let acc = unsafe { core::slice::from_raw_parts(acc.as_ptr().cast::<i32>(), rows) };
-        for (r, ((out, &a), &b)) in o.out.iter_mut().zip(acc).zip(o.bias).enumerate() {
+        let acc = unsafe { core::slice::from_raw_parts(sums, rows) };
+        for (r, (out, &a)) in o.out.iter_mut().zip(acc).enumerate() {
             let q = o.quant.get(r).unwrap_or(&o.quant[0]);
-            *out = crate::quant::requantize(a.wrapping_add(b), q.multiplier, q.shift, o.zp, o.act);
+            *out = crate::quant::requantize(a, q.multiplier, q.shift, o.zp, o.act);
         }
     }
     true

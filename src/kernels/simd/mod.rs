@@ -97,10 +97,12 @@ pub struct DenseOut<'a> {
     pub act: crate::ActivationRange,
 }
 
-/// Whether [`dense_rows`]' slices hold what it reads and writes: `rows` (1 to [`DENSE_ROWS`])
-/// rows of `taps = 4·⌊x.len()/4⌋ ≥ 4` weights `stride ≥ taps` bytes apart, with `4·stride`
-/// fitting 32 bits, and `rows` outputs, biases and multipliers (or one multiplier). Shared by
-/// both implementations.
+/// Whether [`dense_rows`] takes these slices: `rows` (1 to [`DENSE_ROWS`]) rows of
+/// `taps = 4·⌊x.len()/4⌋ ≥ 4` weights `stride ≥ taps` bytes apart, word-aligned (the first row
+/// at a multiple of 4 and, for more than one row, `stride` one too: the DSP routine loads them
+/// with `LDRD`), with
+/// `4·stride` fitting 32 bits, and `rows` outputs, biases and multipliers (or one multiplier).
+/// Shared by both implementations, so the host takes the same paths as the chip.
 #[inline(always)]
 pub(crate) fn dense_rows_fit(w: &[i8], stride: usize, rows: usize, x: &[i8], o: &DenseOut<'_>) -> bool {
     let taps = x.len() / 4 * 4;
@@ -108,6 +110,8 @@ pub(crate) fn dense_rows_fit(w: &[i8], stride: usize, rows: usize, x: &[i8], o: 
     taps > 0
         && (1..=DENSE_ROWS).contains(&rows)
         && stride >= taps
+        && (rows == 1 || stride % 4 == 0)
+        && (w.as_ptr() as usize) % 4 == 0
         && reach.is_some_and(|e| e <= w.len())
         && stride.checked_mul(4).is_some_and(|v| u32::try_from(v).is_ok())
         && o.out.len() >= rows

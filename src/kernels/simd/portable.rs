@@ -179,9 +179,10 @@ pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> O
 
 /// The dense layer for the rows `w_r = w[r·stride..]`, `r < rows`, over the `4·⌊x.len()/4⌋`
 /// taps of `x`: `Σ_r = Σ w_r·(x + offset)`, requantized into `o` ([`super::DenseOut`]), the
-/// way the DSP routine does it: [`super::DENSE_CHUNK`] taps at a time unpacked once into 16-bit
-/// pairs with the offset added (`SXTAB16`), then `SXTB16`/`SMLAD` per word of weights, then
-/// the short requantization where it is exact (`requantize_short`). `false`, with nothing
+/// way the DSP routine does it: the sums start at the biases, [`super::DENSE_CHUNK`] taps at a
+/// time unpacked once into 16-bit pairs with the offset added (`SXTAB16`), then
+/// `SXTB16`/`SMLAD` per word of weights (wrapping, as the reference's bias add), then the short
+/// requantization where it is exact (`requantize_short`). `false`, with nothing
 /// written, if a slice is too short or `rows` is not 1 to [`super::DENSE_ROWS`]
 /// ([`super::dense_rows_fit`]).
 #[inline(always)]
@@ -190,6 +191,7 @@ pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o
         return false;
     }
     let mut acc = [0i32; super::DENSE_ROWS];
+    acc[..rows].copy_from_slice(&o.bias[..rows]);
     let mut pairs = [0u32; super::DENSE_CHUNK / 2];
     let offp = super::pair(offset);
     let taps = x.len() / 4 * 4;
@@ -208,9 +210,9 @@ pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o
             }
         }
     }
-    for (r, ((out, &a), &b)) in o.out[..rows].iter_mut().zip(&acc).zip(o.bias).enumerate() {
+    for (r, (out, &a)) in o.out[..rows].iter_mut().zip(&acc).enumerate() {
         let q = o.quant.get(r).unwrap_or(&o.quant[0]);
-        *out = crate::quant::requantize_short(a.wrapping_add(b), q.multiplier, q.shift, o.zp, o.act);
+        *out = crate::quant::requantize_short(a, q.multiplier, q.shift, o.zp, o.act);
     }
     true
 }

@@ -218,10 +218,13 @@ fn main() -> ! {
         // Dense over the same input, flattened, with per-channel or per-tensor quantization.
         let depth = h * w * ic;
         let units = 1 + rng.below(7);
-        if depth * units <= FILTER {
+        // Weights at any byte alignment (the DSP routine loads word-aligned rows and takes the
+        // taps before the first aligned one separately).
+        let skew = rng.below(4);
+        if skew + depth * units <= FILTER {
             let nq = if rng.below(2) == 0 { 1 } else { units };
             let dw = DenseWeights {
-                weights: &t.f[..depth * units],
+                weights: &t.f[skew..skew + depth * units],
                 units,
                 bias: if rng.below(4) == 0 { None } else { Some(&t.bias[..units]) },
                 requant: &t.q[..nq],
