@@ -110,7 +110,10 @@ pub const fn requantize(acc: i32, multiplier: i32, shift: i32, output_zero_point
 /// route of the assembly kernels where it is exact — `acc · 2^(left+1)` fits `i32` and the
 /// right shift is at most 22 (see [`ChannelRequant::apply_short`]) — and by [`requantize`]
 /// otherwise. The test is on the value itself, so it costs two instructions and needs no bound:
-/// about half the instructions of [`requantize`] on cores with a 32×32→64 multiply.
+/// about half the instructions of [`requantize`] on cores with a 32×32→64 multiply. The
+/// specification of the DSP dense routine's requantization (`dense.s`), tested against
+/// [`requantize`] here.
+#[cfg_attr(not(test), allow(dead_code))]
 #[inline(always)]
 pub(crate) const fn requantize_short(acc: i32, multiplier: i32, shift: i32, zp: i8, act: ActivationRange) -> i8 {
     let (left, right) = if shift > 0 { (shift as u32, 0) } else { (0, shift.unsigned_abs()) };

@@ -6,8 +6,6 @@ use crate::kernels::blocked;
 use crate::kernels::conv::{check_bias, check_channel_params, MAX_TAPS};
 #[cfg(not(all(target_arch = "arm", not(microcnn_dsp))))]
 use crate::kernels::simd;
-#[cfg(not(all(target_arch = "arm", not(microcnn_dsp))))]
-use crate::quant::requantize_short;
 #[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
 use crate::quant::ChannelRequant;
 use crate::quant::{requantize, ActivationRange, Requant};
@@ -205,10 +203,7 @@ pub fn dense_i8_blocked(
                 };
                 let outs = &mut out[u0..u0 + n];
                 if taps == 0 {
-                    for (r, (o, &a)) in outs.iter_mut().zip(bias).enumerate() {
-                        let q = quant.get(r).unwrap_or(&quant[0]);
-                        *o = requantize_short(a, q.multiplier, q.shift, zp, act);
-                    }
+                    simd::requantize_rows(outs, bias, quant, zp, act);
                 } else {
                     let o = simd::DenseOut { out: outs, quant, bias, zp, act };
                     if !simd::dense_rows(&first[head..], depth, n, &x[head..head + taps], off, o) {

@@ -240,10 +240,7 @@ pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o
         // SAFETY: the routine's first call (t0 = 0; taps ≥ 4 by `dense_rows_fit`, so there is
         // one) wrote `acc[..rows]`, and `MaybeUninit<i32>` has `i32`'s layout.
         let acc = unsafe { core::slice::from_raw_parts(sums, rows) };
-        for (r, (out, &a)) in o.out.iter_mut().zip(acc).enumerate() {
-            let q = o.quant.get(r).unwrap_or(&o.quant[0]);
-            *out = crate::quant::requantize(a, q.multiplier, q.shift, o.zp, o.act);
-        }
+        super::requantize_rows(o.out, acc, o.quant, o.zp, o.act);
     }
     true
 }

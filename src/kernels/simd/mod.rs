@@ -118,3 +118,20 @@ pub(crate) fn dense_rows_fit(w: &[i8], stride: usize, rows: usize, x: &[i8], o: 
         && o.bias.len() >= rows
         && (o.quant.len() == 1 || o.quant.len() >= rows)
 }
+
+/// `out[r] = requantize(acc[r], quant[r] (or quant[0] for all), zp, act)`: the exact route for
+/// sums that already include the bias, out of line and shared (the DSP routine's rare fallback,
+/// layers too narrow for it, and the host).
+#[inline(never)]
+pub(crate) fn requantize_rows(
+    out: &mut [i8],
+    acc: &[i32],
+    quant: &[crate::Requant],
+    zp: i8,
+    act: crate::ActivationRange,
+) {
+    for (r, (o, &a)) in out.iter_mut().zip(acc).enumerate() {
+        let q = quant.get(r).unwrap_or(&quant[0]);
+        *o = crate::quant::requantize(a, q.multiplier, q.shift, zp, act);
+    }
+}

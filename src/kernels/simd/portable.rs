@@ -181,8 +181,9 @@ pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> O
 /// taps of `x`: `Σ_r = Σ w_r·(x + offset)`, requantized into `o` ([`super::DenseOut`]), the
 /// way the DSP routine does it: the sums start at the biases, [`super::DENSE_CHUNK`] taps at a
 /// time unpacked once into 16-bit pairs with the offset added (`SXTAB16`), then
-/// `SXTB16`/`SMLAD` per word of weights (wrapping, as the reference's bias add), then the short
-/// requantization where it is exact (`requantize_short`). `false`, with nothing
+/// `SXTB16`/`SMLAD` per word of weights (wrapping, as the reference's bias add), then the exact
+/// requantization (the routine's short route gives the same bits: `requantize_short`, tested
+/// against it on the host). `false`, with nothing
 /// written, if a slice is too short or `rows` is not 1 to [`super::DENSE_ROWS`]
 /// ([`super::dense_rows_fit`]).
 #[inline(always)]
@@ -210,10 +211,7 @@ pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o
             }
         }
     }
-    for (r, (out, &a)) in o.out[..rows].iter_mut().zip(&acc).enumerate() {
-        let q = o.quant.get(r).unwrap_or(&o.quant[0]);
-        *out = crate::quant::requantize_short(a, q.multiplier, q.shift, o.zp, o.act);
-    }
+    super::requantize_rows(o.out, &acc[..rows], o.quant, o.zp, o.act);
     true
 }
 
