@@ -66,8 +66,11 @@
 //!   `thumbv8m.main-*` (M33, M35P, M55) with the `dsp` feature — run the register-blocked
 //!   kernels ([`conv::conv2d_i8_blocked`], [`depthwise::depthwise_conv2d_i8_blocked`],
 //!   [`dense::dense_i8_blocked`]) whose inner loops are assembly routines on `SXTB16`/`SXTAB16`/
-//!   `SMLAD`/`SMLABB`/`SMLATT`, requantizing in the same routine, plus `SSUB8`/`SEL` max pooling
-//!   and `SXTAB16` average pooling ([`simd`]);
+//!   `SMLAD`/`SMLABB`/`SMLATT`, requantizing in the same routine (TFLM's double rounding in five
+//!   instructions with `SMMLAR`, wherever a bound or a test on the value shows that exact; the
+//!   Rust path otherwise), plus `SSUB8`/`SEL` max pooling and `SXTAB16` average pooling
+//!   ([`simd`]); the dense routine loads weight rows with `LDRD`, so it sums the taps before a
+//!   row's first word-aligned weight in Rust;
 //! - the Cortex-M3 (`thumbv7m-*`, and `thumbv8m.main-*` without `dsp`) runs the same
 //!   convolution, depthwise and dense routines built on `LDRSB`/`MLA` instead, and max pooling
 //!   four channels per word in plain 32-bit arithmetic;
@@ -87,7 +90,8 @@
 //!
 //! Stack: the blocked convolution uses 2,176 bytes ([`memory::KERNEL_STACK_BYTES`]: two 512-byte
 //! columns, a 32-channel requantization table of 896 bytes and 256 bytes of sums for windows
-//! longer than a column), the blocked depthwise 896, the portable column path 512, average
+//! longer than a column), the blocked depthwise 896, the DSP dense layer 1,280 (the input's
+//! 16-bit pairs, 512 taps at a time, and 64 sums), the portable column path 512, average
 //! pooling 256; no kernel uses arena scratch.
 //!
 //! # Optional features

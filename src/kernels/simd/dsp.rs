@@ -181,7 +181,7 @@ const _: () = {
 
 /// The dense layer for the rows `w_r = w[r·stride..]`, `r < rows`, over the `4·⌊x.len()/4⌋`
 /// taps of `x`: `Σ_r = Σ w_r·(x + offset)`, requantized into `o` ([`super::DenseOut`]);
-/// `false`, with nothing written, if [`super::dense_rows_fit`] refuses the slices (too short,
+/// `false`, with nothing written, if `dense_rows_fit` refuses the slices (too short,
 /// `rows` not 1 to [`super::DENSE_ROWS`], rows not word-aligned). One assembly call per
 /// [`super::DENSE_CHUNK`] taps (`dense.s`): the sums start at the biases, the piece is
 /// unpacked once into 16-bit pairs with the offset added, then two rows at a time, eight taps

@@ -185,7 +185,7 @@ pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> O
 /// requantization (the routine's short route gives the same bits: `requantize_short`, tested
 /// against it on the host). `false`, with nothing
 /// written, if a slice is too short or `rows` is not 1 to [`super::DENSE_ROWS`]
-/// ([`super::dense_rows_fit`]).
+/// (`dense_rows_fit`).
 #[inline(always)]
 pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o: super::DenseOut<'_>) -> bool {
     if !super::dense_rows_fit(w, stride, rows, x, &o) {

@@ -160,12 +160,12 @@ fn main() -> ! {
             if extreme {
                 let edges = [i32::MIN, i32::MAX, 1 << 29, -(1 << 29), (1 << 30) - 1, -(1 << 30), 0];
                 t.bias[c] = if rng.below(2) == 0 {
-                    edges[rng.below(edges.len() as u32) as usize].wrapping_add(rng.below(5) as i32 - 2)
+                    edges[rng.below(edges.len() as u32)].wrapping_add(rng.below(5) as i32 - 2)
                 } else {
                     rng.next_u32() as i32 >> rng.below(32)
                 };
                 let mults = [0, 1, (rng.next_u32() >> 1) as i32, i32::MAX, 1 << 30];
-                t.q[c] = Requant::new(mults[rng.below(mults.len() as u32) as usize], rng.below(62) as i32 - 31);
+                t.q[c] = Requant::new(mults[rng.below(mults.len() as u32)], rng.below(62) as i32 - 31);
             } else {
                 t.bias[c] = (rng.next_u32() % 200_001) as i32 - 100_000;
                 let multiplier = (1 << 30) | (rng.next_u32() >> 2) as i32;
