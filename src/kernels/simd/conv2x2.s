@@ -149,13 +149,7 @@ microcnn_conv2x2_s8:
     ssat    r5, #8, r5
     ssat    r6, #8, r6
     ssat    r7, #8, r7
-    bfi     r4, r6, #8, #8          @ pixel 0: channels c, c + 1
-    bfi     r4, r5, #16, #8
-    bfi     r4, r7, #24, #8         @ pixel 1
-    ssub8   r1, r4, r2
-    sel     r4, r4, r2              @ max(·, lo) per byte
-    ssub8   r1, r3, r4
-    sel     r4, r4, r3              @ min(·, hi) per byte
+    microcnn_pack_clamp4 r4, r6, r5, r7, r2, r3, r1  @ pixel 0: channels c, c + 1; pixel 1
 .else
     microcnn_conv2x2_clamp r4
     microcnn_conv2x2_clamp r5

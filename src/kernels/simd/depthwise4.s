@@ -154,13 +154,7 @@ microcnn_depthwise4_s8:
     str     r11, [sp, #12]
     ldrd    r8, r9, [sp, #40]       @ lo, hi
 .ifdef MICROCNN_DSP
-    bfi     r4, r5, #8, #8
-    bfi     r4, r6, #16, #8
-    bfi     r4, r7, #24, #8
-    ssub8   r1, r4, r8
-    sel     r4, r4, r8              @ max(·, lo) per byte
-    ssub8   r1, r9, r4
-    sel     r4, r4, r9              @ min(·, hi) per byte
+    microcnn_pack_clamp4 r4, r5, r6, r7, r8, r9, r1
 .else
     microcnn_dw_clamp r4
     microcnn_dw_clamp r5
