@@ -87,6 +87,12 @@ fn quant_extremes() {
 }
 
 #[test]
+fn simd_extremes() {
+    let share = run(harness::check_simd, 12);
+    assert!(share > 0.9 || cfg!(miri), "only {share} of the SIMD cases ran to completion");
+}
+
+#[test]
 fn geometry_extremes() {
     let share = run(harness::check_geometry, 7);
     assert!(share > 0.2 || cfg!(miri), "only {share} of the geometry cases got past the argument checks");

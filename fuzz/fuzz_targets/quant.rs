@@ -1,4 +1,5 @@
-//! Fuzz target: `harness::check_quant` (see `tests/harness/mod.rs` for what it asserts).
+//! Fuzz target: `harness::check_quant` and `harness::check_simd` (see `tests/harness/mod.rs` for
+//! what they assert).
 #![no_main]
 
 #[path = "../../tests/harness/mod.rs"]
@@ -6,4 +7,5 @@ mod harness;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     harness::check_quant(data);
+    harness::check_simd(data);
 });

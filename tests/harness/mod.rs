@@ -875,8 +875,13 @@ pub fn check_quant(data: &[u8]) -> bool {
     let _ = quantize_slice(&ws, inp.f32(), inp.i8(), &mut out);
     let px: Vec<u8> = (0..n).map(|_| inp.byte()).collect();
     let _ = quantize_pixels(&px, inp.f32(), inp.f32(), inp.i8(), &mut out);
-    // The SIMD building blocks with arbitrary arguments: total, and the dot products equal
-    // their definitions whenever they accept the slices.
+    true
+}
+
+/// The SIMD building blocks with arbitrary arguments: total, and the dot products and the dense
+/// rows routine equal their definitions whenever they accept the slices.
+pub fn check_simd(data: &[u8]) -> bool {
+    let mut inp = Input::new(data);
     use microcnn::simd;
     let (a, b, z) = (inp.i32() as u32, inp.i32() as u32, inp.i32());
     let _ = (simd::sxtb16(a), simd::sxtb16_ror8(a), simd::sxtab16(a, b), simd::sxtab16_ror8(a, b));
@@ -903,6 +908,48 @@ pub fn check_quant(data: &[u8]) -> bool {
                 .map(|(&a, &b)| a as i32 * (b as i32 - off))
                 .sum();
             assert_eq!(got, want, "dot4x1 row {row}");
+        }
+    }
+    // The dense rows routine's safe entry: usually arguments it takes (so its sums and
+    // requantization are compared with the definition), with hostile input anything at all
+    // (it must refuse or stay in bounds).
+    let (rows, xlen, stride, nq, nb, nout, wlen) = if inp.hostile() {
+        (inp.dim(), inp.dim().min(4096), inp.dim(), inp.small() % 4, inp.small() % 70, inp.small() % 70, wlen)
+    } else {
+        let rows = 1 + inp.small() % 6;
+        let xlen = 4 + inp.small() % 60;
+        let stride = xlen / 4 * 4 + 4 * (inp.small() % 3);
+        let nq = if inp.small() % 2 == 0 { 1 } else { rows };
+        (rows, xlen, stride, nq, rows, rows, (rows - 1) * stride + xlen)
+    };
+    let wd: Vec<i8> = (0..wlen).map(|_| inp.i8()).collect();
+    let xd: Vec<i8> = (0..xlen).map(|_| inp.i8()).collect();
+    let hostile = inp.hostile();
+    let quant: Vec<microcnn::Requant> = (0..nq)
+        .map(|_| {
+            let (m, s) = (inp.i32(), inp.i32());
+            if hostile {
+                microcnn::Requant::new(m, s % 40)
+            } else {
+                microcnn::Requant::new(m & i32::MAX, s % 31)
+            }
+        })
+        .collect();
+    let bias: Vec<i32> = (0..nb).map(|_| inp.i32()).collect();
+    let mut out = vec![0x5a_i8; nout];
+    let (zp, act) = (inp.i8(), ActivationRange { min: inp.i8(), max: inp.i8() });
+    let o = simd::DenseOut { out: &mut out, quant: &quant, bias: &bias, zp, act };
+    // Out-of-range multipliers and shifts leave the outputs unspecified (never unsafe).
+    let checked = quant.iter().all(|q| q.multiplier >= 0 && (-31..=30).contains(&q.shift));
+    if simd::dense_rows(&wd, stride, rows, &xd, off, o) && checked {
+        let t = xd.len() / 4 * 4;
+        for (r, &got) in out.iter().enumerate().take(rows) {
+            let sum = wd[r * stride..r * stride + t]
+                .iter()
+                .zip(&xd[..t])
+                .fold(bias[r], |a, (&w, &x)| a.wrapping_add(w as i32 * (x as i32 + off)));
+            let q = quant.get(r).unwrap_or(&quant[0]);
+            assert_eq!(got, microcnn::quant::requantize(sum, q.multiplier, q.shift, zp, act), "dense row {r}");
         }
     }
     true

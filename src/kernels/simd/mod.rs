@@ -83,7 +83,9 @@ pub const DENSE_ROWS: usize = 64;
 
 /// Where [`dense_rows`] puts its rows and how it requantizes them: `out[r] =
 /// requantize(Σ_r + bias[r], quant[r], zp, act)` (`quant` has one entry per row, or one for
-/// every row), each `Requant` already checked ([`crate::Requant`]'s documented ranges).
+/// every row). Each `Requant` must be in [`crate::Requant`]'s documented ranges (a multiplier
+/// of at least 0, a shift in −31..=30), as the dense layer checks before it calls; outside
+/// them the outputs are unspecified, never memory-unsafe.
 pub struct DenseOut<'a> {
     /// One byte per row.
     pub out: &'a mut [i8],
