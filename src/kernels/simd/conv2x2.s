@@ -36,15 +36,6 @@
     mla     r6, r12, r10, r6
     mla     r7, r12, r8, r7
 .endm
-@ clamp(\a, lo, hi) with lo in r2 and hi in r3 (Armv7-M: the results are not saturated first).
-.macro microcnn_conv2x2_clamp a
-    cmp     \a, r2
-    it      lt
-    movlt   \a, r2
-    cmp     \a, r3
-    it      gt
-    movgt   \a, r3
-.endm
     .section .text.microcnn_conv2x2_s8,"ax",%progbits
     .global microcnn_conv2x2_s8
     .type microcnn_conv2x2_s8,%function
@@ -151,13 +142,10 @@ microcnn_conv2x2_s8:
     ssat    r7, #8, r7
     microcnn_pack_clamp4 r4, r6, r5, r7, r2, r3, r1  @ pixel 0: channels c, c + 1; pixel 1
 .else
-    microcnn_conv2x2_clamp r4
-    microcnn_conv2x2_clamp r5
-    microcnn_conv2x2_clamp r6
-    microcnn_conv2x2_clamp r7
-    bfi     r4, r6, #8, #8
-    bfi     r4, r5, #16, #8
-    bfi     r4, r7, #24, #8
+    .irp a, r4, r5, r6, r7
+    microcnn_clamp \a, r2, r3
+    .endr
+    microcnn_pack4 r4, r6, r5, r7
 .endif
     ldrd    r0, r1, [sp, #8]        @ out0, out1
     strh    r4, [r0], #2            @ (unaligned halfword stores are allowed on these cores)
@@ -174,4 +162,3 @@ microcnn_conv2x2_s8:
     .size microcnn_conv2x2_s8, . - microcnn_conv2x2_s8
     .purgem microcnn_conv2x2_tap
     .purgem microcnn_conv2x2_quad
-    .purgem microcnn_conv2x2_clamp

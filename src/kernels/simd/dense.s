@@ -28,23 +28,22 @@
 @ the caller then requantizes every row from acc); see the requantization loop below.
 @ Stack frame (after the 9 saved registers): [sp] rows left, [sp+4] acc cursor, [sp+8] init
 @ cursor, [sp+12] pairs, [sp+16] quads, [sp+20] stride, [sp+24] args, [sp+28] outputs undone.
+@ One word of four weights \w against the pairs \xe (taps 0, 2) and \xo (taps 1, 3); \w is
+@ clobbered, r10 scratch.
+.macro microcnn_dense_word acc, w, xe, xo
+    sxtb16  r10, \w                 @ weights 0, 2
+    smlad   \acc, r10, \xe, \acc
+    sxtb16  \w, \w, ror #8          @ weights 1, 3
+    smlad   \acc, \w, \xo, \acc
+.endm
 .macro microcnn_dense_row8 acc, row
     ldrd    r8, r9, [\row], #8      @ eight weights of the row
-    sxtb16  r10, r8
-    smlad   \acc, r10, r4, \acc
-    sxtb16  r8, r8, ror #8
-    smlad   \acc, r8, r5, \acc
-    sxtb16  r10, r9
-    smlad   \acc, r10, r6, \acc
-    sxtb16  r9, r9, ror #8
-    smlad   \acc, r9, r7, \acc
+    microcnn_dense_word \acc, r8, r4, r5
+    microcnn_dense_word \acc, r9, r6, r7
 .endm
 .macro microcnn_dense_row4 acc, row
     ldr     r8, [\row], #4          @ four weights of the row
-    sxtb16  r10, r8
-    smlad   \acc, r10, r4, \acc
-    sxtb16  r8, r8, ror #8
-    smlad   \acc, r8, r5, \acc
+    microcnn_dense_word \acc, r8, r4, r5
 .endm
 @ Two quads (eight taps) of rows A (r0, sum r11) and, with \two, B (r2, sum r12).
 .macro microcnn_dense_oct two
@@ -252,6 +251,7 @@ microcnn_dense_rows_s8:
     add     sp, sp, #36
     pop     {r4-r11, pc}
     .size microcnn_dense_rows_s8, . - microcnn_dense_rows_s8
+    .purgem microcnn_dense_word
     .purgem microcnn_dense_row8
     .purgem microcnn_dense_row4
     .purgem microcnn_dense_oct

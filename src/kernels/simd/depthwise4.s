@@ -49,14 +49,6 @@
     ssat    \a, #8, \a
 .endif
 .endm
-.macro microcnn_dw_clamp a
-    cmp     \a, r8
-    it      lt
-    movlt   \a, r8
-    cmp     \a, r9
-    it      gt
-    movgt   \a, r9
-.endm
 microcnn_depthwise4_s8:
     push    {r4-r11, lr}
     sub     sp, sp, #76
@@ -156,13 +148,10 @@ microcnn_depthwise4_s8:
 .ifdef MICROCNN_DSP
     microcnn_pack_clamp4 r4, r5, r6, r7, r8, r9, r1
 .else
-    microcnn_dw_clamp r4
-    microcnn_dw_clamp r5
-    microcnn_dw_clamp r6
-    microcnn_dw_clamp r7
-    bfi     r4, r5, #8, #8
-    bfi     r4, r6, #16, #8
-    bfi     r4, r7, #24, #8
+    .irp a, r4, r5, r6, r7
+    microcnn_clamp \a, r8, r9
+    .endr
+    microcnn_pack4 r4, r5, r6, r7
 .endif
     ldr     r1, [sp, #16]
     str     r4, [r1], #4            @ four outputs (unaligned stores are allowed here)

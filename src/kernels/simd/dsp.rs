@@ -223,16 +223,16 @@ pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o
             lo: o.act.min as i32,
             hi: o.act.max as i32,
         };
-        // SAFETY: the routine reads `w[t0 + r·stride..][..4q]` for r < rows (word-aligned: `w`
-        // and `stride` are multiples of 4, and so is t0) and `x[t0..][..4q]` (unaligned word
-        // loads, allowed on these cores), writes and then reads `pairs[..2q]` (2q ≤
-        // DENSE_CHUNK/2), reads `init[..rows]` (the biases, or `acc` after the first piece,
-        // which the first call wrote) and writes `acc[..rows]` (rows ≤ DENSE_ROWS), and on the
-        // last piece reads `quant[..rows]` (or `quant[0]` with step 0) and writes `out[..rows]`
-        // — all in bounds by `dense_rows_fit`, which also keeps every count and `4·stride`
-        // within 32 bits; `pairs`, `acc`, the biases and `quant` are word-aligned for its LDRD,
-        // LDM and STRD; it saves/restores r4–r11 and lr and keeps the stack 8-byte aligned
-        // (AAPCS); `args` outlives the call.
+        // The routine reads `w[t0 + r·stride..][..4q]` for r < rows (word-aligned: `w` and
+        // `stride` are multiples of 4, and so is t0) and `x[t0..][..4q]` (unaligned word loads,
+        // allowed on these cores), writes and then reads `pairs[..2q]` (2q ≤ DENSE_CHUNK/2),
+        // reads `init[..rows]` (the biases, or `acc` after the first piece, which the first call
+        // wrote) and writes `acc[..rows]` (rows ≤ DENSE_ROWS), and on the last piece reads
+        // `quant[..rows]` (or `quant[0]` with step 0) and writes `out[..rows]`; `pairs`, `acc`,
+        // the biases and `quant` are word-aligned for its LDRD, LDM and STRD; it saves/restores
+        // r4–r11 and lr and keeps the stack 8-byte aligned (AAPCS).
+        // SAFETY: every range above is in bounds by `dense_rows_fit` (which also keeps every
+        // count and `4·stride` within 32 bits), and `args` outlives the call.
         undone = unsafe { microcnn_dense_rows_s8(&args) };
         t0 += 4 * quads;
     }

@@ -28,14 +28,27 @@
 .macro microcnn_load_channel p
     ldm     \p, {r2, r3, r8, r9, r10}
 .endm
-@ Packs four int8 results into \w (its own low byte, then \b1, \b2, \b3) and clamps each byte
-@ to [lo, hi] given in all four bytes (DSP cores: SSUB8 sets the GE flags SEL reads); clobbers \t.
-.macro microcnn_pack_clamp4 w, b1, b2, b3, lo, hi, t
+@ Packs four int8 results into \w: its own low byte, then \b1, \b2, \b3 (BFI).
+.macro microcnn_pack4 w, b1, b2, b3
     bfi     \w, \b1, #8, #8
     bfi     \w, \b2, #16, #8
     bfi     \w, \b3, #24, #8
+.endm
+@ microcnn_pack4, then each byte clamped to [lo, hi] given in all four bytes (DSP cores:
+@ SSUB8 sets the GE flags SEL reads); clobbers \t.
+.macro microcnn_pack_clamp4 w, b1, b2, b3, lo, hi, t
+    microcnn_pack4 \w, \b1, \b2, \b3
     ssub8   \t, \w, \lo
     sel     \w, \w, \lo               @ max(·, lo) per byte
     ssub8   \t, \hi, \w
     sel     \w, \w, \hi               @ min(·, hi) per byte
+.endm
+@ clamp(\a, \lo, \hi) on a word (cores without SSUB8/SEL).
+.macro microcnn_clamp a, lo, hi
+    cmp     \a, \lo
+    it      lt
+    movlt   \a, \lo
+    cmp     \a, \hi
+    it      gt
+    movgt   \a, \hi
 .endm
