@@ -363,6 +363,8 @@ impl Window {
     /// # Errors
     ///
     /// As [`output_size`], for either axis.
+    // Out of line: every kernel's argument check calls it (inlined, a copy per call site).
+    #[inline(never)]
     pub const fn resolve(&self, in_h: usize, in_w: usize) -> Result<Geometry> {
         let y = match resolve_axis(in_h, self.kernel_h, self.stride_h, self.dilation_h, self.padding, true) {
             Ok(g) => g,

@@ -27,6 +27,7 @@ pub(crate) fn dot2x2_raw(w: &[i8], stride: usize, n: usize, x: &[i8], gap: usize
     let done = if head.is_some() { quads * 4 } else { 0 };
     let [mut a00, mut a01, mut a10, mut a11] = head.unwrap_or([0; 4]);
     for i in done..n {
+        super::simd::rolled();
         let (xa, xb) = (x0[i] as i32, x1[i] as i32);
         let (wa, wb) = (w0[i] as i32, w1[i] as i32);
         a00 += wa * xa;
@@ -121,7 +122,10 @@ fn conv4x2_v6m(
 /// `(Σ w, Σ |w|)`: the first folds the zero point into raw products, the second bounds them.
 #[inline(always)]
 pub(crate) fn sums(w: &[i8]) -> (i32, u32) {
-    w.iter().fold((0i32, 0u32), |(s, a), &v| (s + v as i32, a + v.unsigned_abs() as u32))
+    w.iter().fold((0i32, 0u32), |(s, a), &v| {
+        super::simd::rolled();
+        (s + v as i32, a + v.unsigned_abs() as u32)
+    })
 }
 
 /// `[Σ w0·(x − zp), Σ w1·(x − zp)]`: the two rows `w0 = w[..k]`, `w1 = w[stride..stride + k]`

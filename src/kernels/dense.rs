@@ -197,7 +197,10 @@ pub fn dense_i8_blocked(
                     edges = [0i32; simd::DENSE_ROWS];
                     for (r, (e, &b)) in edges.iter_mut().zip(user_bias).enumerate() {
                         let wr = row(u0 + r);
-                        let tap = |a: i32, (&wv, &xv): (&i8, &i8)| a.wrapping_add(wv as i32 * (xv as i32 + off));
+                        let tap = |a: i32, (&wv, &xv): (&i8, &i8)| {
+                            simd::rolled();
+                            a.wrapping_add(wv as i32 * (xv as i32 + off))
+                        };
                         let a = wr[..head].iter().zip(&x[..head]).fold(b, tap);
                         *e = wr[end..].iter().zip(&x[end..]).fold(a, tap);
                     }

@@ -101,9 +101,13 @@ pub fn softmax_i8(p: &SoftmaxParams, input: &[i8], depth: usize, output: &mut [i
         exp_on_negative_values(saturating_rounding_doubling_high_mul(x, p.input_multiplier), SCALED_DIFF_INT_BITS)
     }
     for (row, out) in input.chunks_exact(depth).zip(output.chunks_exact_mut(depth)) {
-        let max = row.iter().copied().max().unwrap_or(i8::MIN) as i32;
+        let max = row.iter().fold(i8::MIN, |m, &x| {
+            crate::simd::rolled();
+            m.max(x)
+        }) as i32;
         let mut sum_of_exps: i32 = 0; // Q12.19
         for &x in row {
+            crate::simd::rolled();
             let diff = x as i32 - max;
             if diff >= p.diff_min {
                 let e = exp_of(diff, p);
@@ -112,6 +116,7 @@ pub fn softmax_i8(p: &SoftmaxParams, input: &[i8], depth: usize, output: &mut [i
         }
         let (shifted_scale, num_bits_over_unit) = reciprocal(sum_of_exps, ACCUM_INT_BITS);
         for (o, &x) in out.iter_mut().zip(row) {
+            crate::simd::rolled();
             let diff = x as i32 - max;
             *o = if diff >= p.diff_min {
                 let e = exp_of(diff, p);

@@ -23,6 +23,13 @@ pub mod portable;
 #[cfg(not(all(target_arch = "arm", microcnn_dsp)))]
 pub use portable::*;
 
+/// Marks a cold loop to stay rolled at opt-level 3 (see `arm::rolled`; nothing elsewhere).
+#[inline(always)]
+pub(crate) fn rolled() {
+    #[cfg(all(target_arch = "arm", microcnn_armv7))]
+    arm::rolled();
+}
+
 /// Reads four bytes at `at` as a little-endian word (an unaligned `LDR` where the core allows).
 #[inline(always)]
 pub(crate) fn word(bytes: &[i8], at: usize) -> u32 {
