@@ -144,6 +144,7 @@ pub(crate) fn dot2x1(w: &[i8], stride: usize, x: &[i8], off: i32) -> [i32; 2] {
         (a0, a1, done) = (s0, s1, k / 4 * 4);
     }
     for i in done..k {
+        super::simd::rolled();
         let xv = x[i] as i32 + off;
         a0 += w0[i] as i32 * xv;
         a1 += w1[i] as i32 * xv;
@@ -156,7 +157,10 @@ pub(crate) fn dot2x1(w: &[i8], stride: usize, x: &[i8], off: i32) -> [i32; 2] {
 #[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
 #[inline(always)]
 pub(crate) fn dot1x1(w: &[i8], x: &[i8], off: i32) -> i32 {
-    w.iter().zip(x).map(|(&wv, &xv)| wv as i32 * (xv as i32 + off)).sum()
+    w.iter().zip(x).fold(0, |a, (&wv, &xv)| {
+        super::simd::rolled();
+        a + wv as i32 * (xv as i32 + off)
+    })
 }
 
 /// The four rows `w[r·k..]`, r = 0..=3, against `x` over the first `⌊k/4⌋·4` taps, with the
@@ -176,5 +180,8 @@ pub(crate) fn dot4x1_head(w: &[i8], k: usize, x: &[i8], off: i32) -> Option<[i32
 #[inline(always)]
 pub(crate) fn dot1x1_tail(w: &[i8], x: &[i8], off: i32) -> i32 {
     let start = w.len() / 4 * 4;
-    w[start..].iter().zip(&x[start..w.len()]).map(|(&wv, &xv)| wv as i32 * (xv as i32 + off)).sum()
+    w[start..].iter().zip(&x[start..w.len()]).fold(0, |a, (&wv, &xv)| {
+        super::simd::rolled();
+        a + wv as i32 * (xv as i32 + off)
+    })
 }
