@@ -309,3 +309,13 @@ pub(crate) fn rolled() {
     // SAFETY: an empty assembly block: it reads and writes no register, flag or memory.
     unsafe { core::arch::asm!("", options(nomem, nostack, preserves_flags)) }
 }
+
+/// `n` through an empty assembly block, so the compiler cannot see its value: a loop bounded
+/// by it is not fully unrolled. Emits no instruction.
+#[inline(always)]
+pub(crate) fn opaque(mut n: usize) -> usize {
+    // SAFETY: an empty assembly block that leaves its one register operand unchanged; it
+    // touches no other register, flag or memory.
+    unsafe { core::arch::asm!("/* {0} */", inout(reg) n, options(pure, nomem, nostack, preserves_flags)) }
+    n
+}

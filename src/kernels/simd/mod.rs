@@ -30,6 +30,17 @@ pub(crate) fn rolled() {
     arm::rolled();
 }
 
+/// `n`, hidden from the optimiser: a loop bounded by it is not unrolled fully either (with
+/// [`rolled`] in its body, not at all). For loops of a few fixed steps whose unrolled copies cost
+/// more flash than their overhead costs time (see `arm::opaque`; `n` itself elsewhere).
+#[inline(always)]
+pub(crate) fn opaque(n: usize) -> usize {
+    #[cfg(all(target_arch = "arm", microcnn_armv7))]
+    return arm::opaque(n);
+    #[cfg(not(all(target_arch = "arm", microcnn_armv7)))]
+    n
+}
+
 /// Reads four bytes at `at` as a little-endian word (an unaligned `LDR` where the core allows).
 #[inline(always)]
 pub(crate) fn word(bytes: &[i8], at: usize) -> u32 {
