@@ -6,6 +6,9 @@
 //!   `dsp` feature says the core has it (`microcnn_v8m` then tells the assembly to switch the
 //!   assembler to Armv7E-M for each DSP instruction, whose encoding is the same).
 //!
+//! `microcnn_compact` when the crate is built for size (`opt-level = "s"` or `"z"`): the few
+//! fast paths that cost flash for speed are left out.
+//!
 //! Stable Rust shows no `target_feature` for the extension on these targets, so the target name,
 //! the feature and the CPU decide.
 fn main() {
@@ -14,8 +17,14 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(microcnn_no_hw_divide)");
     println!("cargo::rustc-check-cfg=cfg(microcnn_v6m)");
     println!("cargo::rustc-check-cfg=cfg(microcnn_armv7)");
+    println!("cargo::rustc-check-cfg=cfg(microcnn_compact)");
     println!("cargo:rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
+    // Built for size (opt-level "s" or "z"): `microcnn_compact` leaves out the few fast paths
+    // that cost flash for speed (the 1×1 convolution's direct column copy).
+    if matches!(std::env::var("OPT_LEVEL").as_deref(), Ok("s" | "z")) {
+        println!("cargo:rustc-cfg=microcnn_compact");
+    }
     let dsp_feature = std::env::var_os("CARGO_FEATURE_DSP").is_some();
     // Armv6-M (Cortex-M0/M0+/M1) has no divide instruction: kernels divide by reciprocals.
     if target.starts_with("thumbv6m") {

@@ -652,7 +652,6 @@ pub fn conv2d_i8_blocked(
             (b + 1, 0, 0)
         }
     };
-    let (sh, sw, iw, ic) = (p.stride_h, p.stride_w, input_shape.w, input_shape.c);
     // Channels in blocks, each channel's requantization decoded once, with the bias and the
     // zero-point term folded into one addend: Σ w·(x − zp) + bias = Σ w·x + (off·Σ w + bias).
     let mut table = [ChannelRequant::default(); BLOCK];
@@ -685,9 +684,12 @@ pub fn conv2d_i8_blocked(
             let mut c = 0;
             if pair && k <= COLUMN_BYTES {
                 // The two pixels' columns, `COLUMN_BYTES` apart: a 1×1 kernel's is the pixel's
-                // channel vector, any other kernel's its gathered window.
+                // channel vector (copied directly: measured 2.11 → 1.99 instructions per MAC on
+                // the M4 for 0.25 KB of flash, left out when built for size), any other
+                // kernel's its gathered window.
                 let (c0s, c1s) = columns.split_at_mut(COLUMN_BYTES);
-                if pointwise {
+                if !cfg!(microcnn_compact) && pointwise {
+                    let (sh, sw, iw, ic) = (p.stride_h, p.stride_w, input_shape.w, input_shape.c);
                     let at = |b: usize, oy: usize, ox: usize| b * item + (oy * sh * iw + ox * sw) * ic;
                     c0s[..k].copy_from_slice(&input[at(b0, oy0, ox0)..][..k]);
                     c1s[..k].copy_from_slice(&input[at(b1, oy1, ox1)..][..k]);
