@@ -137,9 +137,7 @@ pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
     let clamp = p.activation != ActivationRange::NONE;
     // Packed words where SSUB8/SEL exist, and on the other Armv7-M cores (the M3) in plain
     // word arithmetic; on the M0 bytes are quicker.
-    let words = cfg!(microcnn_dsp) || cfg!(all(target_arch = "arm", microcnn_armv7));
-    let quads = if words { c / 4 * 4 } else { 0 };
-    let word = |at: usize| simd::word(input, at);
+    let words = cfg!(all(target_arch = "arm", microcnn_armv7));
     let max4 = |a: u32, b: u32| {
         if cfg!(microcnn_dsp) {
             simd::max_i8x4(a, b)
@@ -149,24 +147,26 @@ pub fn max_pool2d_i8(p: &PoolParams, input: &[i8], input_shape: Shape, output: &
     };
     for_each_window(&g, &p.window, input_shape, out_shape, |b, y0, y1, x0, x1, o| {
         let out = &mut output[o..o + c];
-        // Every tap, from the lanes' minimum (−128, which any tap replaces): one loop, no
-        // special first tap (measured: 0.2 KB of flash for half an instruction per output).
-        // Four channels per packed word with SSUB8 + SEL on DSP cores.
-        let mut q = 0;
-        while q < quads {
-            let mut m = 0x8080_8080;
-            for y in y0..y1 {
-                let row = (b * input_shape.h + y) * w;
-                for x in x0..x1 {
-                    // (Unrolled, this loop of a few taps was 0.4 KB of flash and no faster.)
-                    simd::rolled();
-                    m = max4(m, word((row + x) * c + q));
-                }
-            }
-            if let [a, b, c, d] = &mut out[q..q + 4] {
-                [*a, *b, *c, *d] = m.to_le_bytes().map(|v| v as i8);
-            }
-            q += 4;
+        // Four channels per packed word, over every tap from the lanes' minimum (−128, which
+        // any tap replaces), the window's bounds checked once.
+        let start = ((b * input_shape.h + y0) * w + x0) * c;
+        let mut quads = 0;
+        if words
+            && simd::fold_windows_x4(
+                input,
+                start,
+                (y1 - y0, w * c),
+                (x1 - x0, c),
+                c / 4,
+                (0x8080_8080, max4),
+                |q, m| {
+                    if let [a, b, c, d] = &mut out[q..q + 4] {
+                        [*a, *b, *c, *d] = m.to_le_bytes().map(|v| v as i8);
+                    }
+                },
+            )
+        {
+            quads = c / 4 * 4;
         }
         // The other channels (all of them elsewhere): each tap's channel vector at once.
         if quads < c {

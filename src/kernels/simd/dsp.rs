@@ -1,6 +1,6 @@
 //! The DSP extension's instructions through `asm!` (stable Rust has no intrinsics for them).
 //! Each block is one register-to-register instruction with no memory access, no stack use and
-//! no flags read, or a call of an assembly loop; `sum_windows_x4` reads words it bounds-checks.
+//! no flags read, or a call of an assembly loop.
 #![allow(unsafe_code)]
 
 use core::arch::asm;
@@ -241,50 +241,6 @@ pub fn dense_rows(w: &[i8], stride: usize, rows: usize, x: &[i8], offset: i32, o
         // one) wrote `acc[..rows]`, and `MaybeUninit<i32>` has `i32`'s layout.
         let acc = unsafe { core::slice::from_raw_parts(sums, rows) };
         super::requantize_rows(o.out, acc, o.quant, o.zp, o.act);
-    }
-    true
-}
-
-/// For each of `quads` groups of four channels (at `start + 4·q`), the sums of its four byte
-/// lanes over a window of packed words — the word at `start + 4·q + r·row_step + t·col_step`
-/// for `r < rows`, `t < cols` — added with `SXTAB16` into `(even, odd)` 16-bit lanes (lanes 0
-/// and 2, lanes 1 and 3), each from 0, and handed to `f(4·q, even, odd)`. Returns `false`, and
-/// calls nothing, if the window is empty or does not lie inside `bytes`. The lanes wrap at 16
-/// bits; the caller keeps `rows·cols ≤ 255` so they cannot.
-///
-/// One bounds check per window instead of one per tap: measured on average pooling 2×2/2 on
-/// 28×28×8, 41.0 instructions per output instead of 54.7.
-#[inline(always)]
-pub fn sum_windows_x4(
-    bytes: &[i8],
-    start: usize,
-    (rows, row_step): (usize, usize),
-    (cols, col_step): (usize, usize),
-    quads: usize,
-    mut f: impl FnMut(usize, u32, u32),
-) -> bool {
-    if super::window_end(start, (rows, row_step), (cols, col_step), quads).is_none_or(|end| end > bytes.len()) {
-        return false;
-    }
-    let base = bytes.as_ptr();
-    for q in 0..quads {
-        let (mut even, mut odd) = (0u32, 0u32);
-        let mut row = start + 4 * q;
-        for _ in 0..rows {
-            let mut at = row;
-            for _ in 0..cols {
-                // `at = start + 4q + r·row_step + t·col_step` with `q < quads`, `r < rows`,
-                // `t < cols`, so `at + 4 ≤ window_end(..) ≤ bytes.len()` (checked above,
-                // without overflow).
-                // SAFETY: so the four bytes read lie inside `bytes`; `read_unaligned` allows any alignment.
-                let v = unsafe { base.add(at).cast::<u32>().read_unaligned() };
-                even = sxtab16(even, v);
-                odd = sxtab16_ror8(odd, v);
-                at += col_step;
-            }
-            row += row_step;
-        }
-        f(4 * q, even, odd);
     }
     true
 }

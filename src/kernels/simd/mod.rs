@@ -22,6 +22,12 @@ pub(crate) mod v6m;
 pub mod portable;
 #[cfg(not(all(target_arch = "arm", microcnn_dsp)))]
 pub use portable::*;
+// Every build has the portable window sums; the window fold reads words unchecked on Armv7-M
+// and later cores (one bounds check per window), checked elsewhere.
+#[cfg(all(target_arch = "arm", microcnn_armv7))]
+pub use arm::fold_windows_x4;
+#[cfg(all(target_arch = "arm", microcnn_dsp))]
+pub use portable::sum_windows_x4;
 
 /// Marks a cold loop to stay rolled at opt-level 3 (see `arm::rolled`; nothing elsewhere).
 #[inline(always)]

@@ -94,32 +94,52 @@ pub const fn smlad(a: u32, b: u32, acc: i32) -> i32 {
     acc.wrapping_add((lo(a) * lo(b)).wrapping_add(hi(a) * hi(b)))
 }
 
-/// [`sum_windows_x4`] of the DSP build (`dsp.rs`) in plain Rust: for each of `quads` groups of
-/// four channels, the sums over a window of packed words in 16-bit lanes.
+/// For each of `quads` groups of four channels (at `start + 4·q`), `step` folded from `init`
+/// over a window of packed words — the word at `start + 4·q + r·row_step + t·col_step` for
+/// `r < rows`, `t < cols`, in that order — and the result handed to `f(4·q, acc)`. Returns
+/// `false`, and calls nothing, if the window is empty or does not lie inside `bytes`. The
+/// specification (and the host's and the Cortex-M0's version) of `arm::fold_windows_x4`, which
+/// checks the bounds once per window instead of once per word.
 #[inline(always)]
-pub fn sum_windows_x4(
+pub fn fold_windows_x4<A: Copy>(
     bytes: &[i8],
     start: usize,
     (rows, row_step): (usize, usize),
     (cols, col_step): (usize, usize),
     quads: usize,
-    mut f: impl FnMut(usize, u32, u32),
+    (init, step): (A, impl Fn(A, u32) -> A),
+    mut f: impl FnMut(usize, A),
 ) -> bool {
     if super::window_end(start, (rows, row_step), (cols, col_step), quads).is_none_or(|end| end > bytes.len()) {
         return false;
     }
     for q in 0..quads {
-        let (mut even, mut odd) = (0u32, 0u32);
+        let mut acc = init;
         for r in 0..rows {
             for t in 0..cols {
-                let v = super::word(bytes, start + 4 * q + r * row_step + t * col_step);
-                even = sxtab16(even, v);
-                odd = sxtab16_ror8(odd, v);
+                acc = step(acc, super::word(bytes, start + 4 * q + r * row_step + t * col_step));
             }
         }
-        f(4 * q, even, odd);
+        f(4 * q, acc);
     }
     true
+}
+
+/// For each of `quads` groups of four channels, the sums of its four byte lanes over a window
+/// of packed words ([`fold_windows_x4`]), added with `SXTAB16` into `(even, odd)` 16-bit lanes
+/// (lanes 0 and 2, lanes 1 and 3), each from 0, and handed to `f(4·q, even, odd)`. The lanes
+/// wrap at 16 bits; the caller keeps `rows·cols ≤ 255` so they cannot.
+#[inline(always)]
+pub fn sum_windows_x4(
+    bytes: &[i8],
+    start: usize,
+    rows: (usize, usize),
+    cols: (usize, usize),
+    quads: usize,
+    mut f: impl FnMut(usize, u32, u32),
+) -> bool {
+    let step = |(even, odd): (u32, u32), v: u32| (super::sxtab16(even, v), super::sxtab16_ror8(odd, v));
+    super::fold_windows_x4(bytes, start, rows, cols, quads, ((0, 0), step), |q, (even, odd)| f(q, even, odd))
 }
 
 /// Bytes between the two columns [`dot2x2`] reads.
