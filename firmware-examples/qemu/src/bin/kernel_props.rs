@@ -89,29 +89,74 @@ fn main() -> ! {
             failures += 1;
         }
     }
-    // The window sums of average pooling against their plain-Rust twin, windows that fit and
-    // windows that overrun the buffer (both must refuse those and call nothing).
+    // The window fold of max and average pooling (words read unchecked on Armv7-M and later)
+    // against its bounds-checked plain-Rust twin, with both poolings' steps, on windows that fit
+    // and windows that overrun the buffer (both must refuse those and call nothing).
     let mut bytes = [0i8; 256];
-    for _ in 0..2_000 {
+    for i in 0..4_000 {
         for b in bytes.iter_mut() {
             *b = rng.int8();
         }
         let (start, rows, cols, quads) = (rng.below(200), rng.below(4), rng.below(4), rng.below(4));
         let (row_step, col_step) = (rng.below(64), rng.below(16));
-        let mut sums = [[0u32; 3]; 2];
+        let mut seen = [[0u32; 3]; 2];
         let mut n = [0usize; 2];
-        let fast = simd::sum_windows_x4(&bytes, start, (rows, row_step), (cols, col_step), quads, |q, e, o| {
-            sums[0][n[0] % 3] ^= (q as u32) ^ e ^ o.rotate_left(7);
-            n[0] += 1;
-        });
-        let plain =
-            simd::portable::sum_windows_x4(&bytes, start, (rows, row_step), (cols, col_step), quads, |q, e, o| {
-                sums[1][n[1] % 3] ^= (q as u32) ^ e ^ o.rotate_left(7);
-                n[1] += 1;
-            });
-        if fast != plain || n[0] != n[1] || sums[0] != sums[1] {
+        let (fast, plain) = if i % 2 == 0 {
+            let sum = |(e, o): (u32, u32), v: u32| (simd::sxtab16(e, v), simd::sxtab16_ror8(o, v));
+            let mut log = |k: usize, q: usize, (e, o): (u32, u32)| {
+                seen[k][n[k] % 3] ^= (q as u32) ^ e ^ o.rotate_left(7);
+                n[k] += 1;
+            };
+            (
+                simd::fold_windows_x4(
+                    &bytes,
+                    start,
+                    (rows, row_step),
+                    (cols, col_step),
+                    quads,
+                    ((0, 0), sum),
+                    |q, a| log(0, q, a),
+                ),
+                simd::portable::fold_windows_x4(
+                    &bytes,
+                    start,
+                    (rows, row_step),
+                    (cols, col_step),
+                    quads,
+                    ((0, 0), sum),
+                    |q, a| log(1, q, a),
+                ),
+            )
+        } else {
+            let init = rng.next_u32();
+            let mut log = |k: usize, q: usize, m: u32| {
+                seen[k][n[k] % 3] ^= (q as u32) ^ m;
+                n[k] += 1;
+            };
+            (
+                simd::fold_windows_x4(
+                    &bytes,
+                    start,
+                    (rows, row_step),
+                    (cols, col_step),
+                    quads,
+                    (init, simd::max_i8x4),
+                    |q, m| log(0, q, m),
+                ),
+                simd::portable::fold_windows_x4(
+                    &bytes,
+                    start,
+                    (rows, row_step),
+                    (cols, col_step),
+                    quads,
+                    (init, simd::portable::max_i8x4),
+                    |q, m| log(1, q, m),
+                ),
+            )
+        };
+        if fast != plain || n[0] != n[1] || seen[0] != seen[1] {
             defmt::error!(
-                "window sums differ from their definition at {=usize} ({=usize}×{=usize}, {=usize} quads)",
+                "window fold differs from its definition at {=usize} ({=usize}×{=usize}, {=usize} quads)",
                 start,
                 rows,
                 cols,
