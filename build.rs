@@ -21,7 +21,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
     // Built for size (opt-level "s" or "z"): `microcnn_compact` leaves out the few fast paths
-    // that cost flash for speed (the 1×1 convolution's direct column copy).
+    // that cost flash for speed (the 1×1 convolution's direct column copy, short row copies).
     if matches!(std::env::var("OPT_LEVEL").as_deref(), Ok("s" | "z")) {
         println!("cargo:rustc-cfg=microcnn_compact");
     }

@@ -116,18 +116,14 @@ const fn rounding_half_sum(a: i32, b: i32) -> i32 {
 /// `2 / (1 + x)` for `x ∈ [0, 1)` in Q2.29 by three Newton–Raphson steps on the half
 /// denominator (the shared core of gemmlowp's `one_over_one_plus_x_for_x_in_0_1` and
 /// `one_minus_x_over_one_plus_x_for_x_in_0_1`).
-fn two_over_one_plus_x(a: i32) -> i32 {
+const fn two_over_one_plus_x(a: i32) -> i32 {
     let half_denominator = rounding_half_sum(a, i32::MAX); // Q0.31
     const C48_OVER_17: i32 = 1_515_870_810; // Q2.29
     const NEG_C32_OVER_17: i32 = -1_010_580_540; // Q2.29
     const ONE_Q2: i32 = 1 << 29;
     let mut x = C48_OVER_17.wrapping_add(mul(half_denominator, NEG_C32_OVER_17)); // Q2
-                                                                                  // Kept rolled (the step count hidden from the optimiser): unrolled, the three steps were
-                                                                                  // 0.15 KB of flash in every kernel that divides this way (softmax once per row).
-    let steps = crate::simd::opaque(3);
     let mut i = 0;
-    while i < steps {
-        crate::simd::rolled();
+    while i < 3 {
         let half_denominator_times_x = mul(half_denominator, x); // Q2
         let one_minus = ONE_Q2.wrapping_sub(half_denominator_times_x); // Q2
         x = x.wrapping_add(rescale(mul(x, one_minus), 4, 2));
@@ -138,21 +134,21 @@ fn two_over_one_plus_x(a: i32) -> i32 {
 
 /// `1 / (1 + x)` for `x ∈ [0, 1)` in Q0.31 by three Newton–Raphson steps
 /// (gemmlowp's `one_over_one_plus_x_for_x_in_0_1`).
-pub fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
+pub const fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
     // ExactMulByPot<-1> reinterprets Q2 as Q1, then rescale to Q0.
     rescale(two_over_one_plus_x(a), 1, 0)
 }
 
 /// `(1 − x) / (1 + x)` for `x ∈ [0, 1)` in Q0.31 (gemmlowp's
 /// `one_minus_x_over_one_plus_x_for_x_in_0_1`).
-pub fn one_minus_x_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
+pub const fn one_minus_x_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
     rescale(two_over_one_plus_x(a).wrapping_sub(1 << 29), 2, 0)
 }
 
 /// The logistic function `1 / (1 + e^−a)` of `a` with `int_bits` integer bits, in Q0.31
 /// (gemmlowp's `logistic`: ½ at zero, `One − f(|a|)` for negative `a`, where `One` is the
 /// largest Q0.31 value). `a` must not be `i32::MIN`; it is treated as `−i32::MAX`.
-pub fn logistic(a: i32, int_bits: i32) -> i32 {
+pub const fn logistic(a: i32, int_bits: i32) -> i32 {
     if a == 0 {
         return 1 << 30;
     }
@@ -173,7 +169,7 @@ pub fn logistic(a: i32, int_bits: i32) -> i32 {
 
 /// `tanh(a)` of `a` with `int_bits` integer bits, in Q0.31 (gemmlowp's `tanh`: zero at zero,
 /// odd). `a` must not be `i32::MIN`; it is treated as `−i32::MAX`.
-pub fn tanh(a: i32, int_bits: i32) -> i32 {
+pub const fn tanh(a: i32, int_bits: i32) -> i32 {
     if a == 0 {
         return 0;
     }
@@ -195,7 +191,7 @@ pub fn tanh(a: i32, int_bits: i32) -> i32 {
 
 /// The reciprocal of a positive fixed-point value with `int_bits` integer bits, as a Q0.31
 /// mantissa and the number of bits it lies over one (TFLite's `GetReciprocal`).
-pub fn reciprocal(x: i32, int_bits: i32) -> (i32, i32) {
+pub const fn reciprocal(x: i32, int_bits: i32) -> (i32, i32) {
     let headroom_plus_one = (x as u32).leading_zeros() as i32;
     let num_bits_over_unit = int_bits.saturating_sub(headroom_plus_one);
     let shifted_sum_minus_one = ((x as u32).wrapping_shl(headroom_plus_one as u32)).wrapping_sub(1u32 << 31) as i32;

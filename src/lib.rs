@@ -69,8 +69,8 @@
 //!   `SMLAD`/`SMLABB`/`SMLATT`, requantizing in the same routine (TFLM's double rounding in five
 //!   instructions with `SMMLAR`, wherever a bound or a test on the value shows that exact; the
 //!   Rust path otherwise), plus `SSUB8`/`SEL` max pooling and `SXTAB16` average pooling
-//!   ([`simd`]); the dense routine loads weight rows with `LDRD`, so it sums the taps before a
-//!   row's first word-aligned weight in Rust;
+//!   ([`simd`]), each window's words bounds-checked once; the dense routine loads weight rows
+//!   with `LDRD`, so it sums the taps before a row's first word-aligned weight in Rust;
 //! - the Cortex-M3 (`thumbv7m-*`, and `thumbv8m.main-*` without `dsp`) runs the same
 //!   convolution, depthwise and dense routines built on `LDRSB`/`MLA` instead, and max pooling
 //!   four channels per word in plain 32-bit arithmetic;
@@ -80,6 +80,11 @@
 //!   halves and divides by reciprocals (it has neither instruction);
 //! - other targets (the host) use the portable fast paths; the blocked kernels run there too
 //!   (with the portable twins of the instructions) for the tests and the fuzzers.
+//!
+//! Built for size (`opt-level = "s"` or `"z"` for this crate; `build.rs` reads cargo's
+//! `OPT_LEVEL`), a few fast paths that cost flash for speed are left out — the 1×1
+//! convolution's direct column copy and the fixed-size copies of short window rows: every
+//! kernel is the same, the outputs are the same bits.
 //!
 //! The only `unsafe` in the crate is in `src/kernels/simd/dsp.rs`, `src/kernels/simd/arm.rs` and
 //! `src/kernels/simd/v6m.rs`:
