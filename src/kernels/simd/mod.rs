@@ -55,7 +55,7 @@ pub(crate) fn word(bytes: &[i8], at: usize) -> u32 {
     u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8])
 }
 
-/// One past the last byte a window of packed words reads (see `sum_windows_x4`): the last
+/// One past the last byte a window of packed words reads (see `fold_windows_x4`): the last
 /// tap's word of the last quad, `start + (rows−1)·row_step + (cols−1)·col_step + 4·quads`;
 /// `None` if the window or `quads` is empty or the sum overflows.
 #[inline(always)]
