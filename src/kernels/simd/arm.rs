@@ -333,7 +333,7 @@ pub fn fold_windows_x4<A: Copy>(
     (init, step): (A, impl Fn(A, u32) -> A),
     mut f: impl FnMut(usize, A),
 ) -> bool {
-    if super::window_end(start, (rows, row_step), (cols, col_step), quads).is_none_or(|end| end > bytes.len()) {
+    if !super::window_fits(bytes.len(), start, (rows, row_step), (cols, col_step), quads) {
         return false;
     }
     let base = bytes.as_ptr();
@@ -344,7 +344,7 @@ pub fn fold_windows_x4<A: Copy>(
             let mut at = row;
             for _ in 0..cols {
                 // `at = start + 4q + r·row_step + t·col_step` with `q < quads`, `r < rows`,
-                // `t < cols`, so `at + 4 ≤ window_end(..) ≤ bytes.len()` (checked above,
+                // `t < cols`, so `at + 4 ≤ window_end(..) ≤ bytes.len()` (`window_fits` above,
                 // without overflow).
                 // SAFETY: so the four bytes read lie inside `bytes`; `read_unaligned` allows
                 // any alignment.

@@ -75,6 +75,13 @@ pub(crate) fn window_end(
         .checked_add(quads.checked_mul(4)?)
 }
 
+/// Whether a window of packed words (see [`window_end`]) is non-empty and lies inside `len`
+/// bytes: the one check both window folds make before they read.
+#[inline(always)]
+pub(crate) fn window_fits(len: usize, start: usize, rows: (usize, usize), cols: (usize, usize), quads: usize) -> bool {
+    window_end(start, rows, cols, quads).is_some_and(|end| end <= len)
+}
+
 /// `offset` in both halfword lanes (for [`sxtab16`]).
 #[inline(always)]
 pub const fn pair(offset: i32) -> u32 {

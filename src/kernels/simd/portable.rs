@@ -110,7 +110,7 @@ pub fn fold_windows_x4<A: Copy>(
     (init, step): (A, impl Fn(A, u32) -> A),
     mut f: impl FnMut(usize, A),
 ) -> bool {
-    if super::window_end(start, (rows, row_step), (cols, col_step), quads).is_none_or(|end| end > bytes.len()) {
+    if !super::window_fits(bytes.len(), start, (rows, row_step), (cols, col_step), quads) {
         return false;
     }
     for q in 0..quads {
