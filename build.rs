@@ -18,11 +18,13 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(microcnn_v6m)");
     println!("cargo::rustc-check-cfg=cfg(microcnn_armv7)");
     println!("cargo::rustc-check-cfg=cfg(microcnn_compact)");
+    println!("cargo::rustc-check-cfg=cfg(microcnn_dense_groups)");
     println!("cargo:rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
     // Built for size (opt-level "s" or "z"): `microcnn_compact` leaves out the few fast paths
     // that cost flash for speed (the 1×1 convolution's direct column copy, short row copies).
-    if matches!(std::env::var("OPT_LEVEL").as_deref(), Ok("s" | "z")) {
+    let compact = matches!(std::env::var("OPT_LEVEL").as_deref(), Ok("s" | "z"));
+    if compact {
         println!("cargo:rustc-cfg=microcnn_compact");
     }
     let dsp_feature = std::env::var_os("CARGO_FEATURE_DSP").is_some();
@@ -35,6 +37,13 @@ fn main() {
     // instructions of the blocked convolution's assembly loop.
     if ["thumbv7m", "thumbv7em", "thumbv8m.main"].iter().any(|t| target.starts_with(t)) {
         println!("cargo:rustc-cfg=microcnn_armv7");
+    }
+    // The dense layer in groups of rows against the input's bytes or words (`dense.rs`): on
+    // every Cortex-M core but those with the DSP extension built for speed, which take the
+    // unpacked-pairs assembly routine (1.2 KB of it, and 1.6 KB of Rust around it).
+    let dsp = target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && dsp_feature);
+    if target.starts_with("thumbv") && (!dsp || compact) {
+        println!("cargo:rustc-cfg=microcnn_dense_groups");
     }
     if target.starts_with("thumbv7em") {
         println!("cargo:rustc-cfg=microcnn_dsp");

@@ -111,13 +111,31 @@ for run in "${IMPORTED[@]}"; do
   cp "target/imported/$target/release/$bin" "target/imported/elf/$model-$target-$bin"
 done
 
+# The DSP cores built for size (opt-level "s": `microcnn_compact`, whose dense layer and window
+# copies differ from the release build's): the property tests and the golden cases again.
+SIZE_RUNS=(
+  "M4  mps2-an386   thumbv7em-none-eabihf     kernel_props  properties-s"
+  "M4  mps2-an386   thumbv7em-none-eabihf     golden        kernels-s"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf kernel_props  properties-s"
+  "M33 mps2-an505   thumbv8m.main-none-eabihf golden        kernels-s"
+)
+for t in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
+  if ! CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo build --quiet --release --target "$t" --bin kernel_props --bin golden --target-dir target/size-s; then
+    echo "opt-level s build failed for $t" >&2
+    exit 1
+  fi
+done
+
 table="| core | QEMU machine | program | instructions / inference | flash (B) | static RAM (B) | accuracy | bit-exact with host |\n|---|---|---|---:|---:|---:|---|---|\n"
 layers=""
 props=""
-for run in "${RUNS[@]}" "${IMPORTED[@]}"; do
+for run in "${RUNS[@]}" "${IMPORTED[@]}" "${SIZE_RUNS[@]}"; do
   read -r core machine target bin model <<<"$run"
   elf="target/$target/release/$bin"
-  case "$model" in imported_* | fomo | segment | localize) elf="target/imported/elf/$model-$target-$bin" ;; esac
+  case "$model" in
+    imported_* | fomo | segment | localize) elf="target/imported/elf/$model-$target-$bin" ;;
+    *-s) elf="target/size-s/$target/release/$bin" ;;
+  esac
   log="$out/$core-$bin-$model.log"
   printf '%-4s %-12s %-14s ... ' "$core" "$machine" "$bin"
   bash qemu/run.sh "$elf" "$machine" >"$log" 2>&1
@@ -133,9 +151,12 @@ for run in "${RUNS[@]}" "${IMPORTED[@]}"; do
   ram=$(size -A "$elf" | awk '$1==".data"||$1==".bss"||$1==".uninit" {s+=$2} END {print s}')
   if [ "$bin" = golden ]; then
     res=$(grep -o 'RESULT golden: .*' "$log" | sed 's/RESULT golden: //')
-    table+="| $core | $machine | golden kernels ($model) | – | $flash | $ram | – | $res |\n"
+    label="$model"
+    case "$model" in *-s) label="${model%-s}, opt-level s" ;; esac
+    table+="| $core | $machine | golden kernels ($label) | – | $flash | $ram | – | $res |\n"
   elif [ "$bin" = kernel_props ]; then
     res=$(grep -o 'RESULT kernel properties: .*' "$log" | sed 's/RESULT kernel properties: //')
+    case "$model" in *-s) core="$core (opt-level s)" ;; esac
     props+="| $core | $res |\n"
   else
     instr=$(grep -o 'PERF inference [0-9]*' "$log" | awk '{print $3}')

@@ -1,12 +1,12 @@
 //! Dense (fully connected) layer.
 
 use crate::error::{Error, Result};
-#[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
+#[cfg(microcnn_dense_groups)]
 use crate::kernels::blocked;
 use crate::kernels::conv::{check_bias, check_channel_params, MAX_TAPS};
-#[cfg(not(all(target_arch = "arm", not(microcnn_dsp))))]
+#[cfg(not(microcnn_dense_groups))]
 use crate::kernels::simd;
-#[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
+#[cfg(microcnn_dense_groups)]
 use crate::quant::ChannelRequant;
 use crate::quant::{requantize, ActivationRange, Requant};
 use crate::shape::Shape;
@@ -135,7 +135,7 @@ pub fn dense_i8(
 }
 
 /// The bias of a layer without one, for a block of `simd::DENSE_ROWS` units.
-#[cfg(not(all(target_arch = "arm", not(microcnn_dsp))))]
+#[cfg(not(microcnn_dense_groups))]
 static NO_BIAS: [i32; simd::DENSE_ROWS] = [0; simd::DENSE_ROWS];
 
 /// Dense layer with register blocking, bit-exact with [`dense_i8_reference`].
@@ -170,7 +170,7 @@ pub fn dense_i8_blocked(
     let units = w.units;
     let per_channel = w.requant.len() != 1;
     let row = |u: usize| &w.weights[u * depth..(u + 1) * depth];
-    #[cfg(not(all(target_arch = "arm", not(microcnn_dsp))))]
+    #[cfg(not(microcnn_dense_groups))]
     {
         // With depth a multiple of 4 every row has the first row's alignment: blocks of up to
         // DENSE_ROWS rows; otherwise one row at a time, each with its own.
@@ -221,7 +221,7 @@ pub fn dense_i8_blocked(
         }
         Ok(out_shape)
     }
-    #[cfg(all(target_arch = "arm", not(microcnn_dsp)))]
+    #[cfg(microcnn_dense_groups)]
     {
         let whole_quads = depth % 4 == 0;
         // One requantization site for every group (each inlined copy costs flash).
