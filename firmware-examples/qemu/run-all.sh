@@ -111,15 +111,18 @@ for run in "${IMPORTED[@]}"; do
   cp "target/imported/$target/release/$bin" "target/imported/elf/$model-$target-$bin"
 done
 
-# The DSP cores built for size (opt-level "s": `microcnn_compact`, whose dense layer and window
-# copies differ from the release build's): the property tests and the golden cases again.
+# The Armv7-M and later cores built for size (opt-level "s": `microcnn_compact`, whose dense
+# layer and window copies differ from the release build's): the property tests and the golden
+# cases again.
 SIZE_RUNS=(
+  "M3  lm3s6965evb  thumbv7m-none-eabi        kernel_props  properties-s"
+  "M3  lm3s6965evb  thumbv7m-none-eabi        golden        kernels-s"
   "M4  mps2-an386   thumbv7em-none-eabihf     kernel_props  properties-s"
   "M4  mps2-an386   thumbv7em-none-eabihf     golden        kernels-s"
   "M33 mps2-an505   thumbv8m.main-none-eabihf kernel_props  properties-s"
   "M33 mps2-an505   thumbv8m.main-none-eabihf golden        kernels-s"
 )
-for t in thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
+for t in thumbv7m-none-eabi thumbv7em-none-eabihf thumbv8m.main-none-eabihf; do
   if ! CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo build --quiet --release --target "$t" --bin kernel_props --bin golden --target-dir target/size-s; then
     echo "opt-level s build failed for $t" >&2
     exit 1

@@ -40,6 +40,7 @@ core::arch::global_asm!(
 
 #[cfg(not(microcnn_dsp))]
 extern "C" {
+    #[cfg(not(microcnn_compact))]
     fn microcnn_dot4x1_s8(w: *const i8, x: *const i8, quads: u32, stride: u32, out: *mut i32, offset: i32);
     fn microcnn_dot2x1_s8(w: *const i8, x: *const i8, quads: u32, stride: u32, out: *mut i32, offset: i32);
 }
@@ -48,7 +49,7 @@ extern "C" {
 /// assembly; the DSP cores have their own, see the `dsp` module): `[Σ w_r·(x + offset)]` for
 /// the rows `w_r = w[r·stride..]`, r = 0..=3, over the first `4·quads` taps; `None` if a slice
 /// is too short.
-#[cfg(not(microcnn_dsp))]
+#[cfg(not(any(microcnn_dsp, microcnn_compact)))]
 #[inline(always)]
 pub fn dot4x1(w: &[i8], stride: usize, x: &[i8], quads: usize, offset: i32) -> Option<[i32; 4]> {
     super::dot4x1_taps(w, stride, x, quads)?;
