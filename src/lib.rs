@@ -82,9 +82,11 @@
 //!   (with the portable twins of the instructions) for the tests and the fuzzers.
 //!
 //! Built for size (`opt-level = "s"` or `"z"` for this crate; `build.rs` reads cargo's
-//! `OPT_LEVEL`), a few fast paths that cost flash for speed are left out — the 1×1
-//! convolution's direct column copy and the fixed-size copies of short window rows: every
-//! kernel is the same, the outputs are the same bits.
+//! `OPT_LEVEL`), the paths that cost flash for speed are left out, with the same bits: on
+//! Armv7-M and later cores the dense layer takes two rows at a time (on packed pairs where the
+//! DSP extension is present) instead of the DSP cores' unpacked-pairs routine and the M3's
+//! four-row routine, and the 1×1 convolution's direct column copy and the fixed-size copies of
+//! short window rows go.
 //!
 //! The only `unsafe` in the crate is in `src/kernels/simd/dsp.rs`, `src/kernels/simd/arm.rs` and
 //! `src/kernels/simd/v6m.rs`:
