@@ -130,6 +130,23 @@ pub const fn elementwise_memory(shape: Shape, inputs: usize) -> Result<LayerMemo
     }
 }
 
+/// An array at an address that is a multiple of 4. The generated code declares every weight
+/// array in one, so the DSP dense routine's word-aligned row loads (`LDRD`) never depend on
+/// where the linker happens to put an array (rows one byte off take the edge-tap path: 256→10
+/// at 0.91× of CMSIS-NN's instructions instead of 0.79× on the M4). Dereferences to the
+/// array's elements, so `&W` is the `&[i8]` a kernel takes.
+#[repr(C, align(4))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Aligned<T>(pub T);
+
+impl<const N: usize> core::ops::Deref for Aligned<[i8; N]> {
+    type Target = [i8];
+
+    fn deref(&self) -> &[i8] {
+        &self.0
+    }
+}
+
 /// Borrows one layer's read-only inputs and its output from a shared arena, checking that every
 /// region is in bounds and that no input overlaps the output (inputs may overlap each other).
 /// `inputs` and `output` are `(offset, length)` pairs. Generated models call this for every

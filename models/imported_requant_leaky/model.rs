@@ -8,7 +8,7 @@
 #![allow(clippy::all, clippy::unreadable_literal, clippy::excessive_precision, missing_docs)]
 
 use microcnn::activation::{leaky_relu_i8, LeakyReluParams};
-use microcnn::memory::arena_io;
+use microcnn::memory::{arena_io, Aligned};
 use microcnn::conv::{conv2d_i8, conv2d_output_shape, ConvParams, ConvWeights};
 use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
 use microcnn::layout::concat_i8;
@@ -54,9 +54,9 @@ pub const LAYER_NAMES: [&str; 8] = ["conv0", "conv1", "leaky2", "concat3", "conv
 
 // ── layer 0: conv0 (1×1 convolution) ──
 const L0_IN: Shape = Shape::image(10, 10, 3);
-static CONV0_W: [i8; 4 * 1 * 1 * 3] = [
+static CONV0_W: Aligned<[i8; 4 * 1 * 1 * 3]> = Aligned([
     127, 14, -17, 18, -127, 91, 127, -46, -24, 20, -127, 14,
-];
+]);
 static CONV0_B: [i32; 4] = [
     -2460, 1482, -4507, -88,
 ];
@@ -69,13 +69,13 @@ const L0_OUT: Shape = const_unwrap!(conv2d_output_shape(&CONV0, L0_IN, CONV0_FIL
 
 // ── layer 1: conv1 (convolution) ──
 const L1_IN: Shape = Shape::image(10, 10, 3);
-static CONV1_W: [i8; 4 * 3 * 3 * 3] = [
+static CONV1_W: Aligned<[i8; 4 * 3 * 3 * 3]> = Aligned([
     117, 91, 7, -90, -36, 55, 58, -77, -39, 124, -19, -4, 17, 117, -87, -83, 58, 117, 70, 35, 97, -56, 92, -59,
     -20, 127, 52, 5, 61, -112, -81, 1, -48, -96, 110, 42, 124, -121, -52, -82, 33, -109, 41, -127, 4, 91, -99, 71,
     -48, 80, 115, 33, 19, 117, 72, 68, 8, 127, 66, -41, -104, -42, -109, 96, -103, -95, -3, -65, 125, 50, 74, -62,
     69, 30, 112, 73, 112, -55, 124, 19, 97, -6, 2, -70, 78, 125, 14, 2, -68, 118, -10, 0, 46, -127, 13, 80,
     -116, 73, 36, -28, -9, 126, -27, 102, -106, -26, -39, -35,
-];
+]);
 static CONV1_B: [i32; 4] = [
     -3182, 1420, 12588, 8494,
 ];
@@ -97,7 +97,7 @@ const L3_OUT: Shape = Shape::image(10, 10, 8);
 
 // ── layer 4: conv4 (convolution) ──
 const L4_IN: Shape = Shape::image(10, 10, 8);
-static CONV4_W: [i8; 6 * 3 * 3 * 8] = [
+static CONV4_W: Aligned<[i8; 6 * 3 * 3 * 8]> = Aligned([
     -46, -20, 87, 116, 73, 127, -91, 40, 51, -104, -3, -30, -88, -1, -77, 21, 23, 38, -4, 57, 62, -101, 90, 46,
     -114, -89, -116, -90, -90, 18, 14, 46, -26, 125, -95, 66, -52, 94, 17, -108, -122, 100, -38, 82, -11, 21, -5, 5,
     109, -11, -69, -74, -18, 10, 105, 78, -110, 9, -124, -98, -21, -48, 46, 25, 31, -60, -126, 93, -4, 44, -66, 34,
@@ -116,7 +116,7 @@ static CONV4_W: [i8; 6 * 3 * 3 * 8] = [
     33, 79, 40, -15, 15, 90, -114, 5, -54, 75, 48, 4, -39, -75, 21, 87, 0, -36, 28, -52, 100, -47, 83, 33,
     90, -114, -46, 81, -47, 39, 81, 2, -66, -118, -107, 42, 67, -120, 49, 74, 80, 55, -96, 68, 91, -127, 74, -32,
     49, 28, -80, -30, -81, -19, -6, -116, 71, -44, -61, -68, -95, 18, -50, 120, -109, 39, -81, -6, -79, -100, -82, -104,
-];
+]);
 static CONV4_B: [i32; 6] = [
     335, -404, -413, 343, 264, -463,
 ];
@@ -140,9 +140,9 @@ const L6_OUT: Shape = Shape::image(1, 1, 6);
 
 // ── layer 7: fc7 (dense) ──
 const L7_IN: Shape = Shape::image(1, 1, 6);
-static FC7_W: [i8; 3 * 6] = [
+static FC7_W: Aligned<[i8; 3 * 6]> = Aligned([
     31, 103, 127, -102, -65, 61, -66, 84, 127, -115, -75, 103, 9, -63, -23, -127, 109, 46,
-];
+]);
 static FC7_B: [i32; 3] = [
     -1078, -1416, -35,
 ];

@@ -8,7 +8,7 @@
 #![allow(clippy::all, clippy::unreadable_literal, clippy::excessive_precision, missing_docs)]
 
 use microcnn::activation::{logistic_i8, tanh_i8, SquashParams};
-use microcnn::memory::arena_io;
+use microcnn::memory::{arena_io, Aligned};
 use microcnn::conv::{conv2d_i8, conv2d_output_shape, ConvParams, ConvWeights};
 use microcnn::dense::{dense_i8, DenseParams, DenseWeights};
 use microcnn::depthwise::{depthwise_conv2d_i8, depthwise_conv2d_output_shape};
@@ -54,7 +54,7 @@ pub const LAYER_NAMES: [&str; 8] = ["conv0", "tanh1", "dw2", "logistic3", "conv4
 
 // ── layer 0: conv0 (convolution) ──
 const L0_IN: Shape = Shape::image(12, 12, 3);
-static CONV0_W: [i8; 8 * 3 * 3 * 3] = [
+static CONV0_W: Aligned<[i8; 8 * 3 * 3 * 3]> = Aligned([
     -14, 118, -97, -10, -77, 2, -113, -37, -43, 103, -10, -127, -120, -34, -60, 41, 5, 71, 121, 114, -5, -74, 31, -127,
     20, 98, 64, -127, 55, 3, 127, 4, 75, 94, 112, 94, -76, 56, 55, 69, 28, 64, 53, -36, 34, -119, 68, -112,
     105, 115, -8, 121, -96, -54, -118, -68, 25, 58, -36, -114, -96, 72, -114, -112, 32, 59, -127, 51, 4, 31, 1, -34,
@@ -64,7 +64,7 @@ static CONV0_W: [i8; 8 * 3 * 3 * 3] = [
     -127, 82, -10, -94, 47, 69, -93, -114, 115, 46, -10, -46, 31, 40, -39, -4, 36, -23, -56, -19, -67, 82, -87, 21,
     -19, -50, 127, -38, 106, 78, -81, 37, 127, 78, 90, 58, -44, 84, 126, 44, 8, 109, -69, 97, -75, -98, -43, 13,
     -73, 32, -53, -59, 113, -123, 44, -86, 31, -116, -93, 124, -24, -127, 123, 78, 125, 81, 85, 45, 56, -115, 5, 73,
-];
+]);
 static CONV0_B: [i32; 8] = [
     -10189, -4727, -14329, 7813, 18025, -9032, -523, 8161,
 ];
@@ -83,11 +83,11 @@ const L1_OUT: Shape = L1_IN;
 
 // ── layer 2: dw2 (depthwise convolution) ──
 const L2_IN: Shape = Shape::image(12, 12, 8);
-static DW2_W: [i8; 1 * 3 * 3 * 8] = [
+static DW2_W: Aligned<[i8; 1 * 3 * 3 * 8]> = Aligned([
     15, -70, -127, -29, 94, -32, 12, 82, 30, 63, 11, -8, -84, -127, -58, 54, -63, -65, 28, -117, -127, 79, 81, 57,
     -4, -87, 69, -111, 30, -32, -46, 115, 127, -127, 79, -104, -31, 38, 127, 26, 102, -114, -76, 91, -60, -1, -105, -33,
     -79, 28, -63, 105, 121, -1, 60, -127, -80, -94, 92, -127, 80, -6, 31, -51, -103, -32, 61, 57, -64, -35, 33, 82,
-];
+]);
 static DW2_B: [i32; 8] = [
     -7624, -11059, -12206, 13219, 5437, -14286, 13646, -23051,
 ];
@@ -106,10 +106,10 @@ const L3_OUT: Shape = L3_IN;
 
 // ── layer 4: conv4 (1×1 convolution) ──
 const L4_IN: Shape = Shape::image(12, 12, 8);
-static CONV4_W: [i8; 4 * 1 * 1 * 8] = [
+static CONV4_W: Aligned<[i8; 4 * 1 * 1 * 8]> = Aligned([
     -52, -17, -46, 94, 127, -40, -85, 111, 94, -117, -45, 2, -81, 112, 127, -51, -19, -76, -49, -127, -13, 40, -2, -17,
     -112, 69, -45, -127, -56, -22, 90, 13,
-];
+]);
 static CONV4_B: [i32; 4] = [
     10504, -14728, -3653, -558,
 ];
@@ -127,9 +127,9 @@ const L5_OUT: Shape = Shape::image(1, 1, 4);
 
 // ── layer 6: fc6 (dense) ──
 const L6_IN: Shape = Shape::image(1, 1, 4);
-static FC6_W: [i8; 1 * 4] = [
+static FC6_W: Aligned<[i8; 1 * 4]> = Aligned([
     -39, 38, -127, -85,
-];
+]);
 static FC6_B: [i32; 1] = [
     7668,
 ];

@@ -214,7 +214,7 @@ pub fn emit(q: &QModel, regenerate: &str) -> String {
             "microcnn::add",
             &["add_broadcast_i8", "add_i8", "broadcast_shape", "mul_broadcast_i8", "AddParams", "MulParams"],
         ),
-        ("microcnn::memory", &["arena_io"]),
+        ("microcnn::memory", &["arena_io", "Aligned"]),
         ("microcnn::conv", &["conv2d_i8", "conv2d_output_shape", "ConvParams", "ConvWeights"]),
         ("microcnn::dense", &["dense_i8", "DenseParams", "DenseWeights"]),
         ("microcnn::layout", &["concat_i8", "pad_i8", "transpose_i8", "PadParams"]),
@@ -321,9 +321,9 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             shift,
             ..
         } => {
-            let _ = write!(s, "static {name}_W: [i8; {} * {} * {} * {}] = ", f[0], f[1], f[2], f[3]);
+            let _ = write!(s, "static {name}_W: Aligned<[i8; {} * {} * {} * {}]> = Aligned(", f[0], f[1], f[2], f[3]);
             array(s, weights);
-            let _ = write!(s, ";\nstatic {name}_B: [i32; {}] = ", bias.len());
+            let _ = write!(s, ");\nstatic {name}_B: [i32; {}] = ", bias.len());
             array(s, bias);
             requant_array(s, &name, multiplier, shift);
             let _ = writeln!(s, ";\nconst {name}_FILTER: Shape = Shape::new({}, {}, {}, {});", f[0], f[1], f[2], f[3]);
@@ -335,9 +335,9 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
             let _ = writeln!(s, "const L{i}_OUT: Shape = const_unwrap!({shape_fn});");
         }
         QOp::TransposeConv { filter_shape: f, stride, padding: p, weights, bias, multiplier, shift, .. } => {
-            let _ = write!(s, "static {name}_W: [i8; {} * {} * {} * {}] = ", f[0], f[1], f[2], f[3]);
+            let _ = write!(s, "static {name}_W: Aligned<[i8; {} * {} * {} * {}]> = Aligned(", f[0], f[1], f[2], f[3]);
             array(s, weights);
-            let _ = write!(s, ";\nstatic {name}_B: [i32; {}] = ", bias.len());
+            let _ = write!(s, ");\nstatic {name}_B: [i32; {}] = ", bias.len());
             array(s, bias);
             requant_array(s, &name, multiplier, shift);
             let _ = writeln!(s, ";\nconst {name}_FILTER: Shape = Shape::new({}, {}, {}, {});", f[0], f[1], f[2], f[3]);
@@ -353,9 +353,9 @@ fn layer_items(s: &mut String, i: usize, l: &QLayer) {
         }
         QOp::Dense { units, weights, bias, multiplier, shift, .. } => {
             let depth: usize = l.input.iter().product();
-            let _ = write!(s, "static {name}_W: [i8; {units} * {depth}] = ");
+            let _ = write!(s, "static {name}_W: Aligned<[i8; {units} * {depth}]> = Aligned(");
             array(s, weights);
-            let _ = write!(s, ";\nstatic {name}_B: [i32; {}] = ", bias.len());
+            let _ = write!(s, ");\nstatic {name}_B: [i32; {}] = ", bias.len());
             array(s, bias);
             requant_array(s, &name, multiplier, shift);
             let _ = writeln!(s, ";\nconst {name}: DenseParams = DenseParams {{ input_zero_point: {zi}, output_zero_point: {zo}, activation: {act} }};");
