@@ -8,7 +8,8 @@
 //!
 //! `microcnn_compact` when the crate is built for size (`opt-level = "s"` or `"z"`): the fast
 //! paths that cost flash for speed are left out; `microcnn_dense_groups` where the dense layer
-//! goes in groups of rows (every Cortex-M core but the DSP cores built for speed).
+//! goes in groups of rows (the Armv6-M cores, and the Armv7-M and later ones except those with
+//! the DSP extension built for speed).
 //!
 //! Stable Rust shows no `target_feature` for the extension on these targets, so the target name,
 //! the feature and the CPU decide.

@@ -514,8 +514,9 @@ struct Window3<'a> {
 /// inside the input (undilated) is one copy; a row across an edge, or dilated, goes a run of
 /// input channels at a time. The one gather of every column path (each pixel of the blocked
 /// kernel, each piece of a long window, the host's column kernel): never inlined, one copy in
-/// the binary (measured: two specialised copies cost 0.5 KB of flash for a few instructions per
-/// pixel).
+/// the binary (measured against a per-pixel and a per-piece copy: 0.1 KB less flash at
+/// opt-level 3 and 0.3 KB less at "s", for 0.4 instructions per MAC more on a 5×5 kernel over
+/// one channel on the M4).
 #[inline(never)]
 fn gather_taps(v: &Window3<'_>, image: &[i8], oy: usize, ox: usize, t0: usize, column: &mut [i8]) {
     let (ih, iw, ic) = (v.shape.h as isize, v.shape.w as isize, v.shape.c);

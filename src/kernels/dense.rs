@@ -149,8 +149,10 @@ static NO_BIAS: [i32; simd::DENSE_ROWS] = [0; simd::DENSE_ROWS];
 /// the taps before a row's first aligned weight, and the last `depth mod 4`, are summed here
 /// into its bias, and a depth that is not a multiple of 4 goes one row at a time. Elsewhere
 /// four units at a time against the input's bytes (the `LDRSB`/`MLA` assembly of the M3 and
-/// the M0), then two, then one. Batch items go one at a time: on a microcontroller the batch is
-/// one, and a two-item path cost 1.5 KB of flash.
+/// the M0), then two, then one; built for size, Armv7-M and later cores take two at a time
+/// (on packed pairs where the DSP extension is present) instead of those routines. Batch
+/// items go one at a time: on a microcontroller the batch is one, and a two-item path cost
+/// 1.5 KB of flash.
 ///
 /// Stack: 1 KB of pairs and 256 bytes of sums on DSP cores.
 ///
